@@ -1,0 +1,107 @@
+"""Confusion-matrix segmentation metric (mmsegmentation's ``IoUMetric`` as a torchmetrics Metric)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import Metric
+
+
+class SegmentationMetric(Metric):
+    """Accumulates a ``C×C`` int64 confusion matrix (rows = ground truth, columns = prediction).
+
+    Pixels labelled ``ignore_index`` are skipped. Across processes the matrices are *summed*, so the
+    distributed result equals the single-process one exactly. :meth:`compute` returns
+
+    - ``aAcc``: all-pixel accuracy;
+    - ``mIoU``: mean over classes of ``TP / (TP + FP + FN)``;
+    - ``mAcc``: mean over classes of ``TP / (TP + FN)``;
+    - ``IoU`` / ``Acc``: per-class vectors.
+
+    As in mmseg, a class absent from both prediction and ground truth has ``NaN`` IoU and is left
+    out of ``mIoU`` (and a class without ground-truth pixels is left out of ``mAcc``).
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = True
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.add_state(
+            "confmat",
+            default=torch.zeros(num_classes, num_classes, dtype=torch.int64),
+            dist_reduce_fx="sum",
+        )
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """``preds``: logits ``(B, C, H, W)`` or labels ``(B, H, W)``; ``target``: ``(B, H, W)``."""
+        if preds.dim() == target.dim() + 1:
+            preds = preds.argmax(1)
+        if preds.shape != target.shape:
+            raise ValueError(
+                f"SegmentationMetric: prediction {tuple(preds.shape)} and target "
+                f"{tuple(target.shape)} differ in size; resize the logits to the label size first"
+            )
+        valid = target != self.ignore_index
+        gt = target[valid].long()
+        if gt.numel() and (gt.min() < 0 or gt.max() >= self.num_classes):
+            bad = gt[(gt < 0) | (gt >= self.num_classes)].unique()[:10].tolist()
+            raise ValueError(
+                f"SegmentationMetric: label values {bad} are neither a class index "
+                f"(0..{self.num_classes - 1}) nor ignore_index {self.ignore_index}"
+            )
+        idx = gt * self.num_classes + preds[valid].long()
+        self.confmat += torch.bincount(idx, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return metrics_from_confmat(self.confmat)
+
+
+def metrics_from_confmat(confmat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """aAcc, mIoU, mAcc and per-class IoU/Acc from a confusion matrix (rows = ground truth)."""
+    cm = confmat.double()
+    tp = cm.diag()
+    gt = cm.sum(1)
+    pred = cm.sum(0)
+    union = gt + pred - tp
+    nan = torch.tensor(float("nan"), dtype=cm.dtype, device=cm.device)
+    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    acc = torch.where(gt > 0, tp / gt.clamp(min=1), nan)
+    total = cm.sum()
+    return {
+        "aAcc": tp.sum() / total if total > 0 else nan,
+        "mIoU": iou.nanmean(),
+        "mAcc": acc.nanmean(),
+        "IoU": iou,
+        "Acc": acc,
+    }
+
+
+def format_metrics_table(
+    results: dict[str, torch.Tensor], class_names: Sequence[str], title: str = "per-class results"
+):
+    """A rich ``Table`` with per-class IoU/Acc (in %) and the summary row."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    table.add_column("Acc", justify="right")
+
+    def pct(v: torch.Tensor) -> str:
+        return "—" if torch.isnan(v) else f"{100 * float(v):.2f}"
+
+    for i, name in enumerate(class_names):
+        table.add_row(name, pct(results["IoU"][i]), pct(results["Acc"][i]))
+    table.add_section()
+    table.add_row(
+        f"mean (aAcc {pct(results['aAcc'])})", pct(results["mIoU"]), pct(results["mAcc"]),
+        style="bold",
+    )  # fmt: skip
+    return table

@@ -1,0 +1,77 @@
+"""Backbones are borrowed from timm: any ``timm.create_model(..., features_only=True)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+
+class TimmBackbone(nn.Module):
+    """A timm model in ``features_only`` mode that returns its feature list.
+
+    With the default ``out_indices=(0, 1, 2, 3, 4)`` the list index *is* timm's out index, so for a
+    ResNet index 4 = ``layer4`` (the papers' "Stage 5"), 3 = ``layer3`` ("Stage 4"), 2 = ``layer2``,
+    1 = ``layer1``, 0 = the stem. ``output_stride=8`` gives the dilated "D8" ResNets of
+    DeepLab/PSPNet/DMNet (dilations 2 and 4 in the last two stages).
+
+    Args:
+        name: timm model name, e.g. ``resnet50c`` (mmseg's ResNetV1c deep stem).
+        pretrained: load ImageNet weights through timm (needs network or a local ``checkpoint_path``).
+        checkpoint_path: local weight file (``.pth``/``.safetensors``) for the *classification* model;
+            loaded by timm, works offline.
+        output_stride: 8, 16 or 32.
+        out_indices: which timm features to return.
+        **model_kwargs: passed to ``timm.create_model`` (e.g. ``channels``, ``stem_width``,
+            ``drop_path_rate``) — used to size the CPU quick-start backbone.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        checkpoint_path: str | None = None,
+        output_stride: int = 8,
+        out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+        **model_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        kwargs: dict[str, Any] = dict(
+            features_only=True,
+            output_stride=output_stride,
+            out_indices=tuple(out_indices),
+            **model_kwargs,
+        )
+        if checkpoint_path:
+            path = Path(checkpoint_path).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"backbone checkpoint_path '{path}' does not exist; point "
+                    "model.net.backbone.checkpoint_path at a local timm/torchvision weight file "
+                    "or set it to null"
+                )
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+            pretrained = True
+        try:
+            self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
+        except RuntimeError as err:
+            raise RuntimeError(
+                f"could not create backbone '{name}' (pretrained={pretrained}): {err}"
+            ) from err
+        except OSError as err:  # e.g. offline and the weights are not cached
+            raise RuntimeError(
+                f"could not fetch ImageNet weights for backbone '{name}': {err}\n"
+                "Offline? Set model.net.backbone.checkpoint_path=/path/to/weights, or "
+                "model.net.backbone.pretrained=false to train from scratch."
+            ) from err
+        self.name = name
+        self.output_stride = output_stride
+        self.channels: list[int] = list(self.body.feature_info.channels())
+        self.reductions: list[int] = list(self.body.feature_info.reduction())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(x))

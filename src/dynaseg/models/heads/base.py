@@ -1,0 +1,56 @@
+"""The decode-head contract shared by every head (mmsegmentation's ``BaseDecodeHead`` shape)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class DecodeHead(nn.Module):
+    """A head takes the backbone's whole feature list and returns class logits.
+
+    Subclasses pick their inputs by index (``in_index`` for the main feature) and implement
+    :meth:`forward`; the classifier ``dropout → 1×1 conv`` (:meth:`cls_seg`) is shared.
+
+    Args:
+        in_channels: channels of *every* backbone feature, in the backbone's order (the
+            segmentor passes ``backbone.channels``); the head selects what it uses.
+        in_index: index of the main input feature in that list (timm out index: 4 = ``layer4``,
+            i.e. the papers' "Stage 5").
+        channels: working width of the head.
+        num_classes: number of output classes.
+        dropout_ratio: dropout before the classifier (2-D, as mmseg).
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        in_index: int,
+        channels: int,
+        num_classes: int,
+        dropout_ratio: float = 0.1,
+    ) -> None:
+        super().__init__()
+        in_channels = list(in_channels)
+        if not -len(in_channels) <= in_index < len(in_channels):
+            raise ValueError(
+                f"{type(self).__name__}: in_index={in_index} but the backbone gives only "
+                f"{len(in_channels)} features (channels {in_channels}); pick an index in "
+                f"0..{len(in_channels) - 1}"
+            )
+        self.in_channels_all = in_channels
+        self.in_index = in_index
+        self.in_channels = in_channels[in_index]
+        self.channels = channels
+        self.num_classes = num_classes
+        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
+
+    def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
+        """Classify each pixel: dropout then a 1×1 conv."""
+        return self.conv_seg(self.dropout(feat))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

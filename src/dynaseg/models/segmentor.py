@@ -1,0 +1,66 @@
+"""The segmentor: backbone → decode head (+ auxiliary heads) → logits at label size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.layers import resize
+
+HeadFactory = Callable[..., DecodeHead]
+
+
+class Segmentor(nn.Module):
+    """Encoder-decoder segmentor (mmseg's ``EncoderDecoder``).
+
+    Heads are given as factories (Hydra ``_partial_: true`` configs) and built here with
+    ``in_channels=backbone.channels``, so swapping the backbone never means editing head widths.
+
+    Args:
+        backbone: a module returning a list of features with a ``channels`` attribute
+            (:class:`~dynaseg.models.backbones.TimmBackbone`).
+        decode_head: factory ``(in_channels=...) -> DecodeHead``.
+        auxiliary_head: optional factory for the deep-supervision head, or a list of them.
+
+    ``forward`` returns the decode logits bilinearly resized (align_corners False) to ``out_size``
+    (default: the input size). ``forward_train`` returns every head's logits, for the losses.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        decode_head: HeadFactory,
+        auxiliary_head: HeadFactory | Sequence[HeadFactory] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        channels = list(backbone.channels)
+        self.decode_head = decode_head(in_channels=channels)
+        if auxiliary_head is None:
+            aux = []
+        elif callable(auxiliary_head):
+            aux = [auxiliary_head]
+        else:
+            aux = list(auxiliary_head)
+        self.auxiliary_head = nn.ModuleList(factory(in_channels=channels) for factory in aux)
+
+    def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"Segmentor expects images (B, 3, H, W), got {tuple(images.shape)}"
+            )
+        return self.backbone(images)
+
+    def forward_train(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of the decode head then of each auxiliary head, at feature resolution."""
+        feats = self.extract_features(images)
+        return [self.decode_head(feats)] + [head(feats) for head in self.auxiliary_head]
+
+    def forward(
+        self, images: torch.Tensor, out_size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        logits = self.decode_head(self.extract_features(images))
+        return resize(logits, out_size or images.shape[-2:])

@@ -1,0 +1,209 @@
+"""The LightningModule: owns loss, optimiser, schedule and metrics; the network is a plain module."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.models.layers import resize
+from dynaseg.training.schedules import poly_lr_lambda
+
+
+def to_plain(value: Any) -> Any:
+    """OmegaConf containers → plain dicts/lists, so checkpoints load with ``weights_only=True``."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def safe_metric_name(name: str) -> str:
+    """Class names become metric keys and file names: keep ``[A-Za-z0-9_.-]`` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "class"
+
+
+class SegmentationModule(L.LightningModule):
+    """Semantic segmentation training with mmseg's recipe.
+
+    Loss: cross-entropy (``ignore_index``) on the decode logits plus ``aux_loss_weight`` × the same on
+    each auxiliary head (deep supervision), every logit map resized to the label size first.
+    Optimiser: any ``torch.optim`` class (default SGD) with per-parameter-group LR multipliers
+    (``lr_mult``: parameter-name prefix → factor, e.g. ``{decode_head: 10}``). Schedule: poly decay per
+    optimizer step over the run's total steps (:func:`poly_lr_lambda`).
+
+    All constructor arguments are plain Python values (the network is a Hydra config dict built here),
+    so ``SegmentationModule.load_from_checkpoint(path)`` works under torch's ``weights_only`` loading.
+
+    Args:
+        net: Hydra config dict of the network (``dynaseg.models.Segmentor``).
+        num_classes: number of classes.
+        class_names: names for the per-class table and metric keys.
+        ignore_index: label value excluded from loss and metric.
+        aux_loss_weight: weight of each auxiliary head's loss.
+        optimizer: ``{"_target_": "torch.optim.SGD", "lr": ..., ...}``.
+        lr_mult: parameter-name prefix → LR multiplier (first matching prefix wins).
+        scheduler: ``{"power": 0.9, "min_lr": 1e-4}``; ``None`` for a constant LR.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        aux_loss_weight: float = 0.4,
+        optimizer: dict[str, Any] | None = None,
+        lr_mult: dict[str, float] | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        net = to_plain(net)
+        class_names = list(to_plain(class_names) or [f"class_{i}" for i in range(num_classes)])
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} entries but num_classes is {num_classes}"
+            )
+        optimizer = to_plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 0.01}
+        self.save_hyperparameters(
+            {
+                "net": net,
+                "num_classes": int(num_classes),
+                "class_names": class_names,
+                "ignore_index": int(ignore_index),
+                "aux_loss_weight": float(aux_loss_weight),
+                "optimizer": optimizer,
+                "lr_mult": dict(to_plain(lr_mult) or {}),
+                "scheduler": to_plain(scheduler),
+            }
+        )
+        self.net = instantiate(net)
+        self.class_names = class_names
+        self.ignore_index = ignore_index
+        self.val_metric = SegmentationMetric(num_classes, ignore_index)
+        self.test_metric = self.val_metric.clone()
+        self.last_results: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
+        """Whole-image inference: logits at ``out_size`` (default: the input size)."""
+        return self.net(images, out_size)
+
+    # ------------------------------------------------------------------ training
+    def compute_losses(
+        self, logits: list[torch.Tensor], labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        losses = {}
+        for i, out in enumerate(logits):
+            name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
+            weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
+            ce = F.cross_entropy(
+                resize(out, labels.shape[-2:]).float(), labels, ignore_index=self.ignore_index
+            )
+            losses[name] = weight * ce
+        return losses
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        labels = batch["label"]
+        losses = self.compute_losses(self.net.forward_train(batch["image"]), labels)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss {loss.item()} at step {self.global_step} "
+                f"({ {k: v.item() for k, v in losses.items()} }); lower the LR or check the data"
+            )
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True)
+        self.log("train/loss", loss, on_step=True, prog_bar=True)
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict[str, Any], metric: SegmentationMetric) -> None:
+        labels = batch["label"]
+        logits = self(batch["image"], labels.shape[-2:])
+        metric.update(logits, labels)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metric)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metric)
+
+    def _finish(self, stage: str, metric: SegmentationMetric) -> None:
+        if self.trainer.sanity_checking:  # never report the sanity-check pass
+            metric.reset()
+            return
+        results = metric.compute()
+        metric.reset()
+        scalars = {k: float(results[k]) for k in ("mIoU", "mAcc", "aAcc")}
+        self.log_dict({f"{stage}/{k}": v for k, v in scalars.items()}, sync_dist=False)
+        per_class = {}
+        for i, name in enumerate(self.class_names):
+            key = safe_metric_name(name)
+            iou, acc = float(results["IoU"][i]), float(results["Acc"][i])
+            per_class[name] = {"IoU": iou, "Acc": acc}
+            if not math.isnan(iou):
+                self.log(f"{stage}/IoU.{key}", iou)
+        self.last_results[stage] = {**scalars, "per_class": per_class}
+        self._print_table(results, f"{stage} @ step {self.global_step}")
+
+    @rank_zero_only
+    def _print_table(self, results: dict[str, torch.Tensor], title: str) -> None:
+        from rich.console import Console
+
+        Console().print(format_metrics_table(results, self.class_names, title))
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val", self.val_metric)
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test", self.test_metric)
+
+    # ------------------------------------------------------------------ optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """One group per ``lr_mult`` prefix (in order) plus the rest, each with its ``lr``."""
+        base_lr = float(self.hparams.optimizer.get("lr", 0.01))
+        mults = self.hparams.lr_mult
+        buckets: dict[str, list[torch.nn.Parameter]] = {p: [] for p in mults}
+        rest: list[torch.nn.Parameter] = []
+        for name, param in self.net.named_parameters():
+            if not param.requires_grad:
+                continue
+            prefix = next((p for p in mults if name.startswith(p)), None)
+            (buckets[prefix] if prefix is not None else rest).append(param)
+        groups = [{"params": rest, "lr": base_lr, "name": "default"}] if rest else []
+        for prefix, params in buckets.items():
+            if not params:
+                raise ValueError(
+                    f"model.lr_mult: no parameter name starts with '{prefix}'; top-level modules "
+                    f"are {[n for n, _ in self.net.named_children()]}"
+                )
+            groups.append({"params": params, "lr": base_lr * float(mults[prefix]), "name": prefix})
+        return groups
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt_cfg = dict(self.hparams.optimizer)
+        optimizer = get_class(opt_cfg.pop("_target_"))(self.parameter_groups(), **opt_cfg)
+        sched_cfg = self.hparams.scheduler
+        if not sched_cfg:
+            return {"optimizer": optimizer}
+        total = int(self.trainer.estimated_stepping_batches)
+        lambdas = [
+            poly_lr_lambda(
+                g["lr"], total, float(sched_cfg.get("power", 0.9)),
+                float(sched_cfg.get("min_lr", 1e-4)),
+            )  # fmt: skip
+            for g in optimizer.param_groups
+        ]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }

@@ -1,0 +1,102 @@
+"""The train and evaluate recipes behind ``src/train.py`` and ``src/eval.py``.
+
+Each reads top to bottom: seed → datamodule, model, callbacks, loggers, trainer → fit/test →
+metrics JSON in the run directory → the metric a sweeper optimises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from dynaseg.training.module import SegmentationModule
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Callbacks/loggers are dicts of named ``_target_`` entries; ``null`` entries are skipped."""
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+@rank_zero_only
+def write_metrics(path: Path, payload: dict[str, Any]) -> None:
+    """Write the run's machine-readable metrics (NaN → null so the file is strict JSON)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean(payload), indent=2))
+    rank_zero_info(f"metrics written to {path}")
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    return instantiate(
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=instantiate_group(cfg.get("logger")) or False,
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
+
+    datamodule = instantiate(cfg.data)
+    model: SegmentationModule = instantiate(cfg.model, _recursive_=False)
+    trainer = build_trainer(cfg)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    results: dict[str, Any] = {"val": model.last_results.get("val")}
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        results["test"] = model.last_results.get("test")
+    results["best_checkpoint"] = best or None
+    results["global_step"] = trainer.global_step
+    write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
+    if best:
+        rank_zero_info(f"best checkpoint: {best}")
+    return results
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path`` on the test split; prints the table, writes ``eval_metrics.json``."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        raise ValueError("eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt")
+    ckpt_path = Path(ckpt).expanduser()
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)")
+
+    datamodule = instantiate(cfg.data)
+    model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    if model.hparams.num_classes != cfg.data.num_classes:
+        raise ValueError(
+            f"checkpoint '{ckpt_path}' predicts {model.hparams.num_classes} classes but "
+            f"data={cfg.data.get('_name_', 'the data config')} has {cfg.data.num_classes}; "
+            "evaluate it on the dataset it was trained for"
+        )
+    trainer = build_trainer(cfg)
+    trainer.test(model, datamodule=datamodule)
+    results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
+    write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
+    return results

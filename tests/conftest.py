@@ -1,0 +1,3 @@
+"""pytest configuration: tests never reach the network (see helpers.py)."""
+
+import helpers  # noqa: F401  (sets the offline environment variables on import)

@@ -1,0 +1,53 @@
+"""End to end through the real entry points: src/train.py then src/eval.py, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import ROOT, TINY
+
+
+def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, script, *args, f"paths.log_dir={tmp}/logs", f"hydra.run.dir={tmp}/run"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_train_then_eval_round_trip(tmp_path: Path) -> None:
+    args = TINY + ["trainer.max_steps=4", "trainer.val_check_interval=2", "seed=1"]
+    train = run("src/train.py", args, tmp_path / "train")
+    metrics = json.loads((tmp_path / "train/run/metrics.json").read_text())
+    ckpt = Path(metrics["best_checkpoint"])
+    assert ckpt.is_file() and "=" not in ckpt.name
+    assert metrics["global_step"] == 4
+    test = metrics["test"]
+    assert 0.0 <= test["mIoU"] <= 1.0 and set(test["per_class"]) >= {"sky", "bird"}
+    assert "best checkpoint" in train.stderr + train.stdout
+    assert "mean (aAcc" in train.stdout  # the per-class table was printed
+
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["hyper_parameters"]["num_classes"] == 10
+
+    data_args = [a for a in TINY if a.startswith("data.")]
+    ev = run("src/eval.py", [f"ckpt_path={ckpt}", *data_args], tmp_path / "eval")
+    evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
+    assert evaluated["test"]["mIoU"] == pytest.approx(test["mIoU"], abs=1e-9)
+    assert "mean (aAcc" in ev.stdout
+
+
+def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "src/eval.py", f"ckpt_path={tmp_path}/nope.ckpt",
+         f"hydra.run.dir={tmp_path}/run"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "nope.ckpt" in proc.stderr and "does not exist" in proc.stderr

@@ -1,0 +1,99 @@
+"""The confusion-matrix metric against a numpy reference (mmseg's definitions)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dynaseg.metrics import SegmentationMetric, format_metrics_table
+
+
+def numpy_reference(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255):
+    valid = gt != ignore
+    p, g = pred[valid], gt[valid]
+    ious, accs = [], []
+    for c in range(num_classes):
+        inter = np.sum((p == c) & (g == c))
+        union = np.sum((p == c) | (g == c))
+        area_gt = np.sum(g == c)
+        ious.append(inter / union if union else np.nan)
+        accs.append(inter / area_gt if area_gt else np.nan)
+    return {
+        "aAcc": np.mean(p == g),
+        "mIoU": np.nanmean(ious),
+        "mAcc": np.nanmean(accs),
+        "IoU": np.array(ious),
+        "Acc": np.array(accs),
+    }
+
+
+def test_metric_matches_numpy_reference_with_ignore_and_absent_classes() -> None:
+    rng = np.random.default_rng(0)
+    num_classes = 7
+    # class 5 never appears anywhere; class 6 only in predictions (IoU 0, Acc undefined)
+    gt = rng.integers(0, 5, (3, 20, 24))
+    gt[rng.random(gt.shape) < 0.2] = 255
+    pred = np.where(rng.random(gt.shape) < 0.6, gt, rng.integers(0, 5, gt.shape))
+    pred[gt == 255] = 3
+    pred[0, :2, :2] = 6
+    metric = SegmentationMetric(num_classes)
+    for b in range(3):  # several updates accumulate
+        metric.update(torch.from_numpy(pred[b : b + 1]), torch.from_numpy(gt[b : b + 1]))
+    ours = metric.compute()
+    ref = numpy_reference(pred, gt, num_classes)
+    for key in ("aAcc", "mIoU", "mAcc"):
+        assert math.isclose(float(ours[key]), ref[key], rel_tol=1e-12), key
+    np.testing.assert_allclose(ours["IoU"].numpy(), ref["IoU"], rtol=1e-12)
+    np.testing.assert_allclose(ours["Acc"].numpy(), ref["Acc"], rtol=1e-12)
+    assert math.isnan(float(ours["IoU"][5])) and float(ours["IoU"][6]) == 0.0
+    assert math.isnan(float(ours["Acc"][6]))
+
+
+def test_logits_are_argmaxed_and_state_is_int64_sum_reduced() -> None:
+    metric = SegmentationMetric(3)
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 2] = 1.0
+    metric.update(logits, torch.tensor([[[2, 2], [0, 255]]]))
+    assert metric.confmat.dtype == torch.int64
+    assert metric.confmat.tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 2]]
+    assert metric._reductions["confmat"].__name__ in {"dim_zero_sum", "sum"}
+
+
+def test_merging_two_processes_equals_one() -> None:
+    rng = np.random.default_rng(1)
+    gt = torch.from_numpy(rng.integers(0, 4, (4, 8, 8)))
+    pred = torch.from_numpy(rng.integers(0, 4, (4, 8, 8)))
+    whole, a, b = SegmentationMetric(4), SegmentationMetric(4), SegmentationMetric(4)
+    whole.update(pred, gt)
+    a.update(pred[:2], gt[:2])
+    b.update(pred[2:], gt[2:])
+    assert torch.equal(a.confmat + b.confmat, whole.confmat)
+
+
+def test_bad_labels_and_sizes_give_clear_errors() -> None:
+    metric = SegmentationMetric(3)
+    try:
+        metric.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.tensor([[[0, 9], [1, 1]]]))
+    except ValueError as err:
+        assert "[9]" in str(err) and "ignore_index" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("label 9 accepted")
+    try:
+        metric.update(torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, 2, dtype=torch.long))
+    except ValueError as err:
+        assert "differ in size" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("size mismatch accepted")
+
+
+def test_table_lists_every_class_and_the_means() -> None:
+    from rich.console import Console
+
+    metric = SegmentationMetric(2)
+    metric.update(torch.tensor([[0, 1]]), torch.tensor([[0, 0]]))
+    console = Console(record=True, width=80)
+    console.print(format_metrics_table(metric.compute(), ["road", "car"]))
+    text = console.export_text()
+    assert "road" in text and "car" in text and "50.00" in text and "—" in text
