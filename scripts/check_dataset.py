@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Check a dataset on disk against its data config before training on it.
+
+Usage::
+
+    python scripts/check_dataset.py data=<name> paths.data_dir=<dir> [--splits S ...] [--limit N]
+
+Reports, per split: the number of image/label pairs, missing images or labels, unreadable files,
+label values that are neither a class nor the ignore index, image/label size mismatches and the
+per-class pixel frequencies. Exits 1 if any error was found, 2 if the dataset (root or a split
+list) is missing, 0 otherwise. Any other ``key=value`` argument is a Hydra override of the
+training config (e.g. ``data.dataset.root=/elsewhere``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from tqdm import tqdm
+
+from dynaseg.data.datasets.files import DatasetError, DatasetNotFoundError, FileSegDataset
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+KINDS = {
+    "missing_image": "missing images",
+    "missing_label": "images without a label",
+    "unreadable": "unreadable files",
+    "bad_values": "labels with values outside the classes/ignore",
+    "size_mismatch": "image/label size mismatches",
+}
+SHOW = 5  # messages printed per kind
+
+
+def check_split(ds: FileSegDataset, limit: int | None) -> tuple[dict[str, list[str]], np.ndarray]:
+    """All problems of one split (by kind) and its pixel counts per class (+ ignore last)."""
+    problems: dict[str, list[str]] = defaultdict(list)
+    for kind, msg in ds.problems:
+        problems[kind].append(msg)
+    counts = np.zeros(ds.num_classes + 1, np.int64)
+    n = len(ds) if limit is None else min(limit, len(ds))
+    for i in tqdm(range(n), desc=f"checking {ds.split}", unit="img", leave=False):
+        report = ds.inspect(i)
+        for kind, msg in report.problems:
+            problems[kind].append(msg)
+        if report.class_counts is not None:
+            counts += report.class_counts.astype(np.int64)
+    return problems, counts
+
+
+def print_frequencies(names: list[str], counts: np.ndarray) -> None:
+    total = counts.sum()
+    if total == 0:
+        return
+    print("  pixel frequency per class (% of all pixels):")
+    cells = [
+        f"{n[:18]:>18s} {100 * c / total:6.2f}" for n, c in zip(names, counts[:-1], strict=True)
+    ]
+    cells.append(f"{'(ignore 255)':>18s} {100 * counts[-1] / total:6.2f}")
+    for k in range(0, len(cells), 4):
+        print("   " + "  ".join(cells[k : k + 4]))
+    absent = [n for n, c in zip(names, counts[:-1], strict=True) if c == 0]
+    if absent:
+        print(f"  note: {len(absent)} class(es) never occur: {', '.join(absent[:10])}"
+              + (" …" if len(absent) > 10 else ""))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--splits", nargs="+", help="splits to check (default: the config's splits)")
+    ap.add_argument("--limit", type=int, help="check at most N samples per split")
+    args, overrides = ap.parse_known_args(argv)
+    unknown = [o for o in overrides if "=" not in o]
+    if unknown:
+        ap.error(f"unrecognised arguments {unknown}; expected Hydra overrides key=value")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    data = cfg.data
+    splits = args.splits or list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
+    print(f"dataset: {data.dataset._target_} at {data.dataset.get('root', '-')}")
+    n_errors, missing = 0, False
+    factory = instantiate(data.dataset)  # a partial: (split=..., transform=...) -> dataset
+    for split in splits:
+        try:
+            ds = factory(split=split, transform=None, strict=False)
+        except DatasetNotFoundError as err:
+            print(f"\n[{split}] ERROR: {err}")
+            missing = True
+            continue
+        except DatasetError as err:
+            print(f"\n[{split}] ERROR: {err}")
+            n_errors += 1
+            continue
+        if not isinstance(ds, FileSegDataset):
+            print(f"[{split}] {type(ds).__name__} is not an on-disk dataset; nothing to check")
+            continue
+        if ds.num_classes != data.num_classes:
+            print(f"[{split}] ERROR: {type(ds).__name__} has {ds.num_classes} classes, "
+                  f"data.num_classes is {data.num_classes}")  # fmt: skip
+            n_errors += 1
+        problems, counts = check_split(ds, args.limit)
+        n_bad = sum(len(v) for v in problems.values())
+        print(f"\n[{split}] {len(ds)} image/label pairs"
+              + (f" (+{len(ds.problems)} incomplete)" if ds.problems else "")
+              + (f", checked {args.limit}" if args.limit and args.limit < len(ds) else "")
+              + (f" — {n_bad} error(s)" if n_bad else " — OK"))  # fmt: skip
+        for kind, title in KINDS.items():
+            msgs = problems.get(kind, [])
+            if msgs:
+                print(f"  {len(msgs)} {title}:")
+                for m in msgs[:SHOW]:
+                    print(f"    - {m}")
+                if len(msgs) > SHOW:
+                    print(f"    … and {len(msgs) - SHOW} more")
+        print_frequencies(list(ds.CLASSES), counts)
+        n_errors += n_bad
+    if missing:
+        print("\nFAILED: dataset or split list missing (see above)")
+        return 2
+    print(f"\n{'FAILED' if n_errors else 'OK'}: {n_errors} error(s)")
+    return 1 if n_errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""One LightningDataModule for every dataset: a dataset factory + mmseg-style pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from dynaseg.data.base import SegmentationDataset
+from dynaseg.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_eval_transform,
+    build_train_transform,
+)
+
+DatasetFactory = Callable[..., SegmentationDataset]
+
+
+class SegDataModule(L.LightningDataModule):
+    """Train/val/test loaders for any :class:`~dynaseg.data.base.SegmentationDataset`.
+
+    Args:
+        dataset: factory ``(split=..., transform=...) -> SegmentationDataset`` (a Hydra
+            ``_partial_: true`` config holding the dataset's own arguments, e.g. its root).
+        num_classes: classes predicted (checked against the dataset's class list).
+        class_names: class names from the data config (checked against the dataset's).
+        palette: RGB colour per class, for visualisation.
+        crop_size: training crop ``(h, w)``.
+        scale: dataset scale ``(long, short)`` as in mmseg (``(2048, 512)`` for ADE20K).
+        ratio_range: training random-rescale range.
+        cat_max_ratio: single-class cap of the random crop.
+        test_scale: evaluation resize (keep ratio); ``None`` = the image as is.
+        mean, std: normalisation (ImageNet by default).
+        ignore_index: label value ignored by loss and metric; also the label pad value.
+        batch_size: training batch size per process.
+        val_batch_size: evaluation batch size (1 for datasets with varying image sizes).
+        num_workers: loader workers.
+        train_split, val_split, test_split: split names passed to the dataset.
+        photometric: use the photometric distortion in training.
+    """
+
+    def __init__(
+        self,
+        dataset: DatasetFactory,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        crop_size: Sequence[int] = (512, 512),
+        scale: Sequence[int] = (2048, 512),
+        ratio_range: Sequence[float] = (0.5, 2.0),
+        cat_max_ratio: float = 0.75,
+        test_scale: Sequence[int] | None = (2048, 512),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        ignore_index: int = 255,
+        batch_size: int = 4,
+        val_batch_size: int = 1,
+        num_workers: int = 4,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "val",
+        photometric: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.dataset_factory = dataset
+        self.num_classes = num_classes
+        self.config_class_names = list(class_names) if class_names else None
+        self.palette = [tuple(c) for c in palette] if palette else None
+        self.ignore_index = ignore_index
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.train_transform = build_train_transform(
+            crop_size, scale, ratio_range, cat_max_ratio, photometric=photometric,
+            mean=mean, std=std, ignore_index=ignore_index,
+        )  # fmt: skip
+        self.eval_transform = build_eval_transform(test_scale, mean, std)
+        self.datasets: dict[str, SegmentationDataset] = {}
+
+    def make_dataset(self, stage: str) -> SegmentationDataset:
+        """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
+        transform = self.train_transform if stage == "train" else self.eval_transform
+        ds = self.dataset_factory(split=self.splits[stage], transform=transform)
+        if ds.num_classes != self.num_classes:
+            raise ValueError(
+                f"{type(ds).__name__} has {ds.num_classes} classes but data.num_classes is "
+                f"{self.num_classes}; fix the data config"
+            )
+        if self.config_class_names and list(ds.CLASSES) != self.config_class_names:
+            raise ValueError(
+                f"data.class_names does not match {type(ds).__name__}.CLASSES; fix the data config"
+            )
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}.get(
+            stage or "fit", ["train", "val", "test"]
+        )
+        for name in wanted:
+            if name not in self.datasets:
+                self.datasets[name] = self.make_dataset(name)
+
+    @property
+    def class_names(self) -> list[str]:
+        ds = next(iter(self.datasets.values()), None) or self.make_dataset("val")
+        return list(ds.CLASSES)
+
+    def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[stage],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.val_batch_size, shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
