@@ -1,0 +1,161 @@
+"""CaC-Net head: Context-adaptive Convolution (Liu, He, Qiao, Ren, Li; ECCV 2020).
+
+Paper: ``shared/papers/cacnet_eccv2020.md`` §3. One CaC module, on a feature
+``X ∈ R^{h×w×c}``:
+
+- §3.1 kernel prediction: query ``Q = T_q(X) ∈ R^{h×w×s²}`` and key ``K = T_k(X) ∈ R^{h×w×c}``
+  by two 1×1 convs (no bias: the paper counts ``c² + s²c`` parameters); reshaped to
+  ``Q̄ ∈ R^{n×s²}``, ``K̄ ∈ R^{n×c}`` (``n = hw``), Eq. (1) ``D̄ = Q̄ᵀ K̄ ∈ R^{s²×c}`` sums over
+  *all* positions (global context); ``D̄`` is reshaped to ``s×s×c`` and batch-normalised → ``D``.
+- §3.2 weight generation: depthwise conv of ``X`` with ``D`` at each dilation (paper {1, 2, 3},
+  the same ``D`` shared), sigmoid of each, Eq. (2) ``W = W₁ ⊕ W₂ ⊕ W₃``; ``X* = X ⊙ W``.
+- §3.3 global pooling branch (the input averaged over all positions and replicated) concatenated
+  with the ``X*`` of ``H`` parallel CaC modules (multi-head ensemble, paper ``H = 2``).
+
+Choices where the paper is silent (all constructor arguments):
+
+- Normalisation of ``Q̄``/``K̄``: the paper applies none before Eq. (1), only BN on ``D``
+  (``query_norm="none"``, default). ``"softmax"`` (each query column a spatial distribution)
+  and ``"mean"`` (divide by ``n``) are offered; BN makes ``"mean"`` a no-op up to BN's ε.
+- BN on ``D``: ``BatchNorm2d(c)`` over ``(B, c, s, s)``, i.e. statistics per channel over the
+  batch and the ``s×s`` taps (a per-element BN over the batch alone would be degenerate at
+  batch 1).
+- ``X`` of each head: its own 1×1 conv-BN-ReLU ``in_channels → channels`` of the backbone
+  feature (§3.3: "different head modules operate on different subspaces"); otherwise ``c`` would
+  be 2048 and ``T_k`` alone 4.2M parameters per head, far above Table 7's +5M.
+- Global pooling branch: a plain average (no conv) of the head input, as §3.3 describes.
+- Fusion before the classifier: a ``fuse_kernel_size`` conv-BN-ReLU (default 1×1, which puts the
+  head near Table 7's +5M parameters; 3 gives the mmseg-style 3×3 bottleneck).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
+
+QueryNorm = Literal["none", "softmax", "mean"]
+
+
+class CaCModule(nn.Module):
+    """One context-adaptive convolution module (§3.1–3.2), returning ``X* = X ⊙ W``.
+
+    Args:
+        in_channels: channels of the incoming feature.
+        channels: ``c``, width of ``X`` (after the 1×1 reduction) and of ``K``.
+        kernel_size: ``s``, spatial size of the predicted kernel ``D``.
+        dilations: dilations of the depthwise convs sharing ``D`` (paper ``(1, 2, 3)``).
+        reduce: apply the 1×1 conv-BN-ReLU ``in_channels → channels`` first (otherwise
+            ``in_channels`` must equal ``channels``).
+        query_norm: normalisation of ``Q̄`` before Eq. (1): ``"none"`` | ``"softmax"`` | ``"mean"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernel_size: int = 3,
+        dilations: Sequence[int] = (1, 2, 3),
+        reduce: bool = True,
+        query_norm: QueryNorm = "none",
+    ) -> None:
+        super().__init__()
+        if not reduce and in_channels != channels:
+            raise ValueError(
+                f"CaCModule: reduce=False needs in_channels == channels, got {in_channels} "
+                f"and {channels}"
+            )
+        if query_norm not in ("none", "softmax", "mean"):
+            raise ValueError(f"CaCModule: unknown query_norm {query_norm!r}")
+        if not dilations:
+            raise ValueError("CaCModule: dilations must name at least one dilation")
+        self.kernel_size = kernel_size
+        self.dilations = tuple(int(d) for d in dilations)
+        self.query_norm = query_norm
+        self.reduce = ConvNormAct(in_channels, channels, 1) if reduce else nn.Identity()
+        self.query_conv = nn.Conv2d(channels, kernel_size * kernel_size, 1, bias=False)  # T_q
+        self.key_conv = nn.Conv2d(channels, channels, 1, bias=False)  # T_k
+        self.kernel_norm = nn.BatchNorm2d(channels)
+
+    def raw_kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. (1) before BN: ``D̄ = Q̄ᵀ K̄`` reshaped to ``(B, c, s, s)``; ``x`` is ``X``."""
+        b, c = x.shape[:2]
+        q = self.query_conv(x).flatten(2)  # (B, s², n)  = Q̄ᵀ
+        k = self.key_conv(x).flatten(2)  # (B, c, n)   = K̄ᵀ
+        if self.query_norm == "softmax":
+            q = q.softmax(dim=-1)
+        elif self.query_norm == "mean":
+            q = q / q.shape[-1]
+        d = torch.bmm(q, k.transpose(1, 2))  # (B, s², c) = Q̄ᵀ K̄
+        return d.transpose(1, 2).reshape(b, c, self.kernel_size, self.kernel_size)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. (2): ``W = Σ_d σ(X ⊛_d D)`` for the (BN-normalised) kernel ``D``."""
+        kernel = self.kernel_norm(self.raw_kernel(x))
+        return sum(
+            torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, dilation=d)) for d in self.dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(x)
+        return x * self.weights(x)
+
+
+class CaCHead(DecodeHead):
+    """CaC-Net head: ``H`` parallel CaC modules + global pooling, concat, fuse, classify.
+
+    Args:
+        in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
+        num_heads: ``H`` (paper 2; Table 3 ablates 1–4).
+        kernel_sizes: ``s`` per head, an int for all heads or a list of ``H`` (Table 4: 3+3, 3+5,
+            3+7).
+        dilations: dilation set of the weight generation (Table 5: {1}, {1,2}, {1,2,3}, ...).
+        global_pool: add the global pooling branch (Table 1 "GP").
+        query_norm: see :class:`CaCModule`.
+        fuse_kernel_size: kernel of the conv-BN-ReLU fusing the concatenation.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        in_index: int = 4,
+        channels: int = 512,
+        num_heads: int = 2,
+        kernel_sizes: int | Sequence[int] = 3,
+        dilations: Sequence[int] = (1, 2, 3),
+        global_pool: bool = True,
+        query_norm: QueryNorm = "none",
+        fuse_kernel_size: int = 1,
+        dropout_ratio: float = 0.1,
+    ) -> None:
+        super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
+        if isinstance(kernel_sizes, int):
+            kernel_sizes = [kernel_sizes] * num_heads
+        kernel_sizes = [int(k) for k in kernel_sizes]
+        if num_heads < 1 or len(kernel_sizes) != num_heads:
+            raise ValueError(
+                f"CaCHead: need num_heads >= 1 and one kernel size per head, got "
+                f"num_heads={num_heads}, kernel_sizes={kernel_sizes}"
+            )
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.global_pool = global_pool
+        self.cac_modules = nn.ModuleList(
+            CaCModule(self.in_channels, channels, k, dilations, query_norm=query_norm)
+            for k in kernel_sizes
+        )
+        fused = num_heads * channels + (self.in_channels if global_pool else 0)
+        self.bottleneck = ConvNormAct(fused, channels, fuse_kernel_size)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[self.in_index]
+        outs = [m(x) for m in self.cac_modules]
+        if self.global_pool:
+            outs.append(F.adaptive_avg_pool2d(x, 1).expand(-1, -1, *x.shape[-2:]))
+        return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
