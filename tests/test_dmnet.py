@@ -67,9 +67,7 @@ def test_dmnet_parameter_counts_match_mmseg() -> None:
     head = DMHead(RESNET50_CHANNELS, num_classes=150)
     assert n_params(head) == 27_351_190
     assert n_params(head.dcm_modules) == 8_398_848  # ≈ 8.4M (paper Table 3: 9M)
-    aux = FCNHead(
-        RESNET50_CHANNELS, 150, in_index=3, channels=256, num_convs=1, concat_input=False
-    )
+    aux = FCNHead(RESNET50_CHANNELS, 150, in_index=3, channels=256, num_convs=1, concat_input=False)
     assert n_params(aux) == 2_398_358
 
 

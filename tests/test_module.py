@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import lightning as L
 import pytest
 import torch
-from helpers import TINY, compose_config
 from hydra.utils import instantiate
 
 from dynaseg.training.module import SegmentationModule, safe_metric_name
 from dynaseg.training.schedules import poly_lr_lambda
+from helpers import TINY, compose_config
 
 
 def tiny_module(overrides: list[str] | None = None) -> SegmentationModule:
@@ -59,9 +58,7 @@ def test_every_norm_layer_converts_to_syncbn() -> None:
     module = tiny_module()
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    norms = [
-        m for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
-    ]
+    norms = [m for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
     assert n_bn > 0 and len(norms) == n_bn
     assert all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
 

@@ -49,9 +49,7 @@ class Segmentor(nn.Module):
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"Segmentor expects images (B, 3, H, W), got {tuple(images.shape)}"
-            )
+            raise ValueError(f"Segmentor expects images (B, 3, H, W), got {tuple(images.shape)}")
         return self.backbone(images)
 
     def forward_train(self, images: torch.Tensor) -> list[torch.Tensor]:

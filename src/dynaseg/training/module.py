@@ -197,7 +197,9 @@ class SegmentationModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         lambdas = [
             poly_lr_lambda(
-                g["lr"], total, float(sched_cfg.get("power", 0.9)),
+                g["lr"],
+                total,
+                float(sched_cfg.get("power", 0.9)),
                 float(sched_cfg.get("min_lr", 1e-4)),
             )  # fmt: skip
             for g in optimizer.param_groups

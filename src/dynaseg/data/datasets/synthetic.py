@@ -81,7 +81,9 @@ class SyntheticScenes(SegmentationDataset):
     ) -> None:
         super().__init__(split, transform)
         if split not in SPLIT_OFFSETS:
-            raise ValueError(f"SyntheticScenes: split must be one of {list(SPLIT_OFFSETS)}, got {split!r}")
+            raise ValueError(
+                f"SyntheticScenes: split must be one of {list(SPLIT_OFFSETS)}, got {split!r}"
+            )
         self.size = (int(size[0]), int(size[1]))
         self.length = int(length if split == "train" else eval_length)
         self.seed = int(seed)
@@ -92,7 +94,9 @@ class SyntheticScenes(SegmentationDataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < self.length:
-            raise IndexError(f"SyntheticScenes[{self.split}]: index {index} out of range {self.length}")
+            raise IndexError(
+                f"SyntheticScenes[{self.split}]: index {index} out of range {self.length}"
+            )
         rng = np.random.default_rng([self.seed, SPLIT_OFFSETS[self.split], index])
         return generate_scene(rng, self.size, self.noise_std)
 
@@ -155,8 +159,9 @@ def generate_scene(
         r = int(np.exp(rng.uniform(np.log(3), np.log(40))))
         trunk_h = max(1, r // 2)
         cv2.rectangle(label, (x - max(1, r // 5), y - trunk_h), (x + max(1, r // 5), y), TREE, -1)
-        cv2.rectangle(colour, (x - max(1, r // 5), y - trunk_h), (x + max(1, r // 5), y),
-                      (90, 70, 50), -1)
+        cv2.rectangle(
+            colour, (x - max(1, r // 5), y - trunk_h), (x + max(1, r // 5), y), (90, 70, 50), -1
+        )
         cy = y - trunk_h - r + 1
         cv2.circle(label, (x, cy), r, TREE, -1)
         cv2.circle(colour, (x, cy), r, STUFF_COLOURS[TREE], -1)
@@ -174,8 +179,9 @@ def generate_scene(
         cv2.rectangle(label, (x0, y0), (x0 + bw, y0 + bh), cls, -1)
         cv2.rectangle(colour, (x0, y0), (x0 + bw, y0 + bh), c.tolist(), -1)
         # a darker "window/cabin" band: the same on cars and boats
-        cv2.rectangle(colour, (x0 + bw // 4, y0), (x0 + 3 * bw // 4, y0 + bh // 3),
-                      (c * 0.6).tolist(), -1)
+        cv2.rectangle(
+            colour, (x0 + bw // 4, y0), (x0 + 3 * bw // 4, y0 + bh // 3), (c * 0.6).tolist(), -1
+        )
 
     # Sky things: identical ellipses; small = bird, large = balloon.
     if horizon > 8:
@@ -200,8 +206,9 @@ def generate_scene(
     # Global nuisances: illumination gain and colour cast, smooth shading, per-pixel noise.
     gain = rng.uniform(0.7, 1.25)
     cast = rng.normal(0, 12, 3).astype(np.float32)
-    shading = cv2.resize(rng.normal(0, 18, (4, 4)).astype(np.float32), (w, h),
-                         interpolation=cv2.INTER_CUBIC)
+    shading = cv2.resize(
+        rng.normal(0, 18, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     image = colour * gain + cast + shading[..., None]
     image += rng.normal(0, noise_std, (h, w, 3)).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8), label
