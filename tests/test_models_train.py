@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import CONF_DIR, TINY, compose_config
 
 from dynaseg.training.recipes import train
+from helpers import CONF_DIR, TINY, compose_config
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 DMNET_SWITCHES = [

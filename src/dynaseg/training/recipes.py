@@ -43,6 +43,20 @@ def write_metrics(path: Path, payload: dict[str, Any]) -> None:
     rank_zero_info(f"metrics written to {path}")
 
 
+def stage_results(model: SegmentationModule, trainer: L.Trainer, stage: str) -> dict | None:
+    """The stage's metrics from the module, or — after ``ddp_spawn``, whose workers' module state
+    does not come back — the scalars Lightning sends back in ``callback_metrics``."""
+    if model.last_results.get(stage):
+        return model.last_results[stage]
+    prefix = f"{stage}/"
+    scalars = {
+        k[len(prefix) :]: float(v)
+        for k, v in trainer.callback_metrics.items()
+        if k.startswith(prefix)
+    }
+    return scalars or None
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(
         cfg.trainer,
@@ -64,14 +78,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    results: dict[str, Any] = {"val": model.last_results.get("val")}
+    results: dict[str, Any] = {"val": stage_results(model, trainer, "val")}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        results["test"] = model.last_results.get("test")
+        results["test"] = stage_results(model, trainer, "test")
     results["best_checkpoint"] = best or None
-    results["global_step"] = trainer.global_step
+    step = trainer.global_step
+    if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
+        step = int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
+    results["global_step"] = step
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
