@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, label_id_lut
 from dynaseg.data.datasets.files import DatasetError, read_label
+from dynaseg.data.prep import run_parallel
 
 _LUT = label_id_lut()
 
@@ -40,21 +38,6 @@ def convert(job: tuple[Path, Path]) -> str:
                          "0..33 (or 255)")  # fmt: skip
     Image.fromarray(_LUT.astype(np.uint8)[raw]).save(dst)
     return src.name
-
-
-def run_parallel(fn: Callable, jobs: list, workers: int, desc: str) -> Iterable:
-    """``fn`` over ``jobs`` with a progress bar (in-process when ``workers <= 1``)."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="file")
-    if workers <= 1:
-        for job in jobs:
-            yield fn(job)
-            bar.update()
-    else:
-        with Pool(workers) as pool:
-            for result in pool.imap_unordered(fn, jobs, chunksize=16):
-                yield result
-                bar.update()
-    bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,17 +29,15 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy.io import loadmat
-from tqdm import tqdm
 
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES, CONTEXT60_PALETTE
+from dynaseg.data.prep import read_list, run_parallel
 
 _LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 _PALETTE = [c for rgb in CONTEXT60_PALETTE for c in rgb] + [0] * (3 * (256 - 60))
@@ -112,27 +110,6 @@ def _convert(job: tuple[Path, Path], lut: np.ndarray) -> str:
     img.putpalette(_PALETTE)
     img.save(out)
     return mat.stem
-
-
-def run_parallel(fn: Callable, jobs: list, workers: int, desc: str) -> Iterable:
-    """``fn`` over ``jobs`` with a progress bar (in-process when ``workers <= 1``)."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="file")
-    if workers <= 1:
-        for job in jobs:
-            yield fn(job)
-            bar.update()
-    else:
-        with Pool(workers) as pool:
-            for result in pool.imap_unordered(fn, jobs, chunksize=16):
-                yield result
-                bar.update()
-    bar.close()
-
-
-def read_list(path: Path, what: str) -> list[str]:
-    if not path.is_file():
-        raise SystemExit(f"error: {path} does not exist; expected {what} (one id per line)")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
-from multiprocessing import Pool
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy.io import loadmat
-from tqdm import tqdm
 
 from dynaseg.data.datasets.voc import voc_colormap
+from dynaseg.data.prep import read_list, run_parallel
 
 FULL_TRAINAUG_LEN = 10582
 NUM_CLASSES = 21
@@ -71,27 +70,6 @@ def _convert(job: tuple[Path, Path]) -> str:
     mat, out = job
     write_palette_png(read_sbd_mat(mat), out)
     return mat.stem
-
-
-def run_parallel(fn: Callable, jobs: list, workers: int, desc: str) -> Iterable:
-    """``fn`` over ``jobs`` with a progress bar (in-process when ``workers <= 1``)."""
-    bar = tqdm(total=len(jobs), desc=desc, unit="file")
-    if workers <= 1:
-        for job in jobs:
-            yield fn(job)
-            bar.update()
-    else:
-        with Pool(workers) as pool:
-            for result in pool.imap_unordered(fn, jobs, chunksize=16):
-                yield result
-                bar.update()
-    bar.close()
-
-
-def read_list(path: Path, what: str) -> list[str]:
-    if not path.is_file():
-        raise SystemExit(f"error: {path} does not exist; expected {what} (one id per line)")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_list(path: Path, ids: Iterable[str]) -> int:

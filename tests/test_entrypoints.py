@@ -33,6 +33,7 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert 0.0 <= test["mIoU"] <= 1.0 and set(test["per_class"]) >= {"sky", "bird"}
     assert "best checkpoint" in train.stderr + train.stdout
     assert "mean (aAcc" in train.stdout  # the per-class table was printed
+    assert "filter_sizes" in train.stdout  # extras.print_config showed the composed config
 
     raw = torch.load(ckpt, weights_only=True)
     assert raw["hyper_parameters"]["num_classes"] == 10

@@ -43,6 +43,19 @@ def write_metrics(path: Path, payload: dict[str, Any]) -> None:
     rank_zero_info(f"metrics written to {path}")
 
 
+@rank_zero_only
+def print_config(cfg: DictConfig) -> None:
+    """Show the composed config (``extras.print_config``), resolved where it can be."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception:  # e.g. a `???` value that the run itself will report
+        text = OmegaConf.to_yaml(cfg)
+    Console().print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+
+
 def stage_results(model: SegmentationModule, trainer: L.Trainer, stage: str) -> dict | None:
     """The stage's metrics from the module, or — after ``ddp_spawn``, whose workers' module state
     does not come back — the scalars Lightning sends back in ``callback_metrics``."""
@@ -67,6 +80,8 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
+    if cfg.get("extras", {}).get("print_config"):
+        print_config(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
@@ -97,6 +112,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on the test split; prints the table, writes ``eval_metrics.json``."""
+    if cfg.get("extras", {}).get("print_config"):
+        print_config(cfg)
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
         raise ValueError("eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt")
