@@ -51,5 +51,19 @@ def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
          f"hydra.run.dir={tmp_path}/run"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     assert "nope.ckpt" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "src/train.py", "model=dmnet", "data=ade20k", "model/backbone=resnet_tiny",
+         f"paths.data_dir={tmp_path}/none", f"hydra.run.dir={tmp_path}/run", "trainer=cpu"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"error: ADE20K: dataset root {tmp_path}/none/ADEChallengeData2016 does not exist" in (
+        proc.stderr
+    )
+    assert "annotations/" in proc.stderr and "Traceback" not in proc.stderr

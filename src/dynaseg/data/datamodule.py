@@ -15,6 +15,7 @@ from dynaseg.data.transforms import (
     build_eval_transform,
     build_train_transform,
 )
+from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
 
@@ -88,12 +89,12 @@ class SegDataModule(L.LightningDataModule):
         transform = self.train_transform if stage == "train" else self.eval_transform
         ds = self.dataset_factory(split=self.splits[stage], transform=transform)
         if ds.num_classes != self.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(ds).__name__} has {ds.num_classes} classes but data.num_classes is "
                 f"{self.num_classes}; fix the data config"
             )
         if self.config_class_names and list(ds.CLASSES) != self.config_class_names:
-            raise ValueError(
+            raise ConfigError(
                 f"data.class_names does not match {type(ds).__name__}.CLASSES; fix the data config"
             )
         return ds

@@ -10,6 +10,8 @@ import timm
 import torch
 from torch import nn
 
+from dynaseg.errors import CheckpointNotFoundError, ConfigError
+
 
 class TimmBackbone(nn.Module):
     """A timm model in ``features_only`` mode that returns its feature list.
@@ -49,7 +51,7 @@ class TimmBackbone(nn.Module):
         if checkpoint_path:
             path = Path(checkpoint_path).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(
+                raise CheckpointNotFoundError(
                     f"backbone checkpoint_path '{path}' does not exist; point "
                     "model.net.backbone.checkpoint_path at a local timm/torchvision weight file "
                     "or set it to null"
@@ -63,7 +65,7 @@ class TimmBackbone(nn.Module):
                 f"could not create backbone '{name}' (pretrained={pretrained}): {err}"
             ) from err
         except OSError as err:  # e.g. offline and the weights are not cached
-            raise RuntimeError(
+            raise ConfigError(
                 f"could not fetch ImageNet weights for backbone '{name}': {err}\n"
                 "Offline? Set model.net.backbone.checkpoint_path=/path/to/weights, or "
                 "model.net.backbone.pretrained=false to train from scratch."

@@ -14,6 +14,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from dynaseg.errors import ConfigError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.layers import resize
 from dynaseg.training.schedules import poly_lr_lambda
@@ -69,7 +70,7 @@ class SegmentationModule(L.LightningModule):
         net = to_plain(net)
         class_names = list(to_plain(class_names) or [f"class_{i}" for i in range(num_classes)])
         if len(class_names) != num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"class_names has {len(class_names)} entries but num_classes is {num_classes}"
             )
         optimizer = to_plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 0.01}
@@ -181,7 +182,7 @@ class SegmentationModule(L.LightningModule):
         groups = [{"params": rest, "lr": base_lr, "name": "default"}] if rest else []
         for prefix, params in buckets.items():
             if not params:
-                raise ValueError(
+                raise ConfigError(
                     f"model.lr_mult: no parameter name starts with '{prefix}'; top-level modules "
                     f"are {[n for n, _ in self.net.named_children()]}"
                 )

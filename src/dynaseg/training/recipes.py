@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from dynaseg.errors import CheckpointNotFoundError, ConfigError
 from dynaseg.training.module import SegmentationModule
 
 
@@ -116,15 +117,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         print_config(cfg)
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
-        raise ValueError("eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt")
+        raise ConfigError(
+            "eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt"
+        )
     ckpt_path = Path(ckpt).expanduser()
     if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)")
+        raise CheckpointNotFoundError(
+            f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)"
+        )
 
     datamodule = instantiate(cfg.data)
     model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
     if model.hparams.num_classes != cfg.data.num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint '{ckpt_path}' predicts {model.hparams.num_classes} classes but "
             f"data={cfg.data.get('_name_', 'the data config')} has {cfg.data.num_classes}; "
             "evaluate it on the dataset it was trained for"

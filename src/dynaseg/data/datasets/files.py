@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dynaseg.data.base import SegmentationDataset
+from dynaseg.errors import UserError
 
 IGNORE = 255
 _MAX_LISTED = 5  # problems quoted in one error message
@@ -35,7 +36,7 @@ _MAX_LISTED = 5  # problems quoted in one error message
 _IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset on disk is not as expected; the message names the file and what was expected."""
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dynaseg.errors import ConfigError
+
 
 class DecodeHead(nn.Module):
     """A head takes the backbone's whole feature list and returns class logits.
@@ -35,7 +37,7 @@ class DecodeHead(nn.Module):
         super().__init__()
         in_channels = list(in_channels)
         if not -len(in_channels) <= in_index < len(in_channels):
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}: in_index={in_index} but the backbone gives only "
                 f"{len(in_channels)} features (channels {in_channels}); pick an index in "
                 f"0..{len(in_channels) - 1}"
