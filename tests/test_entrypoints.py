@@ -67,3 +67,15 @@ def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) 
         proc.stderr
     )
     assert "annotations/" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",
+         "model.net.decode_head.filter_sizes=[1],[1,3]", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        metrics = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())
+        assert 0.0 <= metrics["test"]["mIoU"] <= 1.0
