@@ -228,7 +228,7 @@ def test_dshead_offsets_start_at_zero() -> None:
 # ---------------------------------------------------------------- CaC-Net
 def test_cac_kernel_is_q_transpose_k() -> None:
     torch.manual_seed(0)
-    m = CaCModule(6, 6, kernel_size=3, reduce=False)
+    m = CaCModule(6, 6, kernel_size=3, reduce=False, query_norm="none")
     x = torch.randn(2, 6, 5, 4)
     wq = m.query_conv.weight.view(9, 6)
     wk = m.key_conv.weight.view(6, 6)
@@ -238,6 +238,20 @@ def test_cac_kernel_is_q_transpose_k() -> None:
         d_bar = q_bar.T @ k_bar  # Eq. (1): (s², c)
         expect = d_bar.T.reshape(6, 3, 3)  # D[ch, i, j] = D̄[i·s + j, ch]
         torch.testing.assert_close(m.raw_kernel(x)[b], expect, atol=1e-4, rtol=1e-4)
+
+
+def test_cac_default_kernel_does_not_depend_on_image_size() -> None:
+    # Tiling an image 3×3 keeps its statistics; with the literal Eq. (1) sum the kernel grows 9×,
+    # with the default mean it is unchanged (evaluation on whole images of another size).
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 5, 5)
+    tiled = x.repeat(1, 1, 3, 3)
+    mean = CaCModule(4, 4, kernel_size=3, reduce=False).eval()
+    torch.testing.assert_close(mean.raw_kernel(tiled), mean.raw_kernel(x), atol=1e-5, rtol=1e-4)
+    literal = CaCModule(4, 4, kernel_size=3, reduce=False, query_norm="none").eval()
+    torch.testing.assert_close(
+        literal.raw_kernel(tiled), 9 * literal.raw_kernel(x), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_cac_reweighting_eq2() -> None:

@@ -118,3 +118,53 @@ def test_datamodule_batches_and_checks_class_count() -> None:
     bad = SegDataModule(partial(SyntheticScenes, length=2), num_classes=11, num_workers=0)
     with pytest.raises(ValueError, match="11"):
         bad.setup("fit")
+
+
+def _train_crops(num_workers: int, seed: int) -> list[float]:
+    from functools import partial
+
+    import lightning as L
+
+    L.seed_everything(seed, workers=True)
+    dm = SegDataModule(
+        partial(SyntheticScenes, length=8, eval_length=2, size=(80, 80)), num_classes=10,
+        crop_size=(64, 64), scale=(80, 80), test_scale=None, batch_size=1, num_workers=num_workers,
+    )  # fmt: skip
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    loader.shuffle = False
+    # one number per sample that depends on the random rescale/crop/flip/jitter
+    return [float(b["image"].sum()) for b in loader]
+
+
+def test_seed_repeats_the_augmentations() -> None:
+    crops = _train_crops(num_workers=2, seed=3)
+    assert len(crops) == 8
+    assert _train_crops(num_workers=2, seed=3) == crops  # same seed, same augmentations
+    assert _train_crops(num_workers=0, seed=3) == _train_crops(num_workers=0, seed=3)
+    assert _train_crops(num_workers=0, seed=3) != _train_crops(num_workers=0, seed=4)
+
+
+def test_same_image_gets_different_augmentations_in_different_workers() -> None:
+    from functools import partial
+
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    L.seed_everything(0, workers=True)
+    dm = SegDataModule(
+        partial(SyntheticScenes, length=1, eval_length=1, size=(80, 80)), num_classes=10,
+        crop_size=(48, 48), scale=(80, 80), test_scale=None, num_workers=2,
+    )  # fmt: skip
+    dm.setup("fit")
+    ds = dm.datasets["train"]
+    # four copies of sample 0, two per worker: with a shared stream, worker 0's k-th draw would
+    # equal worker 1's k-th draw
+    from dynaseg.data.datamodule import seed_worker
+
+    loader = DataLoader(
+        torch.utils.data.Subset(ds, [0, 0, 0, 0]), batch_size=1, num_workers=2,
+        worker_init_fn=seed_worker,
+    )  # fmt: skip
+    sums = [float(b["image"].sum()) for b in loader]
+    assert sums[0] != sums[1] and sums[2] != sums[3]

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader
 
 from dynaseg.data.base import SegmentationDataset
@@ -18,6 +20,20 @@ from dynaseg.data.transforms import (
 from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: Lightning's per-worker, per-rank seeding of torch/random/numpy, then the
+    albumentations pipeline's *own* generator, which follows none of them. Without this every
+    forked worker (and every DDP rank) replays the same crops, flips and colour jitter."""
+    pl_worker_init_function(worker_id)
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset if info is not None else None
+    while hasattr(dataset, "dataset"):  # Subset / wrappers
+        dataset = dataset.dataset
+    transform = getattr(dataset, "transform", None)
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
 class SegDataModule(L.LightningDataModule):
@@ -106,6 +122,10 @@ class SegDataModule(L.LightningDataModule):
         for name in wanted:
             if name not in self.datasets:
                 self.datasets[name] = self.make_dataset(name)
+        # In-process loading (num_workers=0): seed the pipeline from the (seed_everything) torch
+        # seed and the rank, so runs repeat and DDP ranks differ.
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        self.train_transform.set_random_seed((torch.initial_seed() + 1000 * rank) % 2**32)
 
     @property
     def class_names(self) -> list[str]:
@@ -121,6 +141,7 @@ class SegDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=seed_worker,
         )
 
     def train_dataloader(self) -> DataLoader:

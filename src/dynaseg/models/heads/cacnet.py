@@ -14,9 +14,13 @@ Paper: ``shared/papers/cacnet_eccv2020.md`` §3. One CaC module, on a feature
 
 Choices where the paper is silent (all constructor arguments):
 
-- Normalisation of ``Q̄``/``K̄``: the paper applies none before Eq. (1), only BN on ``D``
-  (``query_norm="none"``, default). ``"softmax"`` (each query column a spatial distribution)
-  and ``"mean"`` (divide by ``n``) are offered; BN makes ``"mean"`` a no-op up to BN's ε.
+- Normalisation of ``Q̄``/``K̄``: the paper applies none before Eq. (1), only BN on ``D``. But
+  ``D̄`` is a *sum* over the ``n = hw`` positions, so it grows with the image size: in training
+  (fixed crops, batch statistics) BN hides that, in evaluation (running statistics, whole images
+  of another size) it does not — the kernel would change with the test resolution. The default
+  ``query_norm="mean"`` divides by ``n`` (a no-op for BN at a fixed size, size-independent
+  otherwise); ``"none"`` is the literal Eq. (1); ``"softmax"`` makes each query column a spatial
+  distribution. Eq. (1) is computed in float32 even under mixed precision (a sum over ``n``).
 - BN on ``D``: ``BatchNorm2d(c)`` over ``(B, c, s, s)``, i.e. statistics per channel over the
   batch and the ``s×s`` taps (a per-element BN over the batch alone would be degenerate at
   batch 1).
@@ -63,7 +67,7 @@ class CaCModule(nn.Module):
         kernel_size: int = 3,
         dilations: Sequence[int] = (1, 2, 3),
         reduce: bool = True,
-        query_norm: QueryNorm = "none",
+        query_norm: QueryNorm = "mean",
     ) -> None:
         super().__init__()
         if not reduce and in_channels != channels:
@@ -92,7 +96,8 @@ class CaCModule(nn.Module):
             q = q.softmax(dim=-1)
         elif self.query_norm == "mean":
             q = q / q.shape[-1]
-        d = torch.bmm(q, k.transpose(1, 2))  # (B, s², c) = Q̄ᵀ K̄
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            d = torch.bmm(q.float(), k.transpose(1, 2).float())  # (B, s², c) = Q̄ᵀ K̄
         return d.transpose(1, 2).reshape(b, c, self.kernel_size, self.kernel_size)
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +136,7 @@ class CaCHead(DecodeHead):
         kernel_sizes: int | Sequence[int] = 3,
         dilations: Sequence[int] = (1, 2, 3),
         global_pool: bool = True,
-        query_norm: QueryNorm = "none",
+        query_norm: QueryNorm = "mean",
         fuse_kernel_size: int = 1,
         dropout_ratio: float = 0.1,
     ) -> None:
