@@ -76,3 +76,14 @@ def test_quickstart_model_instantiates_and_runs() -> None:
     module = instantiate(cfg.model, _recursive_=False)
     logits = module(torch.randn(2, 3, 64, 64))
     assert logits.shape == (2, cfg.data.num_classes, 64, 64)
+
+
+def test_sac_multiple_config_patches_the_last_stage() -> None:
+    from dynaseg.models.heads.sac import ScaleAdaptiveConv2d
+
+    cfg = compose_config("train", [*TINY, "model=sac_multiple"])
+    backbone = instantiate(cfg.model, _recursive_=False).net.backbone
+    layer4_sac = [m for m in backbone.body.layer4.modules() if isinstance(m, ScaleAdaptiveConv2d)]
+    assert len(layer4_sac) == 2  # both 3×3 convs of the single layer4 block of resnet_tiny
+    assert not any(isinstance(m, ScaleAdaptiveConv2d) for m in backbone.body.layer3.modules())
+    assert hasattr(backbone, "sac_scale")

@@ -78,3 +78,11 @@ def test_context_stage_changes_filter_generator_input() -> None:
     assert head(feats).shape == (2, 5, 6, 6)
     with pytest.raises(ValueError, match="context_index"):
         DMHead([8, 16], num_classes=5, in_index=1, context_index=7)
+
+
+def test_dmnet_without_dcms_is_table5_fcn() -> None:
+    head = DMHead(RESNET50_CHANNELS, num_classes=21, filter_sizes=[])
+    assert len(head.dcm_modules) == 0
+    assert head.bottleneck.conv.in_channels == 2048  # input → 3×3 conv → classifier
+    feats = [torch.randn(1, c, 4, 4) for c in RESNET50_CHANNELS]
+    assert head(feats).shape == (1, 21, 4, 4)

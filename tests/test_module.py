@@ -74,6 +74,10 @@ def test_losses_weight_the_auxiliary_head() -> None:
         ignore_index=255,
     )  # fmt: skip
     assert losses["loss_aux"].item() == pytest.approx(0.4 * ce.item(), rel=1e-5)
+    # mmseg's default (avg_non_ignore=False): the sum over labelled pixels / all 512 pixels
+    mmseg_style = tiny_module(["model.avg_non_ignore=false"])
+    losses = mmseg_style.compute_losses(logits, labels)
+    assert losses["loss_aux"].item() == pytest.approx(0.4 * ce.item() * 511 / 512, rel=1e-5)
 
 
 def test_metric_names_are_safe_file_names() -> None:

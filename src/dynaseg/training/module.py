@@ -50,6 +50,8 @@ class SegmentationModule(L.LightningModule):
         class_names: names for the per-class table and metric keys.
         ignore_index: label value excluded from loss and metric.
         aux_loss_weight: weight of each auxiliary head's loss.
+        avg_non_ignore: average the cross-entropy over the non-ignored pixels only. ``False``
+            (mmseg's default) divides by all pixels, ignored and padded ones included.
         optimizer: ``{"_target_": "torch.optim.SGD", "lr": ..., ...}``.
         lr_mult: parameter-name prefix → LR multiplier (first matching prefix wins).
         scheduler: ``{"power": 0.9, "min_lr": 1e-4}``; ``None`` for a constant LR.
@@ -62,6 +64,7 @@ class SegmentationModule(L.LightningModule):
         class_names: Sequence[str] | None = None,
         ignore_index: int = 255,
         aux_loss_weight: float = 0.4,
+        avg_non_ignore: bool = False,
         optimizer: dict[str, Any] | None = None,
         lr_mult: dict[str, float] | None = None,
         scheduler: dict[str, Any] | None = None,
@@ -81,6 +84,7 @@ class SegmentationModule(L.LightningModule):
                 "class_names": class_names,
                 "ignore_index": int(ignore_index),
                 "aux_loss_weight": float(aux_loss_weight),
+                "avg_non_ignore": bool(avg_non_ignore),
                 "optimizer": optimizer,
                 "lr_mult": dict(to_plain(lr_mult) or {}),
                 "scheduler": to_plain(scheduler),
@@ -106,9 +110,16 @@ class SegmentationModule(L.LightningModule):
         for i, out in enumerate(logits):
             name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
             weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
-            ce = F.cross_entropy(
-                resize(out, labels.shape[-2:]).float(), labels, ignore_index=self.ignore_index
+            per_pixel = F.cross_entropy(
+                resize(out, labels.shape[-2:]).float(),
+                labels,
+                ignore_index=self.ignore_index,
+                reduction="none",
             )
+            if self.hparams.avg_non_ignore:
+                ce = per_pixel.sum() / (labels != self.ignore_index).sum().clamp(min=1)
+            else:
+                ce = per_pixel.mean()
             losses[name] = weight * ce
         return losses
 

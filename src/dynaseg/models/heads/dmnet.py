@@ -161,8 +161,7 @@ class DMHead(DecodeHead):
         else:
             self.filter_sizes = tuple(int(k) for k in filter_sizes)
             self.dilations = (1,) * len(self.filter_sizes)
-        if not self.filter_sizes:
-            raise ValueError("DMHead: filter_sizes/dilations must name at least one branch")
+        # No branch at all is DMNet Table 5's "FCN": input → 3×3 bottleneck → classifier.
         self.filter_type = filter_type
         self.context_index = in_index if context_index is None else context_index
         if not -len(self.in_channels_all) <= self.context_index < len(self.in_channels_all):

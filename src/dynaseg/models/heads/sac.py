@@ -33,7 +33,7 @@ place; Hydra can wrap the backbone config with ``_target_: ...sac.apply_sac_mult
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -331,3 +331,24 @@ def apply_sac_multiple(
         parent = stage_mod.get_submodule(parent_name) if parent_name else stage_mod
         setattr(parent, child, _SharedScaleConv(sac, holder))
     return backbone
+
+
+def sac_multiple_backbone(
+    min_scale: float = 0.25,
+    max_scale: float = 4.0,
+    sigma: float = 1e-3,
+    impl: SACImpl = "grid",
+    **backbone_kwargs: Any,
+) -> nn.Module:
+    """A :class:`~dynaseg.models.backbones.TimmBackbone` built from ``backbone_kwargs`` with
+    SAC-multiple applied (:func:`apply_sac_multiple`): the Hydra target of ``model=sac_multiple``,
+    which keeps every backbone config key and only swaps the ``_target_``."""
+    from dynaseg.models.backbones import TimmBackbone
+
+    return apply_sac_multiple(
+        TimmBackbone(**backbone_kwargs),
+        min_scale=min_scale,
+        max_scale=max_scale,
+        sigma=sigma,
+        impl=impl,
+    )
