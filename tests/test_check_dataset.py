@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_real import write_ade20k, write_cityscapes  # noqa: E402
-from test_prep_scripts import load_script  # noqa: E402
+from fixtures_real import (  # noqa: E402
+    load_script,  # noqa: E402
+    write_ade20k,
+    write_cityscapes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

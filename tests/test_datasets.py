@@ -35,11 +35,9 @@ from fixtures_real import (  # noqa: E402
     VOC_VAL,
     write_ade20k,
     write_cityscapes,
-    write_pascal_context_raw,
-    write_sbd,
+    write_prepared_datasets,
     write_voc,
 )
-from test_prep_scripts import load_script  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -47,15 +45,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 # -- fixtures: each dataset prepared once per module ---------------------------------------------
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("data")
-    write_ade20k(d)
-    write_voc(d)
-    write_sbd(d)
-    load_script("prep_voc_aug").main(["--data-dir", str(d), "--workers", "1"])
-    write_pascal_context_raw(d)
-    load_script("prep_pascal_context").main(["--data-dir", str(d), "--workers", "1"])
-    write_cityscapes(d)  # labelIds only
-    return d
+    return write_prepared_datasets(tmp_path_factory.mktemp("data"))
 
 
 # -- ADE20K -------------------------------------------------------------------------------------

@@ -12,34 +12,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_real import (  # noqa: E402
-    write_ade20k,
-    write_cityscapes,
-    write_pascal_context_raw,
-    write_sbd,
-    write_voc,
+    write_prepared_datasets,
 )
-from test_prep_scripts import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# `trainer.fast_dev_run` needs a `+` unless the trainer config declares the key.
-_FDR_KEY = (
-    "trainer.fast_dev_run"
-    if "fast_dev_run" in (REPO / "conf" / "trainer" / "default.yaml").read_text()
-    else "+trainer.fast_dev_run"
-)
+_FDR_KEY = "trainer.fast_dev_run"
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("data")
-    write_ade20k(d)
-    write_voc(d)
-    write_sbd(d)
-    load_script("prep_voc_aug").main(["--data-dir", str(d), "--workers", "1"])
-    write_pascal_context_raw(d)
-    load_script("prep_pascal_context").main(["--data-dir", str(d), "--workers", "1"])
-    write_cityscapes(d)
-    return d
+    return write_prepared_datasets(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("name", ["ade20k", "voc_aug", "pascal_context", "cityscapes"])

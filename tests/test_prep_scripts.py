@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from fixtures_real import (  # noqa: E402
     CONTEXT_VAL,
     SBD_TRAIN,
     TRAINAUG,
+    load_script,
     write_cityscapes,
     write_pascal_context_raw,
     write_sbd,
@@ -27,14 +26,6 @@ from fixtures_real import (  # noqa: E402
 )
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_prep_voc_aug(tmp_path: Path) -> None:
