@@ -79,3 +79,12 @@ def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
     for job in ("0", "1"):
         metrics = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())
         assert 0.0 <= metrics["test"]["mIoU"] <= 1.0
+
+
+@pytest.mark.slow
+def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
+    args = [*TINY, "logger=wandb", "logger.wandb.offline=true", "trainer.max_steps=2",
+            "trainer.val_check_interval=2", "extras.print_config=false"]  # fmt: skip
+    run("src/train.py", args, tmp_path)
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))

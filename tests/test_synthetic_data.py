@@ -168,3 +168,36 @@ def test_same_image_gets_different_augmentations_in_different_workers() -> None:
     )  # fmt: skip
     sums = [float(b["image"].sum()) for b in loader]
     assert sums[0] != sums[1] and sums[2] != sums[3]
+
+
+def test_photometric_distortion_follows_mmseg_definitions() -> None:
+    from dynaseg.data.transforms import PhotoMetricDistortion
+
+    img = np.full((4, 4, 3), 100, np.uint8)
+    img[0, 0] = (250, 10, 10)
+    t = PhotoMetricDistortion()
+    none = dict(brightness=None, contrast_first=True, contrast=None, saturation=None, hue=None)
+    assert np.array_equal(t.apply(img, **none), img)
+    bright = t.apply(img, **{**none, "brightness": 20.0})
+    assert bright[1, 1].tolist() == [120, 120, 120] and bright[0, 0, 0] == 255  # clipped
+    contrast = t.apply(img, **{**none, "contrast": 1.5})
+    assert contrast[1, 1].tolist() == [150, 150, 150]
+    grey = t.apply(img, **{**none, "saturation": 0.0})
+    assert len(set(grey[0, 0].tolist())) == 1  # no saturation left
+    # sampled parameters stay in mmseg's ranges
+    t.set_random_seed(0)
+    for _ in range(50):
+        p = t.get_params()
+        assert p["brightness"] is None or -32 <= p["brightness"] <= 32
+        assert p["contrast"] is None or 0.5 <= p["contrast"] <= 1.5
+        assert p["hue"] is None or -18 <= p["hue"] <= 18
+
+
+def test_random_rescale_draws_ratios_in_range() -> None:
+    from dynaseg.data.transforms import RandomRescale
+
+    t = RandomRescale(scale=(100, 100), ratio_range=(0.5, 2.0))
+    t.set_random_seed(0)
+    img = np.zeros((100, 50, 3), np.uint8)
+    heights = {t(image=img, mask=img[..., 0])["image"].shape[0] for _ in range(40)}
+    assert min(heights) >= 50 and max(heights) <= 200 and len(heights) > 10
