@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dynaseg.training.recipes import train
+from dynaseg.training.recipes import evaluate, train
 from helpers import TINY, compose_config
 
 
@@ -26,6 +26,7 @@ def test_ddp_spawn_two_processes_trains_and_validates(tmp_path: Path) -> None:
         TINY
         + [
             "trainer=ddp_spawn",
+            "data.dataset.eval_length=5",
             "trainer.max_steps=2",
             "trainer.val_check_interval=2",
             "trainer.num_sanity_val_steps=0",
@@ -38,4 +39,17 @@ def test_ddp_spawn_two_processes_trains_and_validates(tmp_path: Path) -> None:
     results = train(cfg)
     assert results["global_step"] == 2
     assert not math.isnan(results["val"]["mIoU"]) and 0.0 <= results["val"]["mIoU"] <= 1.0
-    assert Path(results["best_checkpoint"]).is_file()
+    best = Path(results["best_checkpoint"])
+    assert best.is_file()
+    # 5 validation images on 2 processes: the distributed result must equal one process's
+    # (a padded DistributedSampler would count one image twice).
+    single = evaluate(
+        compose_config(
+            "eval",
+            [f"ckpt_path={best}", *[a for a in TINY if a.startswith("data.")],
+             "data.dataset.eval_length=5", "trainer.accelerator=cpu", "~logger"],
+            output_dir=tmp_path / "eval",
+        )
+    )  # fmt: skip
+    assert results["test"]["mIoU"] == pytest.approx(single["test"]["mIoU"], abs=1e-6)
+    assert results["test"]["aAcc"] == pytest.approx(single["test"]["aAcc"], abs=1e-6)

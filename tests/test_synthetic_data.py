@@ -201,3 +201,31 @@ def test_random_rescale_draws_ratios_in_range() -> None:
     img = np.zeros((100, 50, 3), np.uint8)
     heights = {t(image=img, mask=img[..., 0])["image"].shape[0] for _ in range(40)}
     assert min(heights) >= 50 and max(heights) <= 200 and len(heights) > 10
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4, 8])
+def test_distributed_evaluation_sees_every_sample_exactly_once(world_size: int) -> None:
+    from dynaseg.data.datamodule import UnpaddedDistributedSampler
+
+    data = list(range(1449))  # VOC val does not divide by 2, 4 or 8
+    seen = [i for r in range(world_size) for i in UnpaddedDistributedSampler(data, world_size, r)]
+    assert sorted(seen) == data
+    lengths = [len(UnpaddedDistributedSampler(data, world_size, r)) for r in range(world_size)]
+    assert max(lengths) - min(lengths) <= 1 and sum(lengths) == 1449
+
+
+def test_datamodule_uses_the_unpadded_sampler_under_ddp() -> None:
+    from functools import partial
+    from types import SimpleNamespace
+
+    from dynaseg.data.datamodule import UnpaddedDistributedSampler
+
+    dm = SegDataModule(
+        partial(SyntheticScenes, length=4, eval_length=5, size=(32, 32)), num_classes=10,
+        crop_size=(32, 32), scale=(32, 32), test_scale=None, num_workers=0,
+    )  # fmt: skip
+    dm.setup("fit")
+    dm.trainer = SimpleNamespace(world_size=2, global_rank=1)
+    sampler = dm.val_dataloader().sampler
+    assert isinstance(sampler, UnpaddedDistributedSampler) and list(sampler) == [1, 3]
+    assert not isinstance(dm.train_dataloader().sampler, UnpaddedDistributedSampler)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from dynaseg.data.base import SegmentationDataset
 from dynaseg.data.transforms import (
@@ -20,6 +20,23 @@ from dynaseg.data.transforms import (
 from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Evaluation sampler that gives every sample to exactly one rank (rank ``r`` takes
+    ``r, r + W, r + 2W, …``), unlike ``DistributedSampler``, which pads the split by repeating
+    samples. Summed confusion matrices then equal the single-process one exactly (mmseg drops the
+    padded results for the same reason). Ranks may get one sample more than others; evaluation
+    has no per-step collective, so that is harmless."""
+
+    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.indices = list(range(self.rank, len(dataset), self.num_replicas))
+        self.num_samples = len(self.indices)
+        self.total_size = len(dataset)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -133,10 +150,17 @@ class SegDataModule(L.LightningDataModule):
         return list(ds.CLASSES)
 
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[stage]
+        sampler = None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            # Lightning leaves a DistributedSampler subclass alone (no padded sampler injected).
+            sampler = UnpaddedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
         return DataLoader(
-            self.datasets[stage],
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
