@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -34,6 +35,11 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert "best checkpoint" in train.stderr + train.stdout
     assert "mean (aAcc" in train.stdout  # the per-class table was printed
     assert "filter_sizes" in train.stdout  # extras.print_config showed the composed config
+
+    # two validations (steps 2 and 4) were logged; the sanity-check pass before training was not
+    rows = list(csv.DictReader((tmp_path / "train/run/csv/version_0/metrics.csv").open()))
+    val_steps = [int(r["step"]) for r in rows if r.get("val/mIoU")]
+    assert val_steps == [1, 3]  # Lightning logs the step index of the last batch (0-based)
 
     raw = torch.load(ckpt, weights_only=True)
     assert raw["hyper_parameters"]["num_classes"] == 10
