@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 RESNET_CHANNELS = [64, 256, 512, 1024, 2048]
@@ -174,7 +175,7 @@ def paper_table_rows(size: tuple[int, int] = (512, 512)) -> list[dict[str, Any]]
         ("DSNet (OS16, X(3)+ASPP 6,12,18)", "", DSHead(**kw), f16),
     ]
     rows = []
-    for name, paper, head, feats in specs:
+    for name, paper, head, feats in tqdm(specs, desc="counting heads", unit="head"):
         params, flops = head_complexity(head, feats)
         row = {"name": name, "paper": paper, "params": params, "flops": flops}
         if isinstance(head, DMHead):
@@ -191,7 +192,7 @@ def backbone_rows(size: tuple[int, int] = (512, 512)) -> list[tuple[str, int, in
     from dynaseg.models.backbones import TimmBackbone
 
     rows = []
-    for name in ("resnet50c", "resnet101c"):
+    for name in tqdm(("resnet50c", "resnet101c"), desc="counting backbones", unit="model"):
         bb = TimmBackbone(name, output_stride=8)
         flops, _ = count_flops(bb, torch.randn(1, 3, *size))
         rows.append((f"{name} D8", count_params(bb), flops))
