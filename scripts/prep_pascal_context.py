@@ -37,7 +37,7 @@ from PIL import Image
 from scipy.io import loadmat
 
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES, CONTEXT60_PALETTE
-from dynaseg.data.prep import read_list, run_parallel
+from dynaseg.data.prep import read_list, report_missing_images, run_parallel
 
 _LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 _PALETTE = [c for rgb in CONTEXT60_PALETTE for c in rgb] + [0] * (3 * (256 - 60))
@@ -165,14 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(jobs)} PNGs to {out_dir}")
     print(f"wrote {split_dir}/train.txt ({len(splits['train'])} ids) and val.txt "
           f"({len(splits['val'])} ids)")  # fmt: skip
-    missing = [
-        i for s in splits.values() for i in s if not (voc / "JPEGImages" / f"{i}.jpg").is_file()
-    ]
-    if missing:
-        print(f"warning: {len(missing)} listed ids have no image, e.g. "
-              f"{voc / 'JPEGImages' / (missing[0] + '.jpg')}", file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    ids = [i for s in splits.values() for i in s]
+    return report_missing_images(voc / "JPEGImages", ids, "listed")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from PIL import Image
 from scipy.io import loadmat
 
 from dynaseg.data.datasets.voc import voc_colormap
-from dynaseg.data.prep import read_list, run_parallel
+from dynaseg.data.prep import read_list, report_missing_images, run_parallel
 
 FULL_TRAINAUG_LEN = 10582
 NUM_CLASSES = 21
@@ -131,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if n_trainaug != FULL_TRAINAUG_LEN:
         print(f"note: the full VOC 2012 + SBD release gives {FULL_TRAINAUG_LEN} trainaug ids")
-    missing_jpg = [i for i in sorted(trainaug) if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
-    if missing_jpg:
-        print(f"warning: {len(missing_jpg)} trainaug ids have no image, e.g. "
-              f"{voc / 'JPEGImages' / (missing_jpg[0] + '.jpg')}", file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    return report_missing_images(voc / "JPEGImages", sorted(trainaug), "trainaug")
 
 
 if __name__ == "__main__":
