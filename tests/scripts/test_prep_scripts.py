@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_real import (  # noqa: E402
     AUG,
     CITY_IDS,
@@ -25,7 +23,7 @@ from fixtures_real import (  # noqa: E402
     write_voc,
 )
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def test_prep_voc_aug(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ class/palette lengths, errors for people, and the Hydra data configs."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
 from dynaseg.data.datasets import (  # noqa: E402
     ADE20K,
     Cityscapes,
@@ -39,7 +37,7 @@ from fixtures_real import (  # noqa: E402
     write_voc,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 # -- fixtures: each dataset prepared once per module ---------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_real import (  # noqa: E402
     write_prepared_datasets,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _FDR_KEY = "trainer.fast_dev_run"
 
 
