@@ -99,10 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(ds, FileSegDataset):
             print(f"[{split}] {type(ds).__name__} is not an on-disk dataset; nothing to check")
             continue
-        if ds.num_classes != data.num_classes:
-            print(f"[{split}] ERROR: {type(ds).__name__} has {ds.num_classes} classes, "
-                  f"data.num_classes is {data.num_classes}")  # fmt: skip
-            n_errors += 1
         problems, counts = check_split(ds, args.limit)
         n_bad = sum(len(v) for v in problems.values())
         print(f"\n[{split}] {len(ds)} image/label pairs"

@@ -108,7 +108,8 @@ def model_complexity(cfg: Any, size: tuple[int, int]) -> list[tuple[str, int, in
     """Rows ``(part, params, FLOPs)`` for the composed ``cfg.model.net`` at input ``size``."""
     from hydra.utils import instantiate
 
-    net = instantiate(cfg.model.net)
+    datamodule = instantiate(cfg.data)  # the dataset class says how many classes (no disk access)
+    net = instantiate(cfg.model.net, num_classes=datamodule.num_classes)
     images = torch.randn(1, 3, *size)
     whole_flops, per_module = count_flops(net, images)
     with torch.no_grad():

@@ -21,8 +21,10 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 def test_every_model_and_data_config_composes(model: str, data: str) -> None:
     cfg = compose_config("train", [f"model={model}", f"data={data}"])
     resolved = OmegaConf.to_container(cfg.model, resolve=True)
-    assert resolved["num_classes"] == cfg.data.num_classes
-    assert resolved["net"]["decode_head"]["num_classes"] == cfg.data.num_classes
+    # num_classes is not configured: the segmentor hands the dataset's to every head
+    assert "num_classes" not in resolved and "num_classes" not in resolved["net"]["decode_head"]
+    assert "class_names" not in OmegaConf.to_container(cfg.data)
+    assert resolved["ignore_index"] == cfg.data.ignore_index == 255
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 
@@ -43,7 +45,7 @@ def test_paper_dmnet_configuration_on_ade20k() -> None:
     assert cfg.model.optimizer._target_ == "torch.optim.SGD"
     assert cfg.model.optimizer.lr == 0.01 and cfg.model.optimizer.momentum == 0.9
     assert cfg.model.scheduler.power == 0.9 and cfg.model.scheduler.min_lr == 1e-4
-    assert cfg.data.num_classes == 150 and cfg.trainer.max_steps == 80000
+    assert instantiate(cfg.data).num_classes == 150 and cfg.trainer.max_steps == 80000
 
 
 def test_cfg_job_prints_the_paper_configuration() -> None:
@@ -72,18 +74,122 @@ def test_paper_backbone_builds_resnet50_d8_offline() -> None:
 def test_quickstart_model_instantiates_and_runs() -> None:
     import torch
 
+    from dynaseg.training.recipes import build_model
+
     cfg = compose_config("train", TINY)
-    module = instantiate(cfg.model, _recursive_=False)
+    module = build_model(cfg)
     logits = module(torch.randn(2, 3, 64, 64))
-    assert logits.shape == (2, cfg.data.num_classes, 64, 64)
+    assert logits.shape == (2, 10, 64, 64)
+    assert module.hparams.class_names[:3] == ["sky", "grass", "water"]
+    assert len(module.hparams.palette) == 10
 
 
 def test_sac_multiple_config_patches_the_last_stage() -> None:
     from dynaseg.models.heads.sac import ScaleAdaptiveConv2d
 
     cfg = compose_config("train", [*TINY, "model=sac_multiple"])
-    backbone = instantiate(cfg.model, _recursive_=False).net.backbone
+    backbone = instantiate(cfg.model, _recursive_=False, num_classes=10).net.backbone
     layer4_sac = [m for m in backbone.body.layer4.modules() if isinstance(m, ScaleAdaptiveConv2d)]
     assert len(layer4_sac) == 2  # both 3×3 convs of the single layer4 block of resnet_tiny
     assert not any(isinstance(m, ScaleAdaptiveConv2d) for m in backbone.body.layer3.modules())
     assert hasattr(backbone, "sac_scale")
+
+
+HEADS = sorted(p.stem for p in (CONF_DIR / "model" / "decode_head").glob("*.yaml"))
+
+
+def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
+    """The config tree built from parts gives exactly the values the monolithic files had."""
+    dmnet = OmegaConf.to_container(
+        compose_config("train", ["model=dmnet", "data=ade20k"]).model, resolve=True
+    )
+    fcn = OmegaConf.to_container(
+        compose_config("train", ["model=fcn", "data=ade20k"]).model, resolve=True
+    )
+    recipe = {
+        "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9,
+                      "weight_decay": 0.0005},
+        "lr_mult": {},
+        "scheduler": {"power": 0.9, "min_lr": 1.0e-4},
+    }  # fmt: skip
+    aux = {"_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 3,
+           "channels": 256, "num_convs": 1, "concat_input": False, "dropout_ratio": 0.1}  # fmt: skip
+    backbone = {"_target_": "dynaseg.models.backbones.TimmBackbone", "name": "resnet50c",
+                "pretrained": False, "checkpoint_path": None, "output_stride": 8,
+                "out_indices": [0, 1, 2, 3, 4]}  # fmt: skip
+    for model in (dmnet, fcn):
+        assert model["_target_"] == "dynaseg.training.module.SegmentationModule"
+        assert model["ignore_index"] == 255 and model["aux_loss_weight"] == 0.4
+        assert model["avg_non_ignore"] is False
+        assert {k: model[k] for k in recipe} == recipe
+        assert model["net"]["_target_"] == "dynaseg.models.segmentor.Segmentor"
+        assert model["net"]["auxiliary_head"] == aux and model["net"]["backbone"] == backbone
+    assert dmnet["net"]["decode_head"] == {
+        "_target_": "dynaseg.models.heads.dmnet.DMHead", "_partial_": True, "in_index": 4,
+        "context_index": 4, "channels": 512, "filter_sizes": [1, 3, 5, 7],
+        "filter_type": "dynamic", "dilations": None, "fusion": False, "dropout_ratio": 0.1,
+    }  # fmt: skip
+    assert fcn["net"]["decode_head"] == {
+        "_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 4,
+        "channels": 512, "num_convs": 2, "concat_input": True, "dropout_ratio": 0.1,
+    }  # fmt: skip
+
+
+def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:
+    """Every model reads SGD + poly from conf/model/recipe/sgd_poly.yaml: change one line there
+    (momentum) and every composed model follows."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    recipe = conf / "model" / "recipe" / "sgd_poly.yaml"
+    text = recipe.read_text()
+    assert text.count("momentum: 0.9\n") == 1
+    recipe.write_text(text.replace("momentum: 0.9\n", "momentum: 0.77\n"))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for model in MODELS:
+            cfg = compose("train", overrides=[f"model={model}"], return_hydra_config=True)
+            assert cfg.model.optimizer.momentum == 0.77, model
+            assert cfg.hydra.runtime.choices["model/recipe"] == "sgd_poly", model
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
+    import torch
+
+    from dynaseg.training.recipes import build_model
+
+    cfg = compose_config("train", [*TINY, f"model/decode_head={head}"])
+    module = build_model(cfg)
+    assert type(module.net.decode_head).__module__ == f"dynaseg.models.heads.{head}"
+    assert module.net.decode_head.num_classes == 10  # handed over by the segmentor
+    assert module(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
+
+
+def test_auxiliary_head_switches_off_with_null() -> None:
+    from dynaseg.training.recipes import build_model
+
+    module = build_model(compose_config("train", [*TINY, "model/auxiliary_head=null"]))
+    assert len(module.net.auxiliary_head) == 0
+
+
+def test_dmnet_head_parameter_counts_unchanged() -> None:
+    """DMNet-R50-D8 on ADE20K: mmseg's DMHead and FCN auxiliary head parameter counts."""
+    from dynaseg.training.recipes import build_model
+
+    net = build_model(compose_config("train", ["model=dmnet", "data=ade20k"])).net
+    assert sum(p.numel() for p in net.decode_head.parameters()) == 27_351_190
+    assert sum(p.numel() for p in net.auxiliary_head.parameters()) == 2_398_358
+
+
+def test_data_variant_extends_its_base() -> None:
+    base = OmegaConf.to_container(compose_config("train", ["data=cityscapes"]).data)
+    variant = OmegaConf.to_container(compose_config("train", ["data=cityscapes_769"]).data)
+    changed = {k for k in base if base[k] != variant[k]}
+    assert changed == {"crop_size", "scale", "test_scale"}
+    assert variant["crop_size"] == [769, 769] and variant["scale"] == [2049, 1025]

@@ -192,12 +192,13 @@ def test_data_config_builds_batches(data_dir: Path, name: str, train_len: int) -
     dm = instantiate(cfg.data, num_workers=0, batch_size=2)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == train_len
-    assert dm.class_names == list(cfg.data.class_names)
-    assert len(cfg.data.palette) == cfg.data.num_classes
+    ds_class = type(dm.datasets["train"])
+    assert dm.class_names == list(ds_class.CLASSES) and dm.num_classes == len(ds_class.CLASSES)
+    assert dm.palette == [list(c) for c in ds_class.PALETTE]
     batch = next(iter(dm.train_dataloader()))
     crop = tuple(cfg.data.crop_size)
     assert batch["image"].shape == (2, 3, *crop) and batch["label"].shape == (2, *crop)
-    valid = (batch["label"] < cfg.data.num_classes) | (batch["label"] == 255)
+    valid = (batch["label"] < dm.num_classes) | (batch["label"] == 255)
     assert bool(valid.all())
     val = dm.datasets["val"][0]
     # validation: image resized to the dataset scale, label kept at the original resolution

@@ -102,11 +102,11 @@ def test_eval_transform_keeps_label_resolution() -> None:
     assert tuple(np.asarray(out["mask"]).shape) == (1024, 2048)
 
 
-def test_datamodule_batches_and_checks_class_count() -> None:
+def test_datamodule_batches_and_takes_classes_from_the_dataset() -> None:
     from functools import partial
 
     dm = SegDataModule(
-        partial(SyntheticScenes, length=4, eval_length=2, size=(80, 80)), num_classes=10,
+        partial(SyntheticScenes, length=4, eval_length=2, size=(80, 80)),
         crop_size=(64, 64), scale=(80, 80), test_scale=None, batch_size=2, val_batch_size=2,
         num_workers=0,
     )  # fmt: skip
@@ -115,9 +115,10 @@ def test_datamodule_batches_and_checks_class_count() -> None:
     assert batch["image"].shape == (2, 3, 64, 64) and batch["label"].dtype == torch.int64
     val = next(iter(dm.val_dataloader()))
     assert val["image"].shape == (2, 3, 80, 80) and val["label"].shape == (2, 80, 80)
-    bad = SegDataModule(partial(SyntheticScenes, length=2), num_classes=11, num_workers=0)
-    with pytest.raises(ValueError, match="11"):
-        bad.setup("fit")
+    assert dm.num_classes == 10 and dm.class_names == list(SyntheticScenes.CLASSES)
+    assert dm.palette == [list(c) for c in SyntheticScenes.PALETTE]
+    with pytest.raises(ValueError, match="dataset class with CLASSES"):
+        SegDataModule(partial(dict), num_workers=0)
 
 
 def _train_crops(num_workers: int, seed: int) -> list[float]:
@@ -127,7 +128,7 @@ def _train_crops(num_workers: int, seed: int) -> list[float]:
 
     L.seed_everything(seed, workers=True)
     dm = SegDataModule(
-        partial(SyntheticScenes, length=8, eval_length=2, size=(80, 80)), num_classes=10,
+        partial(SyntheticScenes, length=8, eval_length=2, size=(80, 80)),
         crop_size=(64, 64), scale=(80, 80), test_scale=None, batch_size=1, num_workers=num_workers,
     )  # fmt: skip
     dm.setup("fit")
@@ -153,7 +154,7 @@ def test_same_image_gets_different_augmentations_in_different_workers() -> None:
 
     L.seed_everything(0, workers=True)
     dm = SegDataModule(
-        partial(SyntheticScenes, length=1, eval_length=1, size=(80, 80)), num_classes=10,
+        partial(SyntheticScenes, length=1, eval_length=1, size=(80, 80)),
         crop_size=(48, 48), scale=(80, 80), test_scale=None, num_workers=2,
     )  # fmt: skip
     dm.setup("fit")
@@ -221,7 +222,7 @@ def test_datamodule_uses_the_unpadded_sampler_under_ddp() -> None:
     from dynaseg.data.datamodule import UnpaddedDistributedSampler
 
     dm = SegDataModule(
-        partial(SyntheticScenes, length=4, eval_length=5, size=(32, 32)), num_classes=10,
+        partial(SyntheticScenes, length=4, eval_length=5, size=(32, 32)),
         crop_size=(32, 32), scale=(32, 32), test_scale=None, num_workers=0,
     )  # fmt: skip
     dm.setup("fit")

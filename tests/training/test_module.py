@@ -5,16 +5,16 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from dynaseg.training.module import SegmentationModule, safe_metric_name
+from dynaseg.training.recipes import build_model
 from dynaseg.training.schedules import poly_lr_lambda
 from helpers import TINY, compose_config
 
 
 def tiny_module(overrides: list[str] | None = None) -> SegmentationModule:
     cfg = compose_config("train", TINY + (overrides or []))
-    return instantiate(cfg.model, _recursive_=False)
+    return build_model(cfg)
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path) -> None:

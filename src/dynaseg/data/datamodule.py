@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
 
@@ -20,6 +21,15 @@ from dynaseg.data.transforms import (
 from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count): the most
+    loader workers worth starting."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -58,10 +68,9 @@ class SegDataModule(L.LightningDataModule):
 
     Args:
         dataset: factory ``(split=..., transform=...) -> SegmentationDataset`` (a Hydra
-            ``_partial_: true`` config holding the dataset's own arguments, e.g. its root).
-        num_classes: classes predicted (checked against the dataset's class list).
-        class_names: class names from the data config (checked against the dataset's).
-        palette: RGB colour per class, for visualisation.
+            ``_partial_: true`` config holding the dataset's own arguments, e.g. its root). The
+            dataset class is the one home of the class names and palette; the datamodule hands
+            them (:attr:`num_classes`, :attr:`class_names`, :attr:`palette`) to the model.
         crop_size: training crop ``(h, w)``.
         scale: dataset scale ``(long, short)`` as in mmseg (``(2048, 512)`` for ADE20K).
         ratio_range: training random-rescale range.
@@ -71,7 +80,7 @@ class SegDataModule(L.LightningDataModule):
         ignore_index: label value ignored by loss and metric; also the label pad value.
         batch_size: training batch size per process.
         val_batch_size: evaluation batch size (1 for datasets with varying image sizes).
-        num_workers: loader workers.
+        num_workers: loader workers, capped at the CPUs this process may use.
         train_split, val_split, test_split: split names passed to the dataset.
         photometric: use the photometric distortion in training.
     """
@@ -79,9 +88,6 @@ class SegDataModule(L.LightningDataModule):
     def __init__(
         self,
         dataset: DatasetFactory,
-        num_classes: int,
-        class_names: Sequence[str] | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
         crop_size: Sequence[int] = (512, 512),
         scale: Sequence[int] = (2048, 512),
         ratio_range: Sequence[float] = (0.5, 2.0),
@@ -101,13 +107,16 @@ class SegDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.dataset_factory = dataset
-        self.num_classes = num_classes
-        self.config_class_names = list(class_names) if class_names else None
-        self.palette = [tuple(c) for c in palette] if palette else None
+        self.dataset_class: type[SegmentationDataset] = getattr(dataset, "func", dataset)
+        if not getattr(self.dataset_class, "CLASSES", None):
+            raise ConfigError(
+                f"data.dataset._target_ must name a dataset class with CLASSES (a "
+                f"SegmentationDataset subclass), got {self.dataset_class!r}"
+            )
         self.ignore_index = ignore_index
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
-        self.num_workers = num_workers
+        self.num_workers = min(num_workers, available_cpus())
         self.pin_memory = pin_memory
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.train_transform = build_train_transform(
@@ -120,17 +129,7 @@ class SegDataModule(L.LightningDataModule):
     def make_dataset(self, stage: str) -> SegmentationDataset:
         """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
         transform = self.train_transform if stage == "train" else self.eval_transform
-        ds = self.dataset_factory(split=self.splits[stage], transform=transform)
-        if ds.num_classes != self.num_classes:
-            raise ConfigError(
-                f"{type(ds).__name__} has {ds.num_classes} classes but data.num_classes is "
-                f"{self.num_classes}; fix the data config"
-            )
-        if self.config_class_names and list(ds.CLASSES) != self.config_class_names:
-            raise ConfigError(
-                f"data.class_names does not match {type(ds).__name__}.CLASSES; fix the data config"
-            )
-        return ds
+        return self.dataset_factory(split=self.splits[stage], transform=transform)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}.get(
@@ -145,9 +144,16 @@ class SegDataModule(L.LightningDataModule):
         self.train_transform.set_random_seed((torch.initial_seed() + 1000 * rank) % 2**32)
 
     @property
+    def num_classes(self) -> int:
+        return len(self.dataset_class.CLASSES)
+
+    @property
     def class_names(self) -> list[str]:
-        ds = next(iter(self.datasets.values()), None) or self.make_dataset("val")
-        return list(ds.CLASSES)
+        return list(self.dataset_class.CLASSES)
+
+    @property
+    def palette(self) -> list[list[int]]:
+        return [list(c) for c in self.dataset_class.PALETTE]
 
     def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self.datasets[stage]

@@ -17,12 +17,15 @@ class Segmentor(nn.Module):
     """Encoder-decoder segmentor (mmseg's ``EncoderDecoder``).
 
     Heads are given as factories (Hydra ``_partial_: true`` configs) and built here with
-    ``in_channels=backbone.channels``, so swapping the backbone never means editing head widths.
+    ``in_channels=backbone.channels`` and ``num_classes``, so swapping the backbone or the dataset
+    never means editing a head config.
 
     Args:
         backbone: a module returning a list of features with a ``channels`` attribute
             (:class:`~dynaseg.models.backbones.TimmBackbone`).
-        decode_head: factory ``(in_channels=...) -> DecodeHead``.
+        decode_head: factory ``(in_channels=..., num_classes=...) -> DecodeHead``.
+        num_classes: classes every head predicts (the datamodule's, handed on by the
+            :class:`~dynaseg.training.module.SegmentationModule`).
         auxiliary_head: optional factory for the deep-supervision head, or a list of them.
 
     ``forward`` returns the decode logits bilinearly resized (align_corners False) to ``out_size``
@@ -33,19 +36,23 @@ class Segmentor(nn.Module):
         self,
         backbone: nn.Module,
         decode_head: HeadFactory,
+        num_classes: int,
         auxiliary_head: HeadFactory | Sequence[HeadFactory] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.num_classes = num_classes
         channels = list(backbone.channels)
-        self.decode_head = decode_head(in_channels=channels)
+        self.decode_head = decode_head(in_channels=channels, num_classes=num_classes)
         if auxiliary_head is None:
             aux = []
         elif callable(auxiliary_head):
             aux = [auxiliary_head]
         else:
             aux = list(auxiliary_head)
-        self.auxiliary_head = nn.ModuleList(factory(in_channels=channels) for factory in aux)
+        self.auxiliary_head = nn.ModuleList(
+            factory(in_channels=channels, num_classes=num_classes) for factory in aux
+        )
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:

@@ -45,9 +45,11 @@ class SegmentationModule(L.LightningModule):
     so ``SegmentationModule.load_from_checkpoint(path)`` works under torch's ``weights_only`` loading.
 
     Args:
-        net: Hydra config dict of the network (``dynaseg.models.Segmentor``).
-        num_classes: number of classes.
-        class_names: names for the per-class table and metric keys.
+        net: Hydra config dict of the network (``dynaseg.models.Segmentor``); ``num_classes`` is
+            handed to it (and through it to every head) from here.
+        num_classes: number of classes (the training recipe passes the datamodule's).
+        class_names: names for the per-class table and metric keys (from the dataset module).
+        palette: RGB colour per class, for figures and predicted label maps (from the dataset).
         ignore_index: label value excluded from loss and metric.
         aux_loss_weight: weight of each auxiliary head's loss.
         avg_non_ignore: average the cross-entropy over the non-ignored pixels only. ``False``
@@ -62,6 +64,7 @@ class SegmentationModule(L.LightningModule):
         net: dict[str, Any],
         num_classes: int,
         class_names: Sequence[str] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
         ignore_index: int = 255,
         aux_loss_weight: float = 0.4,
         avg_non_ignore: bool = False,
@@ -76,12 +79,17 @@ class SegmentationModule(L.LightningModule):
             raise ConfigError(
                 f"class_names has {len(class_names)} entries but num_classes is {num_classes}"
             )
+        if palette is not None and len(palette) != num_classes:
+            raise ConfigError(
+                f"palette has {len(palette)} colours but num_classes is {num_classes}"
+            )
         optimizer = to_plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 0.01}
         self.save_hyperparameters(
             {
                 "net": net,
                 "num_classes": int(num_classes),
                 "class_names": class_names,
+                "palette": [list(map(int, c)) for c in to_plain(palette)] if palette else None,
                 "ignore_index": int(ignore_index),
                 "aux_loss_weight": float(aux_loss_weight),
                 "avg_non_ignore": bool(avg_non_ignore),
@@ -90,7 +98,7 @@ class SegmentationModule(L.LightningModule):
                 "scheduler": to_plain(scheduler),
             }
         )
-        self.net = instantiate(net)
+        self.net = instantiate(net, num_classes=int(num_classes))
         self.class_names = class_names
         self.ignore_index = ignore_index
         self.val_metric = SegmentationMetric(num_classes, ignore_index)

@@ -71,6 +71,23 @@ def stage_results(model: SegmentationModule, trainer: L.Trainer, stage: str) -> 
     return scalars or None
 
 
+def dataset_info(datamodule: Any) -> dict[str, Any]:
+    """What the model learns from the dataset module (through the datamodule): the number of
+    classes, their names and colours. Stored in the checkpoint's hyper-parameters."""
+    return {
+        "num_classes": datamodule.num_classes,
+        "class_names": datamodule.class_names,
+        "palette": datamodule.palette,
+    }
+
+
+def build_model(cfg: DictConfig, datamodule: Any | None = None) -> SegmentationModule:
+    """The LightningModule of ``cfg.model`` for the dataset of ``cfg.data`` (built from the config
+    if no datamodule is given; nothing is read from disk)."""
+    datamodule = datamodule if datamodule is not None else instantiate(cfg.data)
+    return instantiate(cfg.model, _recursive_=False, **dataset_info(datamodule))
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(
         cfg.trainer,
@@ -88,7 +105,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
 
     datamodule = instantiate(cfg.data)
-    model: SegmentationModule = instantiate(cfg.model, _recursive_=False)
+    model: SegmentationModule = instantiate(
+        cfg.model, _recursive_=False, **dataset_info(datamodule)
+    )
     trainer = build_trainer(cfg)
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -128,10 +147,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
-    if model.hparams.num_classes != cfg.data.num_classes:
+    if model.hparams.num_classes != datamodule.num_classes:
         raise ConfigError(
             f"checkpoint '{ckpt_path}' predicts {model.hparams.num_classes} classes but "
-            f"data={cfg.data.get('_name_', 'the data config')} has {cfg.data.num_classes}; "
+            f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
     trainer = build_trainer(cfg)

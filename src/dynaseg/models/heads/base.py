@@ -35,20 +35,25 @@ class DecodeHead(nn.Module):
         dropout_ratio: float = 0.1,
     ) -> None:
         super().__init__()
-        in_channels = list(in_channels)
-        if not -len(in_channels) <= in_index < len(in_channels):
-            raise ConfigError(
-                f"{type(self).__name__}: in_index={in_index} but the backbone gives only "
-                f"{len(in_channels)} features (channels {in_channels}); pick an index in "
-                f"0..{len(in_channels) - 1}"
-            )
-        self.in_channels_all = in_channels
-        self.in_index = in_index
-        self.in_channels = in_channels[in_index]
+        self.in_channels_all = list(in_channels)
+        self.in_index = self.feature_index("in_index", in_index)
+        self.in_channels = self.in_channels_all[in_index]
         self.channels = channels
         self.num_classes = num_classes
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
+
+    def feature_index(self, key: str, index: int) -> int:
+        """Check that ``index`` (the head argument ``key``, e.g. ``context_index``) picks one of
+        the backbone's features; every head checks its feature indices through here."""
+        n = len(self.in_channels_all)
+        if not -n <= index < n:
+            raise ConfigError(
+                f"model.net.decode_head.{key}={index} ({type(self).__name__}) but the backbone "
+                f"gives only {n} features (channels {self.in_channels_all}); pick an index in "
+                f"0..{n - 1}"
+            )
+        return index
 
     def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
         """Classify each pixel: dropout then a 1×1 conv."""

@@ -163,12 +163,9 @@ class DMHead(DecodeHead):
             self.dilations = (1,) * len(self.filter_sizes)
         # No branch at all is DMNet Table 5's "FCN": input → 3×3 bottleneck → classifier.
         self.filter_type = filter_type
-        self.context_index = in_index if context_index is None else context_index
-        if not -len(self.in_channels_all) <= self.context_index < len(self.in_channels_all):
-            raise ValueError(
-                f"DMHead: context_index={self.context_index} but the backbone gives only "
-                f"{len(self.in_channels_all)} features"
-            )
+        self.context_index = self.feature_index(
+            "context_index", in_index if context_index is None else context_index
+        )
         context_channels = self.in_channels_all[self.context_index]
         self.dcm_modules = nn.ModuleList(
             DynamicConvModule(

@@ -94,9 +94,7 @@ class DSHead(DecodeHead):
         dropout_ratio: float = 0.1,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
-        if not -len(self.in_channels_all) <= low_index < len(self.in_channels_all):
-            raise ValueError(f"DSHead: low_index={low_index} out of range")
-        self.low_index = low_index
+        self.low_index = self.feature_index("low_index", low_index)
         self.aspp = ASPPModule(self.in_channels, channels, aspp_dilations) if use_aspp else None
         high_channels = channels if use_aspp else self.in_channels
         self.modify_conv = ConvNormAct(self.in_channels_all[low_index], low_channels, 1)
