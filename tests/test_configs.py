@@ -168,14 +168,21 @@ def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
     module = build_model(cfg)
     assert type(module.net.decode_head).__module__ == f"dynaseg.models.heads.{head}"
     assert module.net.decode_head.num_classes == 10  # handed over by the segmentor
-    assert module(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
+    assert module.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
 
 
-def test_auxiliary_head_switches_off_with_null() -> None:
+@pytest.mark.parametrize("override", ["model/auxiliary_head=none", "~model/auxiliary_head"])
+def test_auxiliary_head_switches_off(override: str) -> None:
     from dynaseg.training.recipes import build_model
 
-    module = build_model(compose_config("train", [*TINY, "model/auxiliary_head=null"]))
-    assert len(module.net.auxiliary_head) == 0
+    paper = build_model(compose_config("train", ["model=fcn", override]))
+    assert len(paper.net.auxiliary_head) == 0
+    # the quick start sets auxiliary-head values: dropping the head must drop them too, and
+    # forgetting to is named, not a TypeError from deep inside the segmentor
+    quick = build_model(compose_config("train", [*TINY, override, "model.net.auxiliary_head=null"]))
+    assert len(quick.net.auxiliary_head) == 0
+    with pytest.raises(Exception, match="model.net.auxiliary_head=null to drop them"):
+        build_model(compose_config("train", [*TINY, override]))
 
 
 def test_dmnet_head_parameter_counts_unchanged() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import resize
 
@@ -48,6 +49,13 @@ class Segmentor(nn.Module):
             aux = []
         elif callable(auxiliary_head):
             aux = [auxiliary_head]
+        elif isinstance(auxiliary_head, Mapping):  # values merged onto "no head" by an experiment
+            raise ConfigError(
+                f"model.net.auxiliary_head is {dict(auxiliary_head)} without a _target_: values "
+                "were set for an auxiliary head but none is selected (model/auxiliary_head=none); "
+                "add model.net.auxiliary_head=null to drop them, or select one "
+                "(model/auxiliary_head=fcn)"
+            )
         else:
             aux = list(auxiliary_head)
         self.auxiliary_head = nn.ModuleList(
