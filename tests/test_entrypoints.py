@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from helpers import ROOT, TINY
 
@@ -34,7 +35,14 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert 0.0 <= test["mIoU"] <= 1.0 and set(test["per_class"]) >= {"sky", "bird"}
     assert "best checkpoint" in train.stderr + train.stdout
     assert "mean (aAcc" in train.stdout  # the per-class table was printed
-    assert "filter_sizes" in train.stdout  # extras.print_config showed the composed config
+    # a quiet start: a short header instead of the composed config, no upstream noise
+    out = train.stdout + train.stderr
+    assert "model    dmnet: DMHead on resnet18 (OS8), aux FCNHead" in train.stdout
+    assert f"run dir  {tmp_path}/train/run" in train.stdout
+    assert "filter_sizes" not in out and "💡" not in out and "LeafSpec" not in out
+    assert "/-2" not in out and "Total FLOPs" not in out
+    saved = OmegaConf.load(tmp_path / "train/run/config.yaml")  # the full config is saved instead
+    assert list(saved.model.net.decode_head.filter_sizes) == [1, 3, 5, 7]
 
     # two validations (steps 2 and 4) were logged; the sanity-check pass before training was not
     rows = list(csv.DictReader((tmp_path / "train/run/csv/version_0/metrics.csv").open()))
@@ -43,12 +51,16 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
 
     raw = torch.load(ckpt, weights_only=True)
     assert raw["hyper_parameters"]["num_classes"] == 10
+    # class names and palette come from the dataset module and travel with the checkpoint
+    assert raw["hyper_parameters"]["class_names"][:2] == ["sky", "grass"]
+    assert len(raw["hyper_parameters"]["palette"]) == 10
 
     data_args = [a for a in TINY if a.startswith("data.")]
     ev = run("src/eval.py", [f"ckpt_path={ckpt}", *data_args], tmp_path / "eval")
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["test"]["mIoU"] == pytest.approx(test["mIoU"], abs=1e-9)
     assert "mean (aAcc" in ev.stdout
+    assert f"eval of {ckpt}" in ev.stdout  # the header names the whole checkpoint path
 
 
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:

@@ -18,7 +18,23 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.training.console import (
+    print_config,
+    print_run_header,
+    save_config,
+    silence_upstream_noise,
+)
 from dynaseg.training.module import SegmentationModule
+
+
+def start_console(cfg: DictConfig) -> None:
+    """Quiet upstream noise, save the composed config in the run directory, print it only if
+    asked (``extras.print_config=true``)."""
+    silence_upstream_noise()
+    if rank_zero_only.rank == 0 and cfg.get("paths", {}).get("output_dir"):
+        save_config(cfg, Path(cfg.paths.output_dir))
+    if cfg.get("extras", {}).get("print_config"):
+        print_config(cfg)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -42,19 +58,6 @@ def write_metrics(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(clean(payload), indent=2))
     rank_zero_info(f"metrics written to {path}")
-
-
-@rank_zero_only
-def print_config(cfg: DictConfig) -> None:
-    """Show the composed config (``extras.print_config``), resolved where it can be."""
-    from rich.console import Console
-    from rich.syntax import Syntax
-
-    try:
-        text = OmegaConf.to_yaml(cfg, resolve=True)
-    except Exception:  # e.g. a `???` value that the run itself will report
-        text = OmegaConf.to_yaml(cfg)
-    Console().print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
 
 
 def stage_results(model: SegmentationModule, trainer: L.Trainer, stage: str) -> dict | None:
@@ -98,16 +101,14 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
-    if cfg.get("extras", {}).get("print_config"):
-        print_config(cfg)
+    start_console(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
 
     datamodule = instantiate(cfg.data)
-    model: SegmentationModule = instantiate(
-        cfg.model, _recursive_=False, **dataset_info(datamodule)
-    )
+    model = build_model(cfg, datamodule)
+    print_run_header(cfg, "train", model, datamodule)
     trainer = build_trainer(cfg)
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -117,7 +118,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test"):
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+        )
         results["test"] = stage_results(model, trainer, "test")
     results["best_checkpoint"] = best or None
     step = trainer.global_step
@@ -132,8 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on the test split; prints the table, writes ``eval_metrics.json``."""
-    if cfg.get("extras", {}).get("print_config"):
-        print_config(cfg)
+    start_console(cfg)
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
         raise ConfigError(
@@ -153,8 +155,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
+    print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
     trainer = build_trainer(cfg)
-    trainer.test(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
     return results
