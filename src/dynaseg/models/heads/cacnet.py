@@ -1,6 +1,7 @@
 """CaC-Net head: Context-adaptive Convolution (Liu, He, Qiao, Ren, Li; ECCV 2020).
 
-Paper: ``shared/papers/cacnet_eccv2020.md`` §3. One CaC module, on a feature
+Paper: "Learning to Predict Context-adaptive Convolution for Semantic Segmentation",
+arXiv:2004.08222, §3. One CaC module, on a feature
 ``X ∈ R^{h×w×c}``:
 
 - §3.1 kernel prediction: query ``Q = T_q(X) ∈ R^{h×w×s²}`` and key ``K = T_k(X) ∈ R^{h×w×c}``

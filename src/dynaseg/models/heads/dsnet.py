@@ -1,4 +1,7 @@
-"""DSNet head: Context Guided Dynamic Sampling (CGDS) network (``shared/papers/dsnet_cgds.md``).
+"""DSNet head: Context Guided Dynamic Sampling (CGDS) network.
+
+Paper: "Dynamic Sampling Network for Semantic Segmentation" (Fu, He, Zhang, Qiao; AAAI 2020,
+doi:10.1609/aaai.v34i07.6709).
 
 Backbone: dilated ResNet at output stride 16 (set ``backbone.output_stride: 16``). The head:
 

@@ -1,6 +1,7 @@
 """SAC: Scale-adaptive Convolutions for Scene Parsing (Zhang, Tang, Zhang, Li, Yan; ICCV 2017).
 
-Paper: ``shared/papers/sac_iccv2017.md`` §3.
+Paper: https://openaccess.thecvf.com/content_ICCV_2017/papers/Zhang_Scale-Adaptive_Convolutions_for_ICCV_2017_paper.pdf
+§3.
 
 - §3.2 scale learning: a 3×3 *scale regression* conv predicts one scale coefficient ``s^t`` per
   output position, initialised by Eq. (1): weights ``ε ~ N(0, σ²)``, ``σ ≪ 1`` and bias 1, so the
