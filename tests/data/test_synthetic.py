@@ -121,6 +121,15 @@ def test_datamodule_batches_and_takes_classes_from_the_dataset() -> None:
         SegDataModule(partial(dict), num_workers=0)
 
 
+def test_loader_workers_are_capped_at_the_available_cpus() -> None:
+    from functools import partial
+
+    from dynaseg.data.datamodule import available_cpus
+
+    dm = SegDataModule(partial(SyntheticScenes, length=2), num_workers=512)
+    assert dm.num_workers == available_cpus() < 512
+
+
 def _train_crops(num_workers: int, seed: int) -> list[float]:
     from functools import partial
 
