@@ -85,7 +85,7 @@ def test_quickstart_model_instantiates_and_runs() -> None:
 
 
 def test_sac_multiple_config_patches_the_last_stage() -> None:
-    from dynaseg.models.heads.sac import ScaleAdaptiveConv2d
+    from dynaseg.models.scale_adaptive import ScaleAdaptiveConv2d
 
     cfg = compose_config("train", [*TINY, "model=sac_multiple"])
     backbone = instantiate(cfg.model, _recursive_=False, num_classes=10).net.backbone
