@@ -43,8 +43,11 @@ HEADS = {
     "psp": lambda: PSPHead(CH, 3, channels=6),
     "cacnet": lambda: CaCHead(CH, 3, channels=6, kernel_sizes=[3, 5]),
     "cacnet_softmax": lambda: CaCHead(CH, 3, channels=6, num_heads=1, query_norm="softmax"),
-    "sac": lambda: SACHead(CH, 3, channels=6, num_convs=2, dilation=2),
-    "sac_cls_deform": lambda: SACHead(CH, 3, channels=6, sac_classifier=True, impl="deform"),
+    "sac": lambda: SACHead(CH, 3, channels=6, dilation=2),
+    "sac_cls_conv_deform": lambda: SACHead(CH, 3, channels=6, num_convs=1, impl="deform"),
+    "sac_fcn_last_conv": lambda: SACHead(
+        CH, 3, channels=6, layout="fcn_last_conv", num_convs=2, dilation=2
+    ),
     "dsnet": lambda: DSHead(CH, 3, channels=6, low_channels=5),
     "dsnet_x5": lambda: DSHead(CH, 3, channels=6, low_channels=5, use_aspp=False),
 }

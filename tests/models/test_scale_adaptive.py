@@ -12,6 +12,7 @@ from dynaseg.models.scale_adaptive import (
     ScaleRegression,
     apply_sac_multiple,
     sac_offsets,
+    sac_sampling_positions,
     scale_adaptive_conv2d,
 )
 
@@ -90,3 +91,72 @@ def test_sac_multiple_patches_stage5_and_starts_as_identity() -> None:
         bb.sac_scale.regression.conv.bias.fill_(0.5)
         assert not torch.allclose(bb(x)[4], before[4], atol=1e-3)
     assert any(n.startswith("sac_scale.") for n, _ in bb.named_parameters())
+
+
+# ---------------------------------------------------------------- mixed precision
+def _record_grids(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Record every grid handed to ``F.grid_sample`` (the SAC sampling positions)."""
+    grids: list[torch.Tensor] = []
+    real = F.grid_sample
+
+    def recording(input: torch.Tensor, grid: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        grids.append(grid.detach().clone())
+        return real(input, grid, *args, **kwargs)
+
+    monkeypatch.setattr(F, "grid_sample", recording)
+    return grids
+
+
+def _regression_with_varied_scales(channels: int) -> ScaleRegression:
+    torch.manual_seed(0)
+    regression = ScaleRegression(channels, sigma=0.05)
+    with torch.no_grad():
+        regression.conv.bias.fill_(1.3)  # scales spread around 1.3: fractional tap positions
+    return regression
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sampling_positions_under_autocast_equal_fp32(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scale map and the grid_sample positions are fp32 under CPU autocast (bf16 and fp16
+    both run on CPU with torch 2.14: conv2d, grid_sample and einsum have CPU kernels)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 72, 80)
+    regression = _regression_with_varied_scales(8)
+    conv = ScaleAdaptiveConv2d(8, 5, 3, padding=4, dilation=4)
+    grids = _record_grids(monkeypatch)
+    with torch.no_grad():
+        scale_ref = regression(x)
+        out_ref = conv(x, scale_ref)
+        with torch.autocast("cpu", dtype=dtype):
+            scale_amp = regression(x)
+            # the previous layer's output arrives in the autocast dtype
+            out_amp = conv(x.to(dtype), scale_amp)
+    assert scale_amp.dtype == torch.float32
+    assert torch.equal(scale_amp, scale_ref)
+    grid_ref, grid_amp = grids
+    assert grid_ref.dtype == grid_amp.dtype == torch.float32
+    assert torch.equal(grid_amp, grid_ref)
+    # the map is large enough that positions in the autocast dtype would be off
+    pos = sac_sampling_positions(scale_ref, 3, dilation=4)
+    assert (pos.to(dtype).float() - pos).abs().max() > 1e-2
+    # and the output differs from fp32 only by the reduced-precision matmul
+    torch.testing.assert_close(out_amp.float(), out_ref, atol=0.3, rtol=0.05)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sac_positions_equal_fp32_with_a_half_model_and_deform_impl(dtype: torch.dtype) -> None:
+    """Without autocast (a model cast to half) positions are still fp32; the deform impl, whose
+    CPU kernel has no fp16/bf16 path, computes in fp32 and returns the input's dtype."""
+    torch.manual_seed(0)
+    x, w = torch.randn(1, 4, 40, 44), torch.randn(3, 4, 3, 3)
+    s = 1.0 + 0.5 * torch.rand(1, 1, 40, 44)
+    pos = sac_sampling_positions(s.to(dtype), 3, dilation=2)
+    assert pos.dtype == torch.float32
+    torch.testing.assert_close(pos, sac_sampling_positions(s.to(dtype).float(), 3, dilation=2))
+    ref = scale_adaptive_conv2d(x, s, w, dilation=2, impl="deform")
+    for impl in ("grid", "deform"):
+        out = scale_adaptive_conv2d(x.to(dtype), s, w.to(dtype), dilation=2, impl=impl)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.float(), ref, atol=0.2, rtol=0.05)

@@ -72,7 +72,24 @@ class ScaleRegression(nn.Module):
         nn.init.constant_(self.conv.bias, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).clamp(self.min_scale, self.max_scale)
+        """Scale map ``(B, 1, H, W)`` in fp32 (fp64 for fp64 input), whatever the autocast dtype.
+
+        The scales set sub-pixel tap positions ``i·d·s``: near ``s = 1`` bf16 resolves steps of
+        2⁻⁷, i.e. ~0.1 px at dilation 12, so the one-channel regression (cheap next to the layer
+        it steers) runs outside autocast.
+        """
+        dtype = _coordinate_dtype(x.dtype)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            scale = F.conv2d(
+                x.to(dtype), self.conv.weight.to(dtype), self.conv.bias.to(dtype), padding=1
+            )
+        return scale.clamp(self.min_scale, self.max_scale)
+
+
+def _coordinate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Sampling positions are built in fp32 (fp64 if the input is fp64), never in fp16/bf16:
+    fp16 steps are 1/8 px at coordinate 128 and 1/4 px at 256, bf16 steps are 1 px at 128."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _tap_grid(kernel_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -85,9 +102,35 @@ def _tap_grid(kernel_size: int, device: torch.device, dtype: torch.dtype) -> tor
 def sac_offsets(scale: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
     """``deform_conv2d`` offsets ``(B, 2K², H, W)`` realising Eq. (7): tap ``(i, j)`` moves from
     ``p + i·d`` to ``p + i·d·s``, i.e. by ``(s − 1)·d·(i, j)`` (``(dy, dx)`` pairs per tap)."""
+    scale = scale.to(_coordinate_dtype(scale.dtype))
     taps = _tap_grid(kernel_size, scale.device, scale.dtype) * dilation  # (K², 2)
     off = (scale - 1).unsqueeze(1) * taps.reshape(1, -1, 2, 1, 1)  # (B, K², 2, H, W)
     return off.flatten(1, 2)
+
+
+def sac_sampling_positions(
+    scale: torch.Tensor, kernel_size: int, dilation: int = 1, stride: int = 1
+) -> torch.Tensor:
+    """Eq. (7) in pixel units: where each tap of each output position samples its input.
+
+    Args:
+        scale: scale coefficients ``(B, 1, H_out, W_out)``.
+        kernel_size, dilation, stride: of the convolution (output ``o`` is centred at
+            ``p = stride·o``).
+
+    Returns:
+        ``(B, K², H_out, W_out, 2)`` positions ``(x, y)`` = ``(col, row)`` (grid_sample's order),
+        always fp32 (fp64 for fp64 scales), also under fp16/bf16 autocast.
+    """
+    dtype = _coordinate_dtype(scale.dtype)
+    b, _, h_out, w_out = scale.shape
+    taps = _tap_grid(kernel_size, scale.device, dtype) * dilation  # (K², 2) in (row, col)
+    ys = torch.arange(h_out, device=scale.device, dtype=dtype) * stride
+    xs = torch.arange(w_out, device=scale.device, dtype=dtype) * stride
+    s = scale[:, 0].unsqueeze(1).to(dtype)  # (B, 1, Ho, Wo)
+    py = ys.view(1, 1, -1, 1) + taps[:, 0].view(1, -1, 1, 1) * s  # (B, K², Ho, Wo)
+    px = xs.view(1, 1, 1, -1) + taps[:, 1].view(1, -1, 1, 1) * s
+    return torch.stack([px, py], dim=-1)
 
 
 def scale_adaptive_conv2d(
@@ -118,30 +161,37 @@ def scale_adaptive_conv2d(
     if scale.shape[-2:] != (h_out, w_out):
         scale = F.interpolate(scale, size=(h_out, w_out), mode="bilinear", align_corners=False)
     if impl == "deform":
-        return deform_conv2d(
-            x,
-            sac_offsets(scale, k, dilation),
-            weight,
-            bias,
-            stride=stride,
-            padding=pad,
-            dilation=dilation,
-        )
+        offsets = sac_offsets(scale, k, dilation)
+        if x.dtype == offsets.dtype:
+            return deform_conv2d(
+                x, offsets, weight, bias, stride=stride, padding=pad, dilation=dilation
+            )
+        # fp16/bf16 input (autocast or a half model): torchvision's CPU kernel has no reduced-
+        # precision path, and its CUDA autocast wrapper computes in fp32 — do so explicitly.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = deform_conv2d(
+                x.to(offsets.dtype),
+                offsets,
+                weight.to(offsets.dtype),
+                None if bias is None else bias.to(offsets.dtype),
+                stride=stride,
+                padding=pad,
+                dilation=dilation,
+            )
+        return out.to(x.dtype)
     if impl != "grid":
         raise ValueError(f"scale_adaptive_conv2d: unknown impl {impl!r}")
     b, c, h, w = x.shape
-    taps = _tap_grid(k, x.device, x.dtype) * dilation  # (K², 2) in (row, col)
-    ys = torch.arange(h_out, device=x.device, dtype=x.dtype) * stride
-    xs = torch.arange(w_out, device=x.device, dtype=x.dtype) * stride
-    s = scale[:, 0].unsqueeze(1)  # (B, 1, Ho, Wo)
-    py = ys.view(1, 1, -1, 1) + taps[:, 0].view(1, -1, 1, 1) * s  # (B, K², Ho, Wo)
-    px = xs.view(1, 1, 1, -1) + taps[:, 1].view(1, -1, 1, 1) * s
-    grid = torch.stack(
-        [2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1], dim=-1
-    )  # (B, K², Ho, Wo, 2) in grid_sample's (x, y) order
+    pos = sac_sampling_positions(scale, k, dilation, stride)  # fp32 pixel positions
+    # align_corners=True: -1 and +1 are the centres of the first and last pixels
+    size = torch.tensor([max(w - 1, 1), max(h - 1, 1)], device=x.device, dtype=pos.dtype)
+    grid = (2 * pos / size - 1).reshape(b, -1, w_out, 2)
+    # Bilinear weights from fp32 positions; grid_sample wants input and grid of one dtype (and
+    # autocast runs it in fp32 anyway). The K²× copy is handed on in the input's dtype.
     sampled = F.grid_sample(
-        x, grid.reshape(b, -1, w_out, 2), mode="bilinear", padding_mode="zeros", align_corners=True
-    ).reshape(b, c, k * k, h_out, w_out)
+        x.to(grid.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
+    sampled = sampled.to(x.dtype).reshape(b, c, k * k, h_out, w_out)
     out = torch.einsum("bckhw,ock->bohw", sampled, weight.reshape(weight.shape[0], c, k * k))
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)

@@ -4,42 +4,55 @@ Paper: Zhang, Tang, Zhang, Li, Yan, "Scale-adaptive Convolutions for Scene Parsi
 (https://openaccess.thecvf.com/content_iccv_2017/html/Zhang_Scale-Adaptive_Convolutions_for_ICCV_2017_paper.html),
 §4.1. The scale-adaptive convolution and the scale regression (§3) are models-level layers in
 :mod:`dynaseg.models.scale_adaptive`, as is SAC-multiple, which patches the backbone.
-Paper-vs-ours choices: docs/fidelity.md.
+Paper-vs-ours choices (clip bounds, dilation, layouts): docs/fidelity.md.
 
-*SAC-single* — :class:`SACHead`: an FCN head whose last 3×3 conv before the classifier is
-scale-adaptive, its scale map regressed from the head input (Stage 5); ``sac_classifier=True``
-instead makes the classifier itself a 3×3 SAC conv, the paper's literal setting (its baseline
-classifies with a 3×3 conv).
+Two layouts (``layout``):
+
+- ``"sac_classifier"`` — the paper's SAC-single: its baseline replaces ResNet's pooling and FC
+  layer by "a new 3×3 convolutional layer to generate the M confidence maps" on Stage 5, and
+  SAC-single makes that layer — "the convolutional layer before the softmax layer" —
+  scale-adaptive. With ``num_convs=0`` (the paper) the head is exactly one 3×3 SAC conv from
+  the Stage-5 features to the logits, plus the scale regression.
+- ``"fcn_last_conv"`` — not in the paper: an mmseg FCN head (``num_convs`` 3×3 conv-BN-ReLU,
+  dropout, 1×1 classifier) whose last 3×3 conv is the scale-adaptive one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
+from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import ConvNormAct
 from dynaseg.models.scale_adaptive import SACImpl, ScaleAdaptiveConv2d, ScaleRegression
 
+SACLayout = Literal["sac_classifier", "fcn_last_conv"]
+
 
 class SACHead(DecodeHead):
-    """SAC-single: FCN head whose last 3×3 conv (or the classifier) is scale-adaptive.
+    """SAC-single: the scale-adaptive 3×3 classifier of the paper, or an FCN head whose last 3×3
+    conv is scale-adaptive (see the module docstring for the two layouts).
 
-    Layout: ``num_convs − 1`` standard 3×3 conv-BN-ReLU, then one scale-adaptive 3×3 conv-BN-ReLU
-    (dilation ``dilation``), dropout, 1×1 classifier. The scale map is regressed from the head
-    input by :class:`ScaleRegression` (§4.1 "a 3×3 conv after the 5th residual block").
+    The scale map is regressed from the head input (Stage 5) by :class:`ScaleRegression` (§4.1
+    "a 3×3 convolutional layer after the 5th residual block").
 
     Args:
-        in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
-        num_convs: convs before the classifier (≥ 1; the last is the SAC one unless
-            ``sac_classifier``).
-        dilation: base dilation ``d`` of the SAC conv.
+        in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`
+            (``channels`` is unused by ``"sac_classifier"`` with ``num_convs=0``).
+        layout: ``"sac_classifier"`` (paper) or ``"fcn_last_conv"``.
+        num_convs: ``"sac_classifier"``: standard 3×3 conv-BN-ReLU before the SAC classifier
+            (≥ 0; 0 is the paper). ``"fcn_last_conv"``: convs before the 1×1 classifier (≥ 1),
+            the last of them scale-adaptive.
+        dilation: base dilation ``d`` of the SAC conv (the paper does not state it).
         min_scale, max_scale, sigma: see :class:`ScaleRegression`.
-        sac_classifier: the paper's literal SAC-single — the classifier is a 3×3 SAC conv and
-            the convs before it are standard.
         impl: ``"deform"`` | ``"grid"``.
+        adaptive: ``False`` builds the paper's *baseline* (Tables 1 and 3): the same layers with
+            ``s ≡ 1`` — standard convs and no scale regression — so its checkpoint initialises
+            the SAC-only rows (``model.init_from``) with matching parameter names.
     """
 
     def __init__(
@@ -48,19 +61,29 @@ class SACHead(DecodeHead):
         num_classes: int,
         in_index: int = 4,
         channels: int = 512,
-        num_convs: int = 1,
+        layout: SACLayout = "sac_classifier",
+        num_convs: int = 0,
         dilation: int = 1,
         min_scale: float = 0.25,
         max_scale: float = 4.0,
         sigma: float = 1e-3,
-        sac_classifier: bool = False,
         impl: SACImpl = "grid",
+        adaptive: bool = True,
         dropout_ratio: float = 0.1,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
-        if num_convs < 1:
-            raise ValueError(f"SACHead: num_convs must be >= 1, got {num_convs}")
-        self.sac_classifier = sac_classifier
+        if layout not in ("sac_classifier", "fcn_last_conv"):
+            raise ConfigError(
+                f"SACHead: layout must be 'sac_classifier' (the paper's SAC-single) or "
+                f"'fcn_last_conv', got {layout!r}"
+            )
+        sac_classifier = layout == "sac_classifier"
+        if num_convs < (0 if sac_classifier else 1):
+            raise ConfigError(
+                f"SACHead: num_convs must be >= {0 if sac_classifier else 1} for layout "
+                f"{layout!r}, got {num_convs}"
+            )
+        self.layout = layout
         n_plain = num_convs if sac_classifier else num_convs - 1
         self.convs = nn.Sequential(
             *[
@@ -68,13 +91,15 @@ class SACHead(DecodeHead):
                 for i in range(n_plain)
             ]
         )
-        self.scale_regression = ScaleRegression(self.in_channels, sigma, min_scale, max_scale)
+        self.adaptive = adaptive
+        if adaptive:
+            self.scale_regression = ScaleRegression(self.in_channels, sigma, min_scale, max_scale)
+        sac_in = self.in_channels if n_plain == 0 else channels
         if sac_classifier:
             self.conv_seg = ScaleAdaptiveConv2d(
-                channels, num_classes, 3, padding=dilation, dilation=dilation, impl=impl
+                sac_in, num_classes, 3, padding=dilation, dilation=dilation, impl=impl
             )
         else:
-            sac_in = self.in_channels if n_plain == 0 else channels
             self.sac_conv = ScaleAdaptiveConv2d(
                 sac_in, channels, 3, padding=dilation, dilation=dilation, bias=False, impl=impl
             )
@@ -83,9 +108,9 @@ class SACHead(DecodeHead):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
-        scale = self.scale_regression(x)
+        scale = self.scale_regression(x) if self.adaptive else None  # None: standard conv
         out = self.convs(x)
-        if self.sac_classifier:
+        if self.layout == "sac_classifier":
             return self.conv_seg(self.dropout(out), scale)
         out = self.sac_act(self.sac_norm(self.sac_conv(out, scale)))
         return self.cls_seg(out)
