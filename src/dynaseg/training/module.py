@@ -11,13 +11,19 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dynaseg.errors import ConfigError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.layers import resize
-from dynaseg.training.schedules import poly_lr_lambda
+from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
+from dynaseg.training.weights import (
+    format_init_report,
+    freeze_parameters,
+    frozen_norm_layers,
+    load_init_weights,
+)
 
 
 def to_plain(value: Any) -> Any:
@@ -56,7 +62,17 @@ class SegmentationModule(L.LightningModule):
             (mmseg's default) divides by all pixels, ignored and padded ones included.
         optimizer: ``{"_target_": "torch.optim.SGD", "lr": ..., ...}``.
         lr_mult: parameter-name prefix → LR multiplier (first matching prefix wins).
-        scheduler: ``{"power": 0.9, "min_lr": 1e-4}``; ``None`` for a constant LR.
+        scheduler: ``{"name": "poly", "power": 0.9, "min_lr": 1e-4}`` (``name`` defaults to
+            poly; ``min_lr: 0`` is the papers' poly to zero), ``{"name": "step", "milestones":
+            [steps], "gamma": 0.1}`` or ``{"name": "step", "milestone_epochs": [60], ...}``
+            (epochs of this run's training loader, converted to steps at fit time); ``None`` for
+            a constant LR.
+        init_from: ``{"path": ckpt, "prefixes": [name prefixes] | None, "strict": bool}``:
+            network weights loaded from a checkpoint when fitting starts (before a resumed
+            ``ckpt_path`` is restored, which then wins); unmatched keys are reported
+            (:func:`~dynaseg.training.weights.load_init_weights`).
+        freeze: parameter-name prefixes (in ``net``) excluded from training; the batch-norm
+            layers under them stay in eval mode, so their statistics do not change either.
     """
 
     def __init__(
@@ -71,6 +87,8 @@ class SegmentationModule(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         lr_mult: dict[str, float] | None = None,
         scheduler: dict[str, Any] | None = None,
+        init_from: dict[str, Any] | None = None,
+        freeze: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -96,9 +114,13 @@ class SegmentationModule(L.LightningModule):
                 "optimizer": optimizer,
                 "lr_mult": dict(to_plain(lr_mult) or {}),
                 "scheduler": to_plain(scheduler),
+                "init_from": to_plain(init_from) or None,
+                "freeze": list(to_plain(freeze) or []),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
+        self.frozen_parameters = freeze_parameters(self.net, self.hparams.freeze)
+        self.init_report: dict[str, Any] | None = None
         self.class_names = class_names
         self.ignore_index = ignore_index
         self.val_metric = SegmentationMetric(num_classes, ignore_index)
@@ -109,6 +131,33 @@ class SegmentationModule(L.LightningModule):
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
         """Whole-image inference: logits at ``out_size`` (default: the input size)."""
         return self.net(images, out_size)
+
+    # ------------------------------------------------------------------ init_from / freeze
+    def setup(self, stage: str) -> None:
+        init = self.hparams.init_from
+        if stage != "fit" or not init or self.init_report is not None:
+            return
+        unknown = set(init) - {"path", "prefixes", "strict"}
+        if "path" not in init or unknown:
+            raise ConfigError(
+                "model.init_from must be {path: <checkpoint>, prefixes: [..] | null, strict: "
+                f"true|false}}, got keys {sorted(init)}"
+            )
+        self.init_report = load_init_weights(
+            self.net, init["path"], init.get("prefixes"), bool(init.get("strict", True))
+        )
+        rank_zero_info(format_init_report(init["path"], self.init_report))
+
+    def train(self, mode: bool = True) -> SegmentationModule:
+        """``nn.Module.train``, except that frozen batch-norm layers stay in eval mode."""
+        super().train(mode)
+        if mode:
+            for norm in frozen_norm_layers(self.net, self.hparams.get("freeze", [])):
+                norm.eval()
+        return self
+
+    def on_train_start(self) -> None:
+        self.train()  # Lightning keeps the modes it finds: put frozen norms in eval once here
 
     # ------------------------------------------------------------------ training
     def compute_losses(
@@ -214,18 +263,45 @@ class SegmentationModule(L.LightningModule):
         sched_cfg = self.hparams.scheduler
         if not sched_cfg:
             return {"optimizer": optimizer}
-        total = int(self.trainer.estimated_stepping_batches)
-        lambdas = [
-            poly_lr_lambda(
-                g["lr"],
-                total,
-                float(sched_cfg.get("power", 0.9)),
-                float(sched_cfg.get("min_lr", 1e-4)),
-            )  # fmt: skip
-            for g in optimizer.param_groups
-        ]
+        name = sched_cfg.get("name", "poly")
+        if name == "poly":
+            total = int(self.trainer.estimated_stepping_batches)
+            lambdas = [
+                poly_lr_lambda(
+                    g["lr"],
+                    total,
+                    float(sched_cfg.get("power", 0.9)),
+                    float(sched_cfg.get("min_lr", 1e-4)),
+                )  # fmt: skip
+                for g in optimizer.param_groups
+            ]
+        elif name == "step":
+            lambdas = step_lr_lambda(self._milestone_steps(sched_cfg), sched_cfg.get("gamma", 0.1))
+        else:
+            raise ConfigError(f"model.scheduler.name must be 'poly' or 'step', got {name!r}")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
+
+    def _milestone_steps(self, sched_cfg: dict[str, Any]) -> list[int]:
+        """The step schedule's milestones in optimizer steps (``milestones``), or converted from
+        ``milestone_epochs`` with this run's optimizer steps per epoch."""
+        if ("milestones" in sched_cfg) == ("milestone_epochs" in sched_cfg):
+            raise ConfigError(
+                "model.scheduler (step): give exactly one of milestones (optimizer steps) or "
+                f"milestone_epochs, got keys {sorted(sched_cfg)}"
+            )
+        if "milestones" in sched_cfg:
+            return [int(m) for m in sched_cfg["milestones"]]
+        if self.trainer.train_dataloader is None:  # as estimated_stepping_batches does
+            self.trainer.fit_loop.setup_data()
+        batches = self.trainer.num_training_batches
+        if not math.isfinite(batches):
+            raise ConfigError(
+                "model.scheduler.milestone_epochs needs a training loader with a length; "
+                "give model.scheduler.milestones in optimizer steps instead"
+            )
+        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
+        return [epochs_to_steps(float(e), per_epoch) for e in sched_cfg["milestone_epochs"]]
