@@ -7,6 +7,7 @@ import pytest
 from hydra.utils import instantiate
 
 from dynaseg.errors import ConfigError
+from dynaseg.training.recipes import build_model
 from dynaseg.training.schedules import epochs_to_steps, step_lr_lambda
 from helpers import TINY, compose_config
 
@@ -23,7 +24,7 @@ class LRRecorder(L.Callback):
 
 def fit_recording_lr(overrides: list[str], max_steps: int) -> list[float]:
     cfg = compose_config("train", TINY + overrides)
-    module = instantiate(cfg.model, _recursive_=False)
+    module = build_model(cfg)
     recorder = LRRecorder()
     trainer = L.Trainer(
         max_steps=max_steps,
@@ -56,8 +57,8 @@ def test_epochs_to_steps_rounds_the_papers_epochs() -> None:
 
 def test_step_schedule_lr_at_chosen_steps() -> None:
     lrs = fit_recording_lr(
-        ["+model.scheduler.name=step", "+model.scheduler.milestones=[3]",
-         "+model.scheduler.gamma=0.1", "model.optimizer.lr=0.05"],
+        ["model/recipe=sgd_step", "~model.scheduler.milestone_epochs",
+         "+model.scheduler.milestones=[3]", "model.optimizer.lr=0.05"],
         max_steps=5,
     )  # fmt: skip
     assert lrs == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
@@ -66,7 +67,7 @@ def test_step_schedule_lr_at_chosen_steps() -> None:
 def test_step_schedule_milestone_in_epochs_uses_the_loader_length() -> None:
     # TINY: 8 synthetic images, batch 2 (last partial batch dropped) → 4 steps per epoch
     lrs = fit_recording_lr(
-        ["+model.scheduler.name=step", "+model.scheduler.milestone_epochs=[1.5]",
+        ["model/recipe=sgd_step", "model.scheduler.milestone_epochs=[1.5]",
          "model.optimizer.lr=0.05"],
         max_steps=8,
     )  # fmt: skip
@@ -75,4 +76,4 @@ def test_step_schedule_milestone_in_epochs_uses_the_loader_length() -> None:
 
 def test_step_schedule_needs_exactly_one_milestone_kind() -> None:
     with pytest.raises(ConfigError, match="exactly one of milestones"):
-        fit_recording_lr(["+model.scheduler.name=step"], max_steps=1)
+        fit_recording_lr(["model/recipe=sgd_step", "+model.scheduler.milestones=[3]"], max_steps=1)

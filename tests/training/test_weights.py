@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
 from dynaseg.training.module import SegmentationModule
+from dynaseg.training.recipes import build_model
 from dynaseg.training.weights import under_prefix
 from helpers import TINY, compose_config
 
@@ -26,8 +27,7 @@ SAC_PAPER = [
 
 
 def tiny_module(overrides: list[str]) -> SegmentationModule:
-    cfg = compose_config("train", TINY + overrides)
-    return instantiate(cfg.model, _recursive_=False)
+    return build_model(compose_config("train", TINY + overrides))
 
 
 def save_checkpoint(module: SegmentationModule, path: Path) -> Path:
@@ -46,7 +46,7 @@ def test_under_prefix_respects_name_boundaries() -> None:
 
 def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    baseline = tiny_module([*SAC_PAPER, "+model.net.decode_head.adaptive=false"])
+    baseline = tiny_module([*SAC_PAPER, "model.net.decode_head.adaptive=false"])
     ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
     torch.manual_seed(1)
     sac = tiny_module(
@@ -103,7 +103,7 @@ class ModeRecorder(L.Callback):
 
 def test_freeze_keeps_weights_and_bn_statistics_over_a_fit() -> None:
     cfg = compose_config("train", TINY + ["+model.freeze=[backbone]", "model.optimizer.lr=0.1"])
-    module: SegmentationModule = instantiate(cfg.model, _recursive_=False)
+    module = build_model(cfg)
     assert module.frozen_parameters and all(
         n.startswith("backbone.") for n in module.frozen_parameters
     )
