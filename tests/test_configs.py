@@ -110,7 +110,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9,
                       "weight_decay": 0.0005},
         "lr_mult": {},
-        "scheduler": {"power": 0.9, "min_lr": 1.0e-4},
+        "scheduler": {"name": "poly", "power": 0.9, "min_lr": 1.0e-4},
     }  # fmt: skip
     aux = {"_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 3,
            "channels": 256, "num_convs": 1, "concat_input": False, "dropout_ratio": 0.1}  # fmt: skip
