@@ -137,9 +137,9 @@ def test_dynamic_sampling_zero_offsets_is_regular_conv() -> None:
 
 
 def test_dshead_offsets_start_at_zero() -> None:
-    head = DSHead(CH, 3, channels=6, low_channels=5).eval()
+    head = DSHead(CH, 3, channels=6, low_channels=5, aspp_channels=7).eval()
     fs = feats(os=16)
-    assert head.offset_conv(torch.randn(1, 6, 4, 4)).abs().max() == 0
+    assert head.offset_conv(torch.randn(1, 7, 4, 4)).abs().max() == 0
     x_m = head.modify_conv(fs[2])
     x_s = head.sample_act(head.sample_norm(F.conv2d(x_m, head.sample_conv.weight, padding=1)))
     high = F.interpolate(head.aspp(fs[4]), size=x_m.shape[-2:], mode="bilinear")
