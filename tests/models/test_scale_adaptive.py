@@ -160,3 +160,17 @@ def test_sac_positions_equal_fp32_with_a_half_model_and_deform_impl(dtype: torch
         out = scale_adaptive_conv2d(x.to(dtype), s, w.to(dtype), dilation=2, impl=impl)
         assert out.dtype == dtype
         torch.testing.assert_close(out.float(), ref, atol=0.2, rtol=0.05)
+
+
+def test_sac_multiple_keeps_the_resnet_parameter_names() -> None:
+    """A plain-ResNet (or SAC baseline) checkpoint loads into the patched backbone unchanged:
+    the only new entries are the Stage-4 scale regression's."""
+    from dynaseg.models.backbones import TimmBackbone
+
+    plain = TimmBackbone("resnet18", channels=[8, 8, 16, 16], stem_width=8)
+    patched = apply_sac_multiple(TimmBackbone("resnet18", channels=[8, 8, 16, 16], stem_width=8))
+    extra = set(patched.state_dict()) - set(plain.state_dict())
+    assert extra == {"sac_scale.regression.conv.weight", "sac_scale.regression.conv.bias"}
+    assert set(plain.state_dict()) <= set(patched.state_dict())
+    patched.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.equal(patched.body.layer4[0].conv2.weight, plain.body.layer4[0].conv2.weight)

@@ -50,7 +50,7 @@ def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) ->
     ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
     torch.manual_seed(1)
     sac = tiny_module(
-        [*SAC_PAPER, f"+model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head],"
+        [*SAC_PAPER, f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head],"
          " strict: false}"]
     )  # fmt: skip
     regression_before = copy.deepcopy(sac.net.decode_head.scale_regression.state_dict())
@@ -70,19 +70,19 @@ def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) ->
 
 def test_init_from_strict_names_what_does_not_match(tmp_path: Path) -> None:
     ckpt = save_checkpoint(tiny_module(["model=fcn"]), tmp_path / "fcn.ckpt")
-    dmnet = tiny_module([f"+model.init_from={{path: '{ckpt}'}}"])
+    dmnet = tiny_module([f"model.init_from={{path: '{ckpt}'}}"])
     with pytest.raises(ConfigError, match=r"missing from the checkpoint \(\d+\): decode_head\."):
         dmnet.setup("fit")
     # by prefix: the backbone and the auxiliary head match exactly, strict passes
     dmnet = tiny_module(
-        [f"+model.init_from={{path: '{ckpt}', prefixes: [backbone, auxiliary_head]}}"]
+        [f"model.init_from={{path: '{ckpt}', prefixes: [backbone, auxiliary_head]}}"]
     )
     dmnet.setup("fit")
     assert dmnet.init_report["missing"] == [] and dmnet.init_report["skipped"] > 0
     with pytest.raises(ConfigError, match=r"\['decoder'\] name nothing"):
-        tiny_module([f"+model.init_from={{path: '{ckpt}', prefixes: [decoder]}}"]).setup("fit")
+        tiny_module([f"model.init_from={{path: '{ckpt}', prefixes: [decoder]}}"]).setup("fit")
     with pytest.raises(CheckpointNotFoundError, match="does not exist"):
-        tiny_module([f"+model.init_from={{path: '{tmp_path}/none.ckpt'}}"]).setup("fit")
+        tiny_module([f"model.init_from={{path: '{tmp_path}/none.ckpt'}}"]).setup("fit")
 
 
 class ModeRecorder(L.Callback):
@@ -102,7 +102,7 @@ class ModeRecorder(L.Callback):
 
 
 def test_freeze_keeps_weights_and_bn_statistics_over_a_fit() -> None:
-    cfg = compose_config("train", TINY + ["+model.freeze=[backbone]", "model.optimizer.lr=0.1"])
+    cfg = compose_config("train", TINY + ["model.freeze=[backbone]", "model.optimizer.lr=0.1"])
     module = build_model(cfg)
     assert module.frozen_parameters and all(
         n.startswith("backbone.") for n in module.frozen_parameters
@@ -139,6 +139,22 @@ def test_freeze_keeps_weights_and_bn_statistics_over_a_fit() -> None:
 
 def test_freeze_prefix_must_name_a_parameter() -> None:
     with pytest.raises(InstantiationException) as info:  # Hydra wraps the module's error
-        tiny_module(["+model.freeze=[backbone.layer9]"])
+        tiny_module(["model.freeze=[backbone.layer9]"])
     assert isinstance(info.value.__cause__, ConfigError)
     assert "model.freeze: ['backbone.layer9'] name no parameter" in str(info.value.__cause__)
+
+
+def test_sac_single_only_row_trains_the_scale_regression_alone(tmp_path: Path) -> None:
+    """SAC Tables 1/3 "SAC-single-only": baseline weights, only the scale regression trains."""
+    baseline = tiny_module([*SAC_PAPER, "model.net.decode_head.adaptive=false"])
+    ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
+    sac_only = tiny_module(
+        [*SAC_PAPER, f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head.conv_seg]}}",
+         "model.freeze=[backbone, decode_head.conv_seg]"]
+    )  # fmt: skip
+    sac_only.setup("fit")  # strict: every backbone and classifier entry found
+    trained = [n for n, p in sac_only.net.named_parameters() if p.requires_grad]
+    assert trained == ["decode_head.scale_regression.conv.weight",
+                       "decode_head.scale_regression.conv.bias"]  # fmt: skip
+    groups = sac_only.parameter_groups()
+    assert sum(len(g["params"]) for g in groups) == 2

@@ -232,19 +232,22 @@ class _ScaleMapHolder(nn.Module):
         self.scale = self.regression(output)
 
 
-class _SharedScaleConv(nn.Module):
-    """Wraps a :class:`ScaleAdaptiveConv2d` so it reads the shared scale map (module call API)."""
+class _SharedScaleConv(ScaleAdaptiveConv2d):
+    """A :class:`ScaleAdaptiveConv2d` that reads the shared scale map (plain ``module(x)`` call,
+    so it drops into a ResNet block). Its parameters keep the replaced conv's names
+    (``layer4.0.conv2.weight``), so plain-ResNet and baseline checkpoints load unchanged."""
 
-    def __init__(self, conv: ScaleAdaptiveConv2d, holder: _ScaleMapHolder) -> None:
-        super().__init__()
-        self.conv = conv
+    def __init__(self, *args: Any, holder: _ScaleMapHolder, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._holder = [holder]  # a list: not registered twice as a submodule
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self._holder[0].scale
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        scale = self._holder[0].scale if scale is None else scale
         if scale is None:
             raise RuntimeError("SAC-multiple: the Stage-4 scale map was not computed")
-        return self.conv(x, scale)
+        return super().forward(x, scale)
 
 
 def apply_sac_multiple(
@@ -295,7 +298,7 @@ def apply_sac_multiple(
     if not targets:
         raise ValueError(f"apply_sac_multiple: no 3×3 convs found in '{stage}'")
     for name, conv in targets:
-        sac = ScaleAdaptiveConv2d(
+        sac = _SharedScaleConv(
             conv.in_channels,
             conv.out_channels,
             3,
@@ -304,13 +307,14 @@ def apply_sac_multiple(
             dilation=conv.dilation,
             bias=conv.bias is not None,
             impl=impl,
+            holder=holder,
         )
         if conv.padding[0] != conv.dilation[0]:
             raise ValueError(f"apply_sac_multiple: '{name}' is not 'same'-padded")
         sac.load_state_dict(conv.state_dict())
         parent_name, _, child = name.rpartition(".")
         parent = stage_mod.get_submodule(parent_name) if parent_name else stage_mod
-        setattr(parent, child, _SharedScaleConv(sac, holder))
+        setattr(parent, child, sac)
     return backbone
 
 
