@@ -20,7 +20,7 @@ from helpers import TINY, compose_config
 # SAC's paper baseline (3×3 classifier, no scales) and SAC-single: same names but the regression
 SAC_PAPER = [
     "model=sac",
-    "model.net.auxiliary_head=null",
+    "model.net.auxiliary_head=null",  # TINY (quickstart) sets aux values
     "model.net.decode_head.layout=sac_classifier",
     "model.net.decode_head.num_convs=0",
 ]
