@@ -82,10 +82,12 @@ def test_sac_preset_is_the_papers_single_layout_and_step_count() -> None:
     cfg = compose_config("train", ["experiment=sac_r101_cityscapes"])
     head = cfg.model.net.decode_head
     assert (head.layout, head.num_convs, head.dropout_ratio) == ("sac_classifier", 0, 0.0)
-    # 2,975 Cityscapes images / 8 = 371 steps per epoch (last partial batch dropped), 70 epochs
-    assert cfg.manifest.max_steps == (2975 // 8) * 70
-    ade = compose_config("train", ["experiment=sac_r101_ade20k"])
-    assert ade.manifest.max_steps == (20_210 // 8) * 70
+    # 70 epochs of the per-GPU loader: the distributed sampler pads the images to a multiple of
+    # the 4 GPUs, each GPU drops its last partial batch of 2
+    for preset, images in (("sac_r101_cityscapes", 2975), ("sac_r101_ade20k", 20_210)):
+        cfg = compose_config("train", [f"experiment={preset}"])
+        per_gpu = math.ceil(images / cfg.trainer.devices)
+        assert cfg.manifest.max_steps == (per_gpu // cfg.data.batch_size) * 70
 
 
 def test_dsnet_presets_use_the_deeplabv3plus_aspp() -> None:

@@ -48,8 +48,8 @@ def test_step_lambda_divides_at_each_milestone() -> None:
 
 
 def test_epochs_to_steps_rounds_the_papers_epochs() -> None:
-    # SAC on Cityscapes: 2,975 images, batch 8 → 372 steps per epoch (last batch dropped: 371)
-    assert epochs_to_steps(60, 371) == 22_260
+    # SAC on Cityscapes, 4 GPUs × 2: 372 steps per epoch, the LR drops after 60 epochs
+    assert epochs_to_steps(60, 372) == 22_320
     assert epochs_to_steps(0.5, 3) == 2
     with pytest.raises(ValueError):
         epochs_to_steps(1, 0)

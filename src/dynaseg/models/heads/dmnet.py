@@ -1,8 +1,8 @@
 """DMNet decode head: Dynamic Multi-scale Filters for Semantic Segmentation (He et al., ICCV 2019).
 
 Paper: https://openaccess.thecvf.com/content_ICCV_2019/papers/He_Dynamic_Multi-Scale_Filters_for_Semantic_Segmentation_ICCV_2019_paper.pdf
-§3.2. For each filter size ``k`` a Dynamic Convolutional
-Module (DCM) computes Eq. (1), ``h_k = f_k(x) ⊛ g_k(x)``:
+§3.2 (paper-vs-ours, incl. Table 3's parameter counting: docs/fidelity.md). For each filter size
+``k`` a Dynamic Convolutional Module (DCM) computes Eq. (1), ``h_k = f_k(x) ⊛ g_k(x)``:
 
 - feature reduction ``f_k``: 1×1 conv-BN-ReLU ``c → c'`` (``channels``);
 - filter generator ``g_k``: adaptive average pool of the *context* feature to ``k×k``, then a 1×1
