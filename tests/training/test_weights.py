@@ -158,3 +158,18 @@ def test_sac_single_only_row_trains_the_scale_regression_alone(tmp_path: Path) -
                        "decode_head.scale_regression.conv.bias"]  # fmt: skip
     groups = sac_only.parameter_groups()
     assert sum(len(g["params"]) for g in groups) == 2
+
+
+def test_a_loaded_checkpoint_is_not_overwritten_by_init_from(tmp_path: Path) -> None:
+    """Fine-tuning a module loaded from its checkpoint keeps its weights: init_from (whose file
+    may be gone by then) is not applied again."""
+    source = save_checkpoint(tiny_module([]), tmp_path / "source.ckpt")
+    trained = tiny_module([f"model.init_from={{path: '{source}'}}"])
+    trained.setup("fit")
+    with torch.no_grad():
+        trained.net.decode_head.conv_seg.bias.fill_(0.5)  # "training" changed the weights
+    ckpt = save_checkpoint(trained, tmp_path / "trained.ckpt")
+    source.unlink()
+    restored = SegmentationModule.load_from_checkpoint(ckpt)
+    restored.setup("fit")
+    assert torch.all(restored.net.decode_head.conv_seg.bias == 0.5)

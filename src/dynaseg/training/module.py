@@ -148,6 +148,12 @@ class SegmentationModule(L.LightningModule):
         )
         rank_zero_info(format_init_report(init["path"], self.init_report))
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Weights restored from a checkpoint of this module supersede init_from: a later fit of
+        # the loaded module (fine-tuning, or resuming through ckpt_path) must not reload them.
+        if self.hparams.init_from:
+            self.init_report = {"restored_from_checkpoint": True}
+
     def train(self, mode: bool = True) -> SegmentationModule:
         """``nn.Module.train``, except that frozen batch-norm layers stay in eval mode."""
         super().train(mode)
