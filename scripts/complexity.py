@@ -172,7 +172,12 @@ def paper_table_rows(size: tuple[int, int] = (512, 512)) -> list[dict[str, Any]]
         ("ASPP (DeepLabV3, rates 12,24,36 + pool)", "", ASPPHead(**kw), f8),
         ("PSP (1,2,3,6)", "", PSPHead(**kw), f8),
         ("CaC-Net (H=2, s=3, d=1,2,3, GP)", "CaC T7: +5M / +21G", CaCHead(**kw), f8),
-        ("SAC-single (paper: 3×3 SAC classifier, d=4)", "", SACHead(**kw, dilation=4), f8),
+        (
+            "SAC-single (paper; its 3×3 SAC conv is the classifier: scale regression only)",
+            "",
+            SACHead(**kw, dilation=4),
+            f8,
+        ),
         (
             "SAC, FCN layout (last 3×3 conv SAC, 1×1 classifier)",
             "",
