@@ -95,3 +95,20 @@ def test_dsnet_presets_use_the_deeplabv3plus_aspp() -> None:
     head = cfg.model.net.decode_head
     assert (head.aspp_channels, head.aspp_fuse_kernel_size) == (256, 1)
     assert OmegaConf.to_container(cfg.model.lr_mult) == {"decode_head": 0.1, "auxiliary_head": 0.1}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_network_builds_and_runs(preset: str) -> None:
+    """The preset's head and recipe build (on the tiny backbone; model.inference is set aside
+    until SegmentationModule reads it)."""
+    import torch
+
+    from dynaseg.training.recipes import build_model
+
+    overrides = [f"experiment={preset}", "model/backbone=resnet_tiny", "~model.inference",
+                 "model.net.backbone.name=resnet18", "model.net.backbone.pretrained=false"]  # fmt: skip
+    module = build_model(compose_config("train", overrides))
+    module.eval()
+    with torch.no_grad():
+        logits = module(torch.randn(1, 3, 64, 64))
+    assert logits.shape[-2:] == (64, 64) and logits.shape[1] == module.hparams.num_classes
