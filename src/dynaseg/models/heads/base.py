@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -61,3 +62,57 @@ class DecodeHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------- internals hook
+# A head's adaptive internals (DMNet's generated filters, CaC-Net's weighting maps, SAC's scale
+# maps, DSNet's sampling offsets) are recorded only inside ``capture_internals``. Outside it the
+# per-forward cost is one attribute lookup and nothing is stored, so numerics and memory are
+# unchanged.
+
+Internals = dict[str, dict[str, torch.Tensor]]
+
+
+def record_internal(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Record ``value`` (detached) as ``name`` if ``module`` is inside :func:`capture_internals`.
+
+    Called by the heads (and their submodules) at the point where an adaptive quantity is
+    computed; ``name`` is prefixed with the module's path inside its head.
+    """
+    store = module.__dict__.get("_internals_store")
+    if store is not None:
+        store[module.__dict__["_internals_prefix"] + name] = value.detach()
+
+
+@contextmanager
+def capture_internals(model: nn.Module) -> Iterator[Internals]:
+    """Record the adaptive internals of every :class:`DecodeHead` in ``model`` while active.
+
+    Yields ``{head path: {name: tensor}}``, filled by each forward pass inside the block (a later
+    pass overwrites an earlier one), e.g. for a DMNet segmentor::
+
+        with capture_internals(segmentor) as internals:
+            segmentor(images)
+        internals["decode_head"]["dcm_modules.1.filters"]  # (B, c', 3, 3) generated filters
+
+    Names by head: DMNet ``dcm_modules.<i>.filters`` ``(B, c', k, k)``; CaC-Net
+    ``cac_modules.<i>.kernel`` ``(B, c, s, s)`` and ``cac_modules.<i>.weights`` ``(B, c, h, w)``
+    (the spatial weighting ``W`` of Eq. 2); SAC ``scale`` ``(B, 1, h, w)``; DSNet ``offsets``
+    ``(B, 2·k·k, h, w)`` (``(dy, dx)`` per tap, in feature pixels). Heads without adaptive
+    internals record nothing (an empty dict). The tensors stay on the model's device.
+    """
+    internals: Internals = {}
+    enabled: list[nn.Module] = []
+    heads = [(path, m) for path, m in model.named_modules() if isinstance(m, DecodeHead)]
+    try:
+        for path, head in heads:
+            store = internals.setdefault(path, {})
+            for sub_path, sub in head.named_modules():
+                sub.__dict__["_internals_store"] = store
+                sub.__dict__["_internals_prefix"] = f"{sub_path}." if sub_path else ""
+                enabled.append(sub)
+        yield internals
+    finally:
+        for sub in enabled:
+            sub.__dict__.pop("_internals_store", None)
+            sub.__dict__.pop("_internals_prefix", None)

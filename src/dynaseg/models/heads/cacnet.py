@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dynaseg.errors import ConfigError
-from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
@@ -158,11 +158,16 @@ class CaCModule(nn.Module):
         channel weights ``σ(FC(ReLU(FC(GAP(X)))))``, broadcast over the positions)."""
         if self.weighting == "se":
             pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
-            return torch.sigmoid(self.se(pooled))[:, :, None, None]
+            weights = torch.sigmoid(self.se(pooled))[:, :, None, None]
+            record_internal(self, "weights", weights)  # see heads.base.capture_internals
+            return weights
         kernel = self.kernel(x)
-        return sum(
+        record_internal(self, "kernel", kernel)
+        weights = sum(
             torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, dilation=d)) for d in self.dilations
         )
+        record_internal(self, "weights", weights)
+        return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.reduce(x)

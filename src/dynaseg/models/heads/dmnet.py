@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
 
 FilterType = Literal["dynamic", "regular", "depthwise"]
@@ -112,7 +112,9 @@ class DynamicConvModule(nn.Module):
         """``g_k``: context → per-image depthwise filters ``(B, c', k, k)`` (dynamic only)."""
         if self.filter_type != "dynamic":
             raise RuntimeError(f"DynamicConvModule({self.filter_type!r}) has no filter generator")
-        return self.filter_gen_conv(F.adaptive_avg_pool2d(context, self.filter_size))
+        filters = self.filter_gen_conv(F.adaptive_avg_pool2d(context, self.filter_size))
+        record_internal(self, "filters", filters)  # see heads.base.capture_internals
+        return filters
 
     def filter(self, reduced: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """``h_k``: the reduced feature ``f_k(x)`` convolved with this branch's filters."""

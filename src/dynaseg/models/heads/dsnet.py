@@ -38,7 +38,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from dynaseg.models.heads.aspp import ASPPModule
-from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct, resize
 
 
@@ -143,5 +143,6 @@ class DSHead(DecodeHead):
         x_m = self.modify_conv(features[self.low_index])
         high = resize(high, x_m.shape[-2:])
         offset = self.offset_conv(high)
+        record_internal(self, "offsets", offset)  # see heads.base.capture_internals
         x_s = self.sample_act(self.sample_norm(self.sample_conv(x_m, offset)))
         return self.cls_seg(self.fuse(torch.cat([x_m, x_s, high], dim=1)))

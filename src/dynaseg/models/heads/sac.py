@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from dynaseg.errors import ConfigError
-from dynaseg.models.heads.base import DecodeHead
+from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct
 from dynaseg.models.scale_adaptive import SACImpl, ScaleAdaptiveConv2d, ScaleRegression
 
@@ -109,6 +109,8 @@ class SACHead(DecodeHead):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
         scale = self.scale_regression(x) if self.adaptive else None  # None: standard conv
+        if scale is not None:
+            record_internal(self, "scale", scale)  # see heads.base.capture_internals
         out = self.convs(x)
         if self.layout == "sac_classifier":
             return self.conv_seg(self.dropout(out), scale)
