@@ -60,7 +60,8 @@ class SegmentationMetric(Metric):
         )
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return metrics_from_confmat(self.confmat)
+        """:func:`metrics_from_confmat` plus ``confmat``, the (process-summed) matrix itself."""
+        return {**metrics_from_confmat(self.confmat), "confmat": self.confmat.clone()}
 
 
 def metrics_from_confmat(confmat: torch.Tensor) -> dict[str, torch.Tensor]:

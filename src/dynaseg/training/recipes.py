@@ -24,6 +24,7 @@ from dynaseg.training.console import (
     save_config,
     silence_upstream_noise,
 )
+from dynaseg.training.loggers import finish_loggers
 from dynaseg.training.module import SegmentationModule
 
 
@@ -130,6 +131,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
+    finish_loggers(trainer.loggers)  # one W&B run per job, also within a multirun
     return results
 
 
@@ -160,4 +162,5 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=datamodule, verbose=False)
     results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
+    finish_loggers(trainer.loggers)
     return results
