@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow test-all lint format clean
+.PHONY: help install train test test-slow test-all lint format clean notebook
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with dev extras (pip install -e ".[dev]")
 
+$(VENV)/.notebook-stamp: $(STAMP)
+	$(PY) -m pip install -e ".[dev,notebook]"
+	touch $@
+
 train: $(STAMP) ## Quick-start: train + evaluate DMNet on the built-in synthetic scenes (CPU, minutes)
 	$(PY) src/train.py experiment=quickstart
+
+notebook: $(VENV)/.notebook-stamp ## Open notebooks/inspect_checkpoint.ipynb in Jupyter (after `make train`)
+	$(VENV)/bin/jupyter notebook notebooks/inspect_checkpoint.ipynb
 
 test: $(STAMP) ## Run the test suite (fast tests; what CI runs)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

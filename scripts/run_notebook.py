@@ -1,0 +1,108 @@
+"""Run a notebook headless (nbclient, no Jupyter server), with parameters, like a script.
+
+The values given with ``-p NAME=VALUE`` go into a cell inserted right after the notebook's cell
+tagged ``parameters`` (the papermill convention), so they override its defaults. ``VALUE`` is a
+Python literal (``2``, ``(0, 3)``, ``["a=b"]``, ``None``); anything else is taken as a string.
+
+Usage::
+
+    python scripts/run_notebook.py notebooks/inspect_checkpoint.ipynb
+    python scripts/run_notebook.py notebooks/inspect_checkpoint.ipynb \\
+        -p CHECKPOINT=logs/train/runs/<time>/checkpoints/<file>.ckpt -p SAVE_DIR=docs/img
+    python scripts/run_notebook.py notebooks/compare_runs.ipynb -p SWEEP=logs/train/multiruns/<time>
+
+The kernel is the Python running this script (its environment and ``PYTHONPATH``). ``--output``
+writes the executed notebook (with outputs) elsewhere; the source notebook is never modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` → ``(NAME, value)``; VALUE a Python literal, otherwise a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise SystemExit(f"error: -p expects NAME=VALUE with a Python identifier, got {text!r}")
+    try:
+        return name, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return name, raw
+
+
+def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> None:
+    """Insert ``NAME = value`` assignments right after the cell tagged ``parameters``."""
+    import nbformat
+
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if not tagged:
+        raise SystemExit("error: the notebook has no cell tagged 'parameters' to override")
+    source = "# Injected parameters\n" + "\n".join(
+        f"{name} = {value!r}" for name, value in parameters.items()
+    )
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(tagged[0] + 1, cell)
+
+
+def run_cells(nb: Any, workdir: str | Path, timeout: int = 1200) -> Any:
+    """Execute every cell of the notebook node ``nb`` in a fresh ``python3`` kernel started in
+    ``workdir``; raises ``nbclient.exceptions.CellExecutionError`` if a cell fails."""
+    from nbclient import NotebookClient
+
+    resources = {"metadata": {"path": str(workdir)}}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
+    return nb
+
+
+def execute_notebook(
+    path: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    timeout: int = 1200,
+    output: str | Path | None = None,
+) -> Any:
+    """Execute the notebook at ``path`` (in its directory) with ``parameters``; returns the
+    executed notebook node and writes it to ``output`` if given."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    if parameters:
+        inject_parameters(nb, parameters)
+    run_cells(nb, path.parent, timeout)
+    if output is not None:
+        nbformat.write(nb, Path(output))
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--output", type=Path, help="write the executed notebook here")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    args = parser.parse_args(argv)
+    if not args.notebook.is_file():
+        raise SystemExit(f"error: notebook '{args.notebook}' does not exist")
+    from nbclient.exceptions import CellExecutionError
+
+    params = dict(parse_parameter(p) for p in args.param)
+    try:
+        execute_notebook(args.notebook, params, args.timeout, args.output)
+    except CellExecutionError as err:
+        print(f"error: {args.notebook} failed:\n{err}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.notebook}: all cells ran"
+        + (f"; executed copy: {args.output}" if args.output else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
