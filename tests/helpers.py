@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -42,3 +44,32 @@ def compose_config(
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def wandb_records(path: Path) -> Iterator[object]:
+    """The protobuf records of an offline ``run-*.wandb`` file.
+
+    The file is a LevelDB-style log (what wandb's ``datastore`` writes): a 7-byte header, then
+    32 KiB blocks of chunks, each ``crc32 (4) | length (2) | type (1) | data``; type 1 is a whole
+    record, 2/3/4 the first/middle/last piece of one split across blocks.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    raw = path.read_bytes()
+    assert raw[:4] == b":W&B", f"{path} is not a W&B run file"
+    block, pos, pending = 32768, 7, b""
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:  # the rest of a block too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        data = raw[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0:  # zero padding at the end of a block
+            pos += (block - pos % block) % block
+            continue
+        pending = data if kind in (1, 2) else pending + data
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
