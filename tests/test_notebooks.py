@@ -60,7 +60,7 @@ def test_inspect_checkpoint_notebook_shows_every_figure(
     nb.cells.append(
         nbformat.v4.new_code_cell(
             "import json, numpy as np\n"
-            "fig = figures['internals']\n"
+            "fig = figures['dmnet_filters']\n"
             "diff = [np.nanmax(np.abs(ax.images[0].get_array())) for ax in fig.axes\n"
             "        if ax.get_title() == 'A − B']\n"
             "print(json.dumps({'figures': sorted(figures), 'suptitle': fig.get_suptitle(),\n"
@@ -71,7 +71,7 @@ def test_inspect_checkpoint_notebook_shows_every_figure(
 
     assert len(png_outputs(nb)) == 4  # predictions, per-class, confusion matrix, DMNet filters
     report = json.loads(nb.cells[-1].outputs[-1]["text"])
-    assert report["figures"] == ["confusion_matrix", "internals", "per_class", "predictions"]
+    assert report["figures"] == ["confusion_matrix", "dmnet_filters", "per_class", "predictions"]
     assert report["suptitle"].startswith("DMNet generated filters")
     # one A − B panel per branch of the quick-start DMNet (filters 1, 3, 5, 7), none all zero:
     # the two images' filters differ

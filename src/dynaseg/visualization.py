@@ -19,7 +19,7 @@ show it. The figures:
   Convolutions for Scene Parsing", ICCV 2017, §3.2);
 - :func:`plot_ds_offsets` — DSNet's sampling offsets as arrows and magnitude (context guided
   dynamic sampling, Eq. 2);
-- :func:`plot_head_internals` picks the right one of the four for a head;
+- :func:`plot_head_internals` picks the right one of the four for a head (:func:`internals_kind`);
 - :func:`plot_run_comparison` — per-class IoU of several runs from their ``metrics.json``.
 
 The internals come from :func:`dynaseg.models.heads.base.capture_internals`;
@@ -30,6 +30,7 @@ with its stored configuration (what the notebooks use).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -136,11 +137,25 @@ def figure_to_array(fig: Figure, dpi: int | None = None) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG (parent directories created); returns the path."""
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100, colors: int | None = 256) -> Path:
+    """Write ``fig`` as PNG (parent directories created); returns the path.
+
+    ``colors``: quantise to a palette PNG of that many colours (no dithering), which keeps
+    figures with photos in them 3–4× smaller; ``None`` writes full RGBA.
+    """
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if colors is None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format="png")
+    rgb = Image.open(buffer).convert("RGB")
+    rgb.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True
+    )
     return path
 
 
@@ -566,34 +581,46 @@ def plot_ds_offsets(
     return fig
 
 
+def internals_kind(internals: Mapping[str, ArrayLike]) -> str | None:
+    """Which head recorded ``internals`` (one image's): ``"dmnet_filters"``, ``"cac_weights"``,
+    ``"sac_scales"``, ``"ds_offsets"``, or ``None`` for a head that records nothing."""
+    if _branch_keys(internals, "filters"):
+        return "dmnet_filters"
+    if _branch_keys(internals, "weights"):
+        return "cac_weights"
+    if "scale" in internals:
+        return "sac_scales"
+    if "offsets" in internals:
+        return "ds_offsets"
+    return None
+
+
 def plot_head_internals(
     internals: Sequence[Mapping[str, ArrayLike]],
     images: Sequence[ArrayLike] | None = None,
     names: Sequence[str] | None = None,
 ) -> Figure | None:
-    """The figure that fits a head's recorded internals: DMNet filters (needs two images; uses
-    the first two), CaC-Net weights, SAC scales or DSNet offsets (of the first image).
+    """The figure that fits a head's recorded internals (:func:`internals_kind`): DMNet filters
+    (compares the first two images), CaC-Net weights, SAC scales or DSNet offsets (first image).
 
     ``internals``: one head's internals per image. Returns ``None`` for a head that records
     nothing (FCN, ASPP, PSP, Inception, DMNet with fixed filters).
     """
-    if not internals or not internals[0]:
-        return None
-    first = internals[0]
+    kind = internals_kind(internals[0]) if internals else None
     image = images[0] if images else None
-    if _branch_keys(first, "filters"):
+    if kind == "dmnet_filters":
         if len(internals) < 2:
             raise ValueError("plot_head_internals: DMNet's filter view compares two images")
         return plot_dmnet_filters(
             internals[0], internals[1], images[:2] if images else None,
             names=tuple(names[:2]) if names else ("image A", "image B"),
         )  # fmt: skip
-    if _branch_keys(first, "weights"):
-        return plot_cac_weights(first, image)
-    if "scale" in first:
-        return plot_sac_scales(first, image)
-    if "offsets" in first:
-        return plot_ds_offsets(first, image)
+    if kind == "cac_weights":
+        return plot_cac_weights(internals[0], image)
+    if kind == "sac_scales":
+        return plot_sac_scales(internals[0], image)
+    if kind == "ds_offsets":
+        return plot_ds_offsets(internals[0], image)
     return None
 
 
