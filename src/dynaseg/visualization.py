@@ -288,7 +288,14 @@ def plot_per_class(
     if acc is not None:
         acc = to_numpy(acc).astype(np.float64)
         ax.barh(y + height / 2, 100 * np.nan_to_num(acc), height, color="0.75", label="Acc")
-        ax.legend(loc="lower right", fontsize=8)
+        handles = [
+            Patch(facecolor="0.35" if colours is not None else "tab:blue", label="IoU"),
+            Patch(facecolor="0.75", label="Acc"),
+        ]
+        ax.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8,
+            frameon=False,
+        )  # fmt: skip
     for i, v in enumerate(iou):
         text = "n/a" if math.isnan(v) else f"{100 * v:.1f}"
         ax.text(101, i, text, va="center", fontsize=7)
@@ -298,8 +305,7 @@ def plot_per_class(
     ax.set_yticks(y, class_names, fontsize=8 if n <= 40 else 5)
     ax.invert_yaxis()
     ax.set_xlim(0, 110)
-    ax.set_xlabel("%")
-    ax.set_title(title or f"per-class IoU (mIoU {100 * miou:.1f})", fontsize=10)
+    ax.set_title(title or f"per-class IoU in % (mIoU {100 * miou:.1f})", fontsize=10)
     return fig
 
 

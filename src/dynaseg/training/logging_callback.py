@@ -31,7 +31,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from dynaseg import visualization as vis
 from dynaseg.complexity import count_flops, count_params
@@ -126,11 +126,15 @@ class SegmentationLogging(L.Callback):
             if dataset is not None and len(dataset) > 0:
                 device = next(net.parameters()).device
                 image = dataset[0]["image"].unsqueeze(0).to(device)
-                flops, _ = count_flops(net, image)
-                scalars["model/MACs"] = flops / 2
-                info["complexity"].update(
-                    {"MACs": flops // 2, "MACs_input": list(image.shape[-2:])}
-                )
+                try:
+                    flops, _ = count_flops(net, image)
+                except Exception as err:  # a report must never stop training
+                    rank_zero_warn(f"SegmentationLogging: MACs not counted ({err})")
+                else:
+                    scalars["model/MACs"] = flops / 2
+                    info["complexity"].update(
+                        {"MACs": flops // 2, "MACs_input": list(image.shape[-2:])}
+                    )
         for lg in trainer.loggers:
             lg.log_hyperparams({"run_info": info})
             if scalars:
