@@ -56,8 +56,13 @@ def test_recording_is_off_outside_the_context_and_keyed_by_head_path() -> None:
 
     net = Segmentor(
         Backbone(),
-        lambda in_channels: DMHead(in_channels, 3, channels=4, filter_sizes=(3,)),
-        lambda in_channels: FCNHead(in_channels, 3, in_index=3, channels=4),
+        lambda in_channels, num_classes: DMHead(
+            in_channels, num_classes, channels=4, filter_sizes=(3,)
+        ),
+        num_classes=3,
+        auxiliary_head=lambda in_channels, num_classes: FCNHead(
+            in_channels, num_classes, in_index=3, channels=4
+        ),
     ).eval()
     images = torch.randn(1, 3, 24, 24)
     with capture_internals(net) as internals:
