@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, label_id_lut
-from dynaseg.data.datasets.files import DatasetError, read_label
+from dynaseg.data.datasets.files import read_label
+from dynaseg.errors import DatasetError
 from dynaseg.data.prep import run_parallel
 
 _LUT = label_id_lut()

@@ -12,6 +12,7 @@ from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dynaseg.data.base import SegmentationDataset
+from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -125,6 +126,8 @@ class SegDataModule(L.LightningDataModule):
         )  # fmt: skip
         self.eval_transform = build_eval_transform(test_scale, mean, std)
         self.datasets: dict[str, SegmentationDataset] = {}
+        self.train_sampler: ResumableSampler | None = None
+        self._resume_state: dict[str, int] | None = None
 
     def make_dataset(self, stage: str) -> SegmentationDataset:
         """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
@@ -159,13 +162,24 @@ class SegDataModule(L.LightningDataModule):
         dataset = self.datasets[stage]
         sampler = None
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
-            # Lightning leaves a DistributedSampler subclass alone (no padded sampler injected).
-            sampler = UnpaddedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if shuffle:
+            # Order and augmentations are functions of (seed, epoch, position): resumable exactly.
+            # Lightning leaves DistributedSampler subclasses alone (no sampler injected).
+            sampler = ResumableSampler(dataset, world, rank, seed=torch.initial_seed() % 2**31)
+            if self._resume_state is not None:
+                sampler.seed = self._resume_state["seed"]
+                sampler.resume_from(
+                    self._resume_state["epoch"], self._resume_state["batches"] * batch_size
+                )
+                self._resume_state = None
+            self.train_sampler = sampler
+            dataset = SeededSamples(dataset)
+        elif world > 1:
+            sampler = UnpaddedDistributedSampler(dataset, world, rank)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             drop_last=shuffle,
             num_workers=self.num_workers,
@@ -184,4 +198,14 @@ class SegDataModule(L.LightningDataModule):
         return self._loader("test", self.val_batch_size, shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        """Where the training stream is: epoch, batches the fit loop consumed in it, seed."""
+        trainer, sampler = self.trainer, self.train_sampler
+        if trainer is None or sampler is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": sampler.epoch, "batches": int(progress.processed), "seed": sampler.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the training stream after the batches the checkpoint had consumed."""
+        if {"epoch", "batches", "seed"} <= set(state_dict):
+            self._resume_state = {k: int(state_dict[k]) for k in ("epoch", "batches", "seed")}

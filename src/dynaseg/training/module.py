@@ -14,7 +14,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ConfigError, NonFiniteLossError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.layers import resize
 from dynaseg.training.schedules import poly_lr_lambda
@@ -136,9 +136,10 @@ class SegmentationModule(L.LightningModule):
         losses = self.compute_losses(self.net.forward_train(batch["image"]), labels)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss {loss.item()} at step {self.global_step} "
-                f"({ {k: v.item() for k, v in losses.items()} }); lower the LR or check the data"
+            parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.global_step} ({parts}); expected a "
+                "finite loss: lower model.optimizer.lr or check the data"
             )
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True)
         self.log("train/loss", loss, on_step=True, prog_bar=True)

@@ -16,12 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from dynaseg.data.base import check_palette
-from dynaseg.data.datasets.files import (
-    DatasetNotFoundError,
-    FileSegDataset,
-    Sample,
-    reduce_zero_lut,
-)
+from dynaseg.data.datasets.files import FileSegDataset, Sample, reduce_zero_lut
+from dynaseg.errors import DatasetNotFoundError
 
 SPLIT_DIRS = {"train": "training", "val": "validation", "training": "training",
               "validation": "validation"}  # fmt: skip

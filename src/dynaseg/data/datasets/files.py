@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dynaseg.data.base import SegmentationDataset
-from dynaseg.errors import UserError
+from dynaseg.errors import DatasetError, DatasetNotFoundError
 
 IGNORE = 255
 _MAX_LISTED = 5  # problems quoted in one error message
@@ -35,13 +35,6 @@ _MAX_LISTED = 5  # problems quoted in one error message
 # OpenCV >= 4.10 can decode straight to RGB (saves a colour conversion per image).
 _IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
-
-class DatasetError(UserError, RuntimeError):
-    """A dataset on disk is not as expected; the message names the file and what was expected."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """The dataset root (or a required list file) does not exist."""
 
 
 @dataclass(frozen=True)
