@@ -56,15 +56,27 @@ class TrainingInterrupted(Exception):
         self.signum = signum
 
 
-def check_arg(ok: bool, key: str, value: Any, expected: str) -> None:
-    """Raise :class:`ConfigError` ``"<key>=<value>: expected <expected>"`` unless ``ok``.
+class ArgumentError(ConfigError):
+    """A constructor argument out of range: ``<key>=<value>: expected <expected>``.
 
-    ``key`` is the argument's name in its own config node (``channels``, ``filter_sizes``); the
-    object that builds it (e.g. the :class:`~dynaseg.models.segmentor.Segmentor` for heads) puts
-    the node's key path in front, so users read ``model.net.decode_head.channels=0: …``.
+    ``key`` starts as the argument's name in its own config node (``channels``); whoever builds
+    the object puts the node's key path in front (:meth:`under`), so users read
+    ``model.net.decode_head.channels=0: expected an integer ≥ 1``.
     """
+
+    def __init__(self, key: str, value: Any, expected: str, owner: str = "") -> None:
+        self.key, self.value, self.expected, self.owner = key, value, expected, owner
+        where = f" ({owner})" if owner else ""
+        super().__init__(f"{key}={value!r}: expected {expected}{where}")
+
+    def under(self, prefix: str, owner: str = "") -> ArgumentError:
+        return ArgumentError(f"{prefix}.{self.key}", self.value, self.expected, owner or self.owner)
+
+
+def check_arg(ok: bool, key: str, value: Any, expected: str) -> None:
+    """Raise :class:`ArgumentError` ``"<key>=<value>: expected <expected>"`` unless ``ok``."""
     if not ok:
-        raise ConfigError(f"{key}={value!r}: expected {expected}")
+        raise ArgumentError(key, value, expected)
 
 
 def causes(err: BaseException) -> Iterator[BaseException]:

@@ -6,12 +6,19 @@ import os
 from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
 
+import functools
+from pathlib import Path
+
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dynaseg.data.base import SegmentationDataset
+from dynaseg.data.datasets.files import FileSegDataset
+from dynaseg.data.preflight import preflight
 from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
@@ -64,6 +71,34 @@ def seed_worker(worker_id: int) -> None:
         transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
+def is_file_dataset(factory: DatasetFactory) -> bool:
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    return isinstance(target, type) and issubclass(target, FileSegDataset)
+
+
+def rescaled_size(hw: tuple[int, int], scale: Sequence[int]) -> tuple[int, int]:
+    """An image's size after mmseg's keep-ratio rescale to ``scale`` at ratio 1.0 (the long side
+    fits ``max(scale)``, the short side ``min(scale)``)."""
+    factor = min(max(scale) / max(hw), min(scale) / min(hw))
+    return round(hw[0] * factor), round(hw[1] * factor)
+
+
+def warn_if_crop_too_large(
+    crop: tuple[int, int], scale: Sequence[int], sizes: list[tuple[int, int]]
+) -> None:
+    """One warning when the training crop exceeds the median image after rescaling: every sample
+    would then be mostly padding (and the step many times slower)."""
+    median = tuple(int(v) for v in np.median(np.asarray(sizes), axis=0))
+    h, w = rescaled_size(median, scale)  # type: ignore[arg-type]
+    if crop[0] > h or crop[1] > w:
+        rank_zero_warn(
+            f"data.crop_size={list(crop)} is larger than the training images after rescaling: "
+            f"{median[1]}×{median[0]} (w×h, median of {len(sizes)}) → {w}×{h} at "
+            f"data.scale={list(scale)}; every crop is padded. Expected a crop within {w}×{h}: "
+            "lower data.crop_size or raise data.scale"
+        )
+
+
 class SegDataModule(L.LightningDataModule):
     """Train/val/test loaders for any :class:`~dynaseg.data.base.SegmentationDataset`.
 
@@ -84,6 +119,10 @@ class SegDataModule(L.LightningDataModule):
         num_workers: loader workers, capped at the CPUs this process may use.
         train_split, val_split, test_split: split names passed to the dataset.
         photometric: use the photometric distortion in training.
+        preflight: check on-disk splits before use (:mod:`dynaseg.data.preflight`).
+        on_bad_sample: ``error`` (fail fast, listing the files) or ``skip`` (leave them out,
+            counted in ``metrics.json``).
+        preflight_cache_dir: where check results are cached (default ``~/.cache/dynaseg``).
     """
 
     def __init__(
@@ -105,8 +144,16 @@ class SegDataModule(L.LightningDataModule):
         test_split: str = "val",
         photometric: bool = True,
         pin_memory: bool = False,
+        preflight: bool = True,
+        on_bad_sample: str = "error",
+        preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.preflight = preflight
+        self.on_bad_sample = on_bad_sample
+        self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
+        self.bad_samples: dict[str, list[str]] = {}  # split → skipped files' problems
+        self.crop_size, self.scale = tuple(int(c) for c in crop_size), tuple(scale)
         self.dataset_factory = dataset
         self.dataset_class: type[SegmentationDataset] = getattr(dataset, "func", dataset)
         if not getattr(self.dataset_class, "CLASSES", None):
@@ -132,7 +179,9 @@ class SegDataModule(L.LightningDataModule):
     def make_dataset(self, stage: str) -> SegmentationDataset:
         """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
         transform = self.train_transform if stage == "train" else self.eval_transform
-        return self.dataset_factory(split=self.splits[stage], transform=transform)
+        # on-disk datasets list incomplete pairs instead of raising; the pre-flight check decides
+        lenient = {"strict": False} if self.preflight and is_file_dataset(self.dataset_factory) else {}  # noqa: E501
+        return self.dataset_factory(split=self.splits[stage], transform=transform, **lenient)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}.get(
@@ -141,10 +190,30 @@ class SegDataModule(L.LightningDataModule):
         for name in wanted:
             if name not in self.datasets:
                 self.datasets[name] = self.make_dataset(name)
+                self.check_before_use(name)
         # In-process loading (num_workers=0): seed the pipeline from the (seed_everything) torch
         # seed and the rank, so runs repeat and DDP ranks differ.
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self.train_transform.set_random_seed((torch.initial_seed() + 1000 * rank) % 2**32)
+
+    def check_before_use(self, stage: str) -> None:
+        """Pre-flight check of an on-disk split (:mod:`dynaseg.data.preflight`) and, for training,
+        one warning if the crop is larger than the rescaled images."""
+        ds = self.datasets[stage]
+        sizes: list[tuple[int, int]] = []
+        if isinstance(ds, FileSegDataset) and self.preflight:
+            report = preflight(ds, self.on_bad_sample, self.preflight_cache_dir)
+            sizes = report.image_sizes
+            if report.n_problems:
+                self.bad_samples[ds.split] = [m for v in report.problems.values() for m in v]
+                rank_zero_warn(
+                    f"data.on_bad_sample=skip: skipping {report.n_problems} bad sample file(s) of "
+                    f"split {ds.split!r} ({len(ds)} left); listed in metrics.json (bad_samples)"
+                )
+        elif hasattr(ds, "size"):  # generated data (synthetic scenes) of one known size
+            sizes = [tuple(int(v) for v in ds.size)]  # type: ignore[attr-defined]
+        if stage == "train" and sizes:
+            warn_if_crop_too_large(self.crop_size, self.scale, sizes)
 
     @property
     def num_classes(self) -> int:

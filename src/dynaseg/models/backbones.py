@@ -10,7 +10,7 @@ import timm
 import torch
 from torch import nn
 
-from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
 
 
 class TimmBackbone(nn.Module):
@@ -42,6 +42,15 @@ class TimmBackbone(nn.Module):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
+        key = "model.net.backbone"
+        check_arg(output_stride in (8, 16, 32), f"{key}.output_stride", output_stride, "8, 16 or 32")
+        check_arg(len(out_indices) > 0 and all(int(i) >= 0 for i in out_indices),
+                  f"{key}.out_indices", list(out_indices), "feature indices ≥ 0")  # fmt: skip
+        if not timm.is_model(name):
+            raise ConfigError(
+                f"{key}.name={name!r}: not a timm model; expected a name from timm.list_models(), "
+                f"e.g. {', '.join(timm.list_models(name[:4] + '*')[:4]) or 'resnet50c'}"
+            )
         kwargs: dict[str, Any] = dict(
             features_only=True,
             output_stride=output_stride,

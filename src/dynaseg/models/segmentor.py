@@ -7,11 +7,29 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ArgumentError, ConfigError
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import resize
 
 HeadFactory = Callable[..., DecodeHead]
+CONFIG_KEY = "model.net"  # where the segmentor lives in the composed config (for messages)
+
+
+def build_head(
+    factory: HeadFactory, in_channels: list[int], num_classes: int, key: str
+) -> DecodeHead:
+    """Build a head; an argument it rejects becomes a :class:`ConfigError` that names the config
+    key (``model.net.decode_head.channels=0: expected an integer ≥ 1``)."""
+    try:
+        return factory(in_channels=in_channels, num_classes=num_classes)
+    except ArgumentError as err:
+        raise err.under(key, head_name(factory)) from err
+    except (ValueError, TypeError) as err:  # the heads' own checks name the argument
+        raise ConfigError(f"{key} ({head_name(factory)}): {err}") from err
+
+
+def head_name(factory: HeadFactory) -> str:
+    return getattr(getattr(factory, "func", factory), "__name__", "head")
 
 
 class Segmentor(nn.Module):
@@ -44,7 +62,9 @@ class Segmentor(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
         channels = list(backbone.channels)
-        self.decode_head = decode_head(in_channels=channels, num_classes=num_classes)
+        self.decode_head = build_head(
+            decode_head, channels, num_classes, f"{CONFIG_KEY}.decode_head"
+        )
         if auxiliary_head is None:
             aux = []
         elif callable(auxiliary_head):
@@ -58,8 +78,11 @@ class Segmentor(nn.Module):
             )
         else:
             aux = list(auxiliary_head)
+        aux_key = f"{CONFIG_KEY}.auxiliary_head"
         self.auxiliary_head = nn.ModuleList(
-            factory(in_channels=channels, num_classes=num_classes) for factory in aux
+            build_head(factory, channels, num_classes,
+                       f"{aux_key}[{i}]" if len(aux) > 1 else aux_key)  # fmt: skip
+            for i, factory in enumerate(aux)
         )
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:

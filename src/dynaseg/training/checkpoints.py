@@ -32,15 +32,20 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """Load a Lightning checkpoint on the CPU (``weights_only``, memory-mapped) after checking it is
     one: a dict with ``state_dict`` and ``hyper_parameters``."""
     ckpt = checkpoint_file(path, key)
+    size = ckpt.stat().st_size
+    if not zipfile.is_zipfile(ckpt):  # torch.save writes a zip archive; its index is at the end
+        raise CheckpointError(
+            f"{key}='{ckpt}' is not a checkpoint ({size} bytes, not a torch.save zip archive; a "
+            "truncated copy?); expected a .ckpt file written by src/train.py"
+        )
     try:
         data = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
             IndexError, KeyError, OSError) as err:  # fmt: skip
-        size = ckpt.stat().st_size
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
         raise CheckpointError(
-            f"{key}='{ckpt}' is not a PyTorch checkpoint ({size} bytes; torch.load: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else '-'}); expected a "
-            ".ckpt file written by src/train.py (truncated copy?)"
+            f"{key}='{ckpt}' is a damaged checkpoint ({size} bytes; torch.load: {reason}); "
+            "expected a .ckpt file written by src/train.py"
         ) from None
     if not isinstance(data, dict) or "state_dict" not in data:
         kind = type(data).__name__ if not isinstance(data, dict) else f"dict with {sorted(data)[:6]}"
