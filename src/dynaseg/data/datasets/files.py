@@ -98,8 +98,9 @@ IMAGE_MODES = ("RGB", "L")  # 8-bit colour or greyscale (greyscale is read as gr
 
 
 def check_image_file(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str, str]]]:
-    """Check an image file without a full-resolution decode: header (size, mode), truncation,
-    and the whole compressed stream (JPEG decoded at 1/8 scale, PNG chunks CRC-verified).
+    """Check an image file without a full-resolution decode: header (size, mode), truncation
+    (:func:`truncation_problem`) and a decode PIL rejects (JPEGs decoded at 1/8 scale, PNG chunks
+    CRC-verified).
     Returns ``((h, w) or None, [(kind, message), ...])``."""
     try:
         with open(path, "rb") as f:
