@@ -20,8 +20,8 @@ from PIL import Image
 
 from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, label_id_lut
 from dynaseg.data.datasets.files import read_label
-from dynaseg.errors import DatasetError
 from dynaseg.data.prep import run_parallel
+from dynaseg.errors import DatasetError
 
 _LUT = label_id_lut()
 

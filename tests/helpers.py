@@ -46,7 +46,6 @@ def compose_config(
     return cfg
 
 
-
 class SignalAtStep(Callback):
     """Test-only callback (``+callbacks.sig._target_=helpers.SignalAtStep``): sends the training
     process a real signal (default SIGTERM) at the start of optimizer step ``step`` (0-based), so

@@ -25,8 +25,12 @@ from dynaseg.training.recipes import evaluate, train
 from fixtures_real import write_ade20k
 from helpers import ROOT, TINY, compose_config
 
-QUIET = ["extras.print_config=false", "callbacks.rich_progress_bar=null", "~logger",
-         "callbacks.lr_monitor=null"]
+QUIET = [
+    "extras.print_config=false",
+    "callbacks.rich_progress_bar=null",
+    "~logger",
+    "callbacks.lr_monitor=null",
+]
 
 
 def user_facing(fn: Callable[[], Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -199,7 +203,9 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(
                          f"last good checkpoint: {last}")  # fmt: skip
     kept = torch.load(last, weights_only=True)
     assert kept["global_step"] == step  # written after the last finite step
-    assert all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point()
+    )
     assert isinstance(NonFiniteLossError("x"), FloatingPointError)
 
 
@@ -212,7 +218,9 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     jpg = images / "ADE_train_00000002.jpg"
     jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size // 2])  # truncated to half
     Image.fromarray(np.zeros((36, 48, 4), np.uint8), "RGBA").save(images / "ADE_extra.png")
-    Image.fromarray(np.full((36, 48), 900, np.uint16)).save(images / "ADE_train_00000003.jpg", "PNG")
+    Image.fromarray(np.full((36, 48), 900, np.uint16)).save(
+        images / "ADE_train_00000003.jpg", "PNG"
+    )
     (labels / "ADE_train_00000004.png").unlink()  # missing label
     lab = np.asarray(Image.open(labels / "ADE_train_00000005.png")).copy()
     lab[5, 5] = 201
@@ -221,7 +229,7 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     data = ["data=ade20k", f"paths.data_dir={tmp_path / 'data'}", "model/backbone=resnet_tiny",
             "data.batch_size=2", "data.val_batch_size=1", "data.num_workers=0",
             "data.crop_size=[32,32]", "data.scale=[64,48]", "data.test_scale=[64,48]",
-            f"+data.preflight_cache_dir={tmp_path / 'cache'}", "trainer.max_steps=2",
+            f"data.preflight_cache_dir={tmp_path / 'cache'}", "trainer.max_steps=2",
             "trainer.val_check_interval=2", "extras.print_config=false", "trainer=cpu",
             "callbacks.rich_progress_bar=null", "~logger", "callbacks.lr_monitor=null"]  # fmt: skip
     cfg = compose_config("train", data, output_dir=tmp_path / "fail")
@@ -240,7 +248,7 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
         assert text in err, text
     assert not (tmp_path / "fail" / "checkpoints").exists()  # failed before any training
 
-    cfg = compose_config("train", [*data, "+data.on_bad_sample=skip", "test=false"],
+    cfg = compose_config("train", [*data, "data.on_bad_sample=skip", "test=false"],
                          output_dir=tmp_path / "skip")  # fmt: skip
     results = train(cfg)
     metrics = json.loads((tmp_path / "skip" / "metrics.json").read_text())

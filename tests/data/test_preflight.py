@@ -35,7 +35,9 @@ def test_truncated_jpeg_is_found_by_the_check_and_by_loading(ade: Path) -> None:
     report = check_split(ds, progress=False)
     assert report.bad_indices == [2]
     (message,) = report.problems["truncated"]
-    assert message == f"image file {jpg} is truncated ({jpg.stat().st_size} bytes, no JPEG end marker)"
+    assert (
+        message == f"image file {jpg} is truncated ({jpg.stat().st_size} bytes, no JPEG end marker)"
+    )
     with pytest.raises(DatasetError, match="ADE_train_00000003.jpg is truncated"):
         read_image(jpg)  # training fails loudly too, instead of a grey half
 

@@ -54,7 +54,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
 
 def interrupt_and_resume(tmp_path: Path, step: int, signum: int, *extra: str) -> Path:
     """Signal during ``step`` → checkpoint at ``step + 1`` → resume to the end."""
-    first = train(tmp_path / "first", f"+callbacks.sig._target_=helpers.SignalAtStep",
+    first = train(tmp_path / "first", "+callbacks.sig._target_=helpers.SignalAtStep",
                   f"+callbacks.sig.step={step}", f"+callbacks.sig.signum={signum}", *extra)  # fmt: skip
     assert first.returncode == 128 + signum, first.stderr[-3000:]
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"

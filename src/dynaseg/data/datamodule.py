@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence, Sized
-from typing import Any
-
-import functools
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -180,7 +179,9 @@ class SegDataModule(L.LightningDataModule):
         """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
         transform = self.train_transform if stage == "train" else self.eval_transform
         # on-disk datasets list incomplete pairs instead of raising; the pre-flight check decides
-        lenient = {"strict": False} if self.preflight and is_file_dataset(self.dataset_factory) else {}  # noqa: E501
+        lenient = {}
+        if self.preflight and is_file_dataset(self.dataset_factory):
+            lenient = {"strict": False}
         return self.dataset_factory(split=self.splits[stage], transform=transform, **lenient)
 
     def setup(self, stage: str | None = None) -> None:

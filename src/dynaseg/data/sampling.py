@@ -42,9 +42,7 @@ class ResumableSampler(DistributedSampler):
         seed: base seed of the order and of the augmentations.
     """
 
-    def __init__(
-        self, dataset: Sized, num_replicas: int = 1, rank: int = 0, seed: int = 0
-    ) -> None:
+    def __init__(self, dataset: Sized, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self._resume: tuple[int, int] | None = None  # (epoch, samples of this rank to skip)
 

@@ -43,7 +43,9 @@ class TimmBackbone(nn.Module):
     ) -> None:
         super().__init__()
         key = "model.net.backbone"
-        check_arg(output_stride in (8, 16, 32), f"{key}.output_stride", output_stride, "8, 16 or 32")
+        check_arg(
+            output_stride in (8, 16, 32), f"{key}.output_stride", output_stride, "8, 16 or 32"
+        )
         check_arg(len(out_indices) > 0 and all(int(i) >= 0 for i in out_indices),
                   f"{key}.out_indices", list(out_indices), "feature indices ≥ 0")  # fmt: skip
         if not timm.is_model(name):

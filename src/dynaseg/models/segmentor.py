@@ -80,8 +80,9 @@ class Segmentor(nn.Module):
             aux = list(auxiliary_head)
         aux_key = f"{CONFIG_KEY}.auxiliary_head"
         self.auxiliary_head = nn.ModuleList(
-            build_head(factory, channels, num_classes,
-                       f"{aux_key}[{i}]" if len(aux) > 1 else aux_key)  # fmt: skip
+            build_head(
+                factory, channels, num_classes, f"{aux_key}[{i}]" if len(aux) > 1 else aux_key
+            )  # fmt: skip
             for i, factory in enumerate(aux)
         )
 

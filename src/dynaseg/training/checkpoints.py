@@ -48,7 +48,9 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
             "expected a .ckpt file written by src/train.py"
         ) from None
     if not isinstance(data, dict) or "state_dict" not in data:
-        kind = type(data).__name__ if not isinstance(data, dict) else f"dict with {sorted(data)[:6]}"
+        kind = (
+            type(data).__name__ if not isinstance(data, dict) else f"dict with {sorted(data)[:6]}"
+        )
         raise CheckpointError(
             f"{key}='{ckpt}' is a torch file ({kind}) but not a Lightning checkpoint; expected "
             "'state_dict' and 'hyper_parameters' (a .ckpt file written by src/train.py)"

@@ -169,7 +169,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     results["best_checkpoint"] = best or None
     bad = getattr(datamodule, "bad_samples", None)
     if bad:  # data.on_bad_sample=skip: what was left out, reported again at the end
-        results["bad_samples"] = {split: {"count": len(m), "problems": m} for split, m in bad.items()}
+        results["bad_samples"] = {
+            split: {"count": len(m), "problems": m} for split, m in bad.items()
+        }
         counts = ", ".join(f"{len(m)} in {split}" for split, m in bad.items())
         rank_zero_info(f"skipped bad samples: {counts} (listed in metrics.json)")
     step = trainer.global_step

@@ -36,7 +36,6 @@ _MAX_LISTED = 5  # problems quoted in one error message
 _IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
-
 @dataclass(frozen=True)
 class Sample:
     """One expected image/label pair of a split (paths need not exist)."""
