@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from PIL import Image
 
 from dynaseg.errors import ConfigError, NonFiniteLossError, exit_on_user_error, user_error_in
-from dynaseg.training.recipes import evaluate, train
+from dynaseg.training.recipes import build_model, evaluate, train
 from fixtures_real import write_ade20k
 from helpers import ROOT, TINY, compose_config
 
@@ -78,10 +77,11 @@ def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
         ("model.net.auxiliary_head.channels=0",
          "model.net.auxiliary_head.channels=0: expected an integer ≥ 1 (FCNHead)"),
         ("model.net.auxiliary_head.in_index=7",
-         "model.net.auxiliary_head (FCNHead): FCNHead: in_index=7 but the backbone gives only 5 "
-         "features"),
+         "model.net.auxiliary_head.in_index=7: expected a feature index in 0..4 (the backbone "
+         "gives 5 features, channels [64, 32, 64, 128, 256]) (FCNHead)"),
         ("model.net.decode_head.context_index=9",
-         "model.net.decode_head (DMHead): DMHead: context_index=9 but the backbone gives only 5"),
+         "model.net.decode_head.context_index=9: expected a feature index in 0..4 (the backbone "
+         "gives 5 features, channels [64, 32, 64, 128, 256]) (DMHead)"),
         ("model.net.backbone.output_stride=4",
          "model.net.backbone.output_stride=4: expected 8, 16 or 32"),
         ("model.net.backbone.name=resnet5O",
@@ -93,7 +93,7 @@ def test_model_arguments_are_checked_at_construction(
     override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = cfg_for(tmp_path, override)
-    code, err = user_facing(lambda: instantiate(cfg.model, _recursive_=False), capsys)
+    code, err = user_facing(lambda: build_model(cfg), capsys)
     assert code == 1 and err.startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1
 
@@ -102,7 +102,7 @@ def test_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     cfg = cfg_for(tmp_path, "model.net.decode_head.channels=0")
     with pytest.raises(Exception) as exc:  # noqa: PT011 - Hydra's wrapper, re-raised as is
-        exit_on_user_error(lambda: instantiate(cfg.model, _recursive_=False))
+        exit_on_user_error(lambda: build_model(cfg))
     assert type(exc.value).__name__ == "InstantiationException"
     assert isinstance(user_error_in(exc.value), ConfigError)
 
@@ -226,6 +226,10 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     lab[5, 5] = 201
     Image.fromarray(lab).save(labels / "ADE_train_00000005.png")  # out-of-range label
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(labels / "ADE_train_00000006.png")  # size
+    val_labels = root / "annotations" / "validation"
+    lab = np.asarray(Image.open(val_labels / "ADE_val_00000002.png")).copy()
+    lab[0, 0] = 222  # found before training too, not at the first validation
+    Image.fromarray(lab).save(val_labels / "ADE_val_00000002.png")
     data = ["data=ade20k", f"paths.data_dir={tmp_path / 'data'}", "model/backbone=resnet_tiny",
             "data.batch_size=2", "data.val_batch_size=1", "data.num_workers=0",
             "data.crop_size=[32,32]", "data.scale=[64,48]", "data.test_scale=[64,48]",
@@ -254,4 +258,7 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     metrics = json.loads((tmp_path / "skip" / "metrics.json").read_text())
     assert results["global_step"] == metrics["global_step"] == 2
     assert metrics["bad_samples"]["train"]["count"] == 6
-    assert "val" not in metrics["bad_samples"]
+    assert metrics["bad_samples"]["val"]["count"] == 1
+    assert (
+        "ADE_val_00000002.png has raw value(s) 222" in metrics["bad_samples"]["val"]["problems"][0]
+    )
