@@ -106,3 +106,18 @@ def test_step_interval_checkpoint_survives_a_hard_kill(tmp_path: Path) -> None:
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
+    wandb = ["logger=wandb", "logger.wandb.offline=true"]
+    first = train(tmp_path / "first", *wandb, "+callbacks.sig._target_=helpers.SignalAtStep",
+                  "+callbacks.sig.step=2")  # fmt: skip
+    assert first.returncode == 143, first.stderr[-3000:]
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    run_id = torch.load(last, weights_only=True)["dynaseg_run"]["wandb_run_id"]
+    assert run_id and list((tmp_path / "first" / "wandb").glob(f"offline-run-*-{run_id}"))
+    resumed = train(tmp_path / "resumed", *wandb, f"ckpt_path={last}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"W&B: continuing run {run_id} (wandb)" in resumed.stderr
+    assert list((tmp_path / "resumed" / "wandb").glob(f"offline-run-*-{run_id}"))
