@@ -25,6 +25,7 @@ from dynaseg.training.console import (
     silence_upstream_noise,
 )
 from dynaseg.training.module import SegmentationModule
+from dynaseg.training.provenance import RunClock, describe_run
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -100,7 +101,25 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
+    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``.
+
+    A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
+    so a sweep's table flags it instead of losing it; the exception then propagates.
+    """
+    clock = RunClock()
+    try:
+        return _fit_and_test(cfg, clock)
+    except Exception as err:
+        failure = {
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
+        }
+        write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        raise
+
+
+def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     start_console(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -127,6 +146,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
         step = int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
     results["global_step"] = step
+    results["status"] = "completed"
+    results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
