@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(sections)} section(s) to {args.doc}")
             return 0
         sweep = load_sweep(args.sweep_dirs)
-        print(render(sweep, args.paper, args.format, runs=not args.no_runs))
+        text = render(sweep, args.paper, args.format, runs=not args.no_runs)
+        print(text, end="" if text.endswith("\n") else "\n")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -24,73 +23,13 @@ from dynaseg.tables import (
     render,
     update_doc,
 )
-
-EXPERIMENT = "dmnet_table1_kernel_sets_mini"
-
-
-def head(filter_type: str) -> dict:
-    return {
-        "decode_head": {"filter_type": filter_type, "filter_sizes": [1, 3, 5, 7], "dilations": None}
-    }
-
-
-def write_job(sweep: Path, num: int, filter_type: str, seed: int, miou: float | None) -> None:
-    job = sweep / str(num)
-    (job / ".hydra").mkdir(parents=True)
-    overrides = [
-        f"model.net.decode_head.filter_type={filter_type}",
-        f"seed={seed}",
-        f"experiment={EXPERIMENT}",
-    ]
-    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra/overrides.yaml")
-    provenance = {
-        "overrides": overrides,
-        "seed": seed,
-        "config": {"model": {"net": head(filter_type)}},
-        "wall_time_s": 60.0 + num,
-        "cpu_time_s": 100.0 + num,
-        "steps": 300,
-        "git": {"commit": "0123456789abcdef", "dirty": False},
-        "hardware": {"cpus": 2, "processor": "x86_64", "torch_threads": 2, "omp_num_threads": "2"},
-    }
-    if miou is None:
-        payload = {"status": "failed", "error": "RuntimeError: boom", "provenance": provenance}
-    else:
-        payload = {
-            "val": {"mIoU": miou},
-            "global_step": 300,
-            "status": "completed",
-            "provenance": provenance,
-        }
-    (job / "metrics.json").write_text(json.dumps(payload))
+from fabricated_sweep import EXPERIMENT, make_fabricated_sweep
 
 
 @pytest.fixture
 def sweep_dir(tmp_path: Path) -> Path:
     """6 jobs = 3 filter types x seeds 1, 2: job 3 (depthwise, seed 2) never ran, job 5 failed."""
-    sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    multirun = {
-        "hydra": {
-            "sweeper": {
-                "params": {
-                    "model.net.decode_head.filter_type": "regular,depthwise,dynamic",
-                    "seed": "1,2",
-                }
-            },
-            "overrides": {"task": [f"experiment={EXPERIMENT}"]},
-            "runtime": {"choices": {"experiment": EXPERIMENT}},
-        },
-        "seed": 42,
-        "model": {"net": head("dynamic")},  # the composed base config, before the sweep params
-    }
-    OmegaConf.save(OmegaConf.create(multirun), sweep / "multirun.yaml")
-    write_job(sweep, 0, "regular", 1, 0.70)
-    write_job(sweep, 1, "regular", 2, 0.72)
-    write_job(sweep, 2, "depthwise", 1, 0.69)
-    write_job(sweep, 4, "dynamic", 1, 0.80)
-    write_job(sweep, 5, "dynamic", 2, None)
-    return sweep
+    return make_fabricated_sweep(tmp_path)
 
 
 def test_load_sweep_lists_every_job_including_the_one_that_never_started(sweep_dir: Path) -> None:
@@ -130,7 +69,9 @@ def test_markdown_and_csv_never_drop_a_run(sweep_dir: Path) -> None:
     assert "| Ours (dynamic) | not run / 77.75 |" in text
     assert "4 of 6 jobs completed; not completed: 3, 5" in text
     assert "failed (RuntimeError: boom)" in text and "missing (job never started)" in text
-    assert "Pairs in the paper's order: 3 of 3" in text  # dynamic > regular > depthwise, as the paper
+    assert (
+        "Pairs in the paper's order: 3 of 3" in text
+    )  # dynamic > regular > depthwise, as the paper
 
     rows = list(csv.DictReader(io.StringIO(render(sweep, fmt="csv"))))
     assert len(rows) == 12  # 3 rows x 4 columns

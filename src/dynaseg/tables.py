@@ -524,7 +524,7 @@ def runs_markdown(sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC) -> str:
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return buffer.getvalue()
