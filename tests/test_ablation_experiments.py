@@ -20,7 +20,7 @@ from dynaseg.tables import load_sweep
 from helpers import CONF_DIR, ROOT, TINY
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
-TABLES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("dmnet_table*.yaml"))
+TABLES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_table*.yaml"))
 
 
 def sweep(

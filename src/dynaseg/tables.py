@@ -318,7 +318,6 @@ class PaperTable:
 
 def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTable:
     """Lay the sweep's jobs out as the paper's table ``spec`` (see ``paper_tables.yaml``)."""
-    metric = tuple(spec.get("metric") or DEFAULT_METRIC)
     rows, cols = spec["rows"], spec["columns"]
     paper = spec.get("paper") or []
     n_seeds = max(1, len(sweep.seeds))
@@ -328,6 +327,9 @@ def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTab
     for r, row in enumerate(rows):
         if row.get("note"):
             notes[row["label"]] = row["note"]
+        # a row may read another metric (e.g. parameter counts) at another scale than %
+        metric = tuple(row.get("metric") or spec.get("metric") or DEFAULT_METRIC)
+        scale = float(row.get("scale", 100.0))
         line = []
         for c, col in enumerate(cols):
             cell = Cell(expected_seeds=n_seeds)
@@ -345,7 +347,7 @@ def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTab
                         elif job.status == "missing":
                             cell.missing.append(job.job)
                         else:
-                            cell.values.append(100.0 * value)
+                            cell.values.append(scale * value)
                             cell.jobs.append(job.job)
                             cell.seeds.append(job.seed)
             line.append(cell)
@@ -438,11 +440,18 @@ def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
 
 def ordering_summary(table: PaperTable) -> str:
     """How our cell ordering compares with the paper's, and whether the seed spread allows it."""
+    plain_rows = sum(not row.get("metric") for row in table.spec["rows"])
+
+    def label(r: str, c: str) -> str:
+        if len(table.col_labels) == 1:
+            return r
+        return c if plain_rows == 1 else f"{r} {c}"
+
     pairs = [
-        (f"{r} {c}" if len(table.col_labels) > 1 else r, cell)
-        for r, line in zip(table.row_labels, table.cells, strict=True)
+        (label(r, c), cell)
+        for r, line, row in zip(table.row_labels, table.cells, table.spec["rows"], strict=True)
         for c, cell in zip(table.col_labels, line, strict=True)
-        if cell.values and cell.paper is not None
+        if cell.values and cell.paper is not None and not row.get("metric")
     ]
     if len(pairs) < 2:
         return ""
