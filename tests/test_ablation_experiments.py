@@ -71,3 +71,17 @@ def test_every_table_launches_every_run(experiment: str, tmp_path: Path) -> None
     records = load_sweep(tmp_path / "sweep")
     assert len(records.jobs) >= 2
     assert [j.job for j in records.jobs if j.status != "completed"] == []
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    args = [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",
+            "model.net.decode_head.filter_sizes=[0],[1]", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1  # Hydra reports the failed job after running the others
+    failed = json.loads((tmp_path / "sweep/0/metrics.json").read_text())
+    assert failed["status"] == "failed"
+    assert "DynamicConvModule: filter_size must be >= 1, got 0" in failed["error"]
+    assert "model.net.decode_head.filter_sizes=[0]" in failed["provenance"]["overrides"]
+    assert "job 0 failed; the sweep goes on" in proc.stdout
+    records = load_sweep(tmp_path / "sweep")
+    assert [j.status for j in records.jobs] == ["failed", "completed"]
