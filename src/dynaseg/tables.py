@@ -197,15 +197,29 @@ def _record_from_dir(job_dir: Path, label: str) -> JobRecord:
     return JobRecord(label, status, overrides, settings, metrics, metrics.get("error"))
 
 
+def _split_selection(arg: Path | str) -> tuple[Path, set[str] | None]:
+    """``DIR`` or ``DIR:3,9`` (only jobs 3 and 9 of that sweep)."""
+    text = str(arg)
+    head, sep, tail = text.rpartition(":")
+    if sep and tail and all(part.strip() for part in tail.split(",")) and "/" not in tail:
+        return Path(head), {part.strip() for part in tail.split(",")}
+    return Path(text), None
+
+
 def load_sweep(sweep_dirs: Path | str | Sequence[Path | str]) -> Sweep:
-    """Read one or more multirun directories (job labels get the directory name if several)."""
+    """Read one or more multirun directories (job labels get the directory name if several).
+
+    ``DIR:3,9`` takes only jobs 3 and 9 of a sweep, e.g. the one run of another table's sweep
+    that is identical to a cell of this one.
+    """
     if isinstance(sweep_dirs, str | Path):
         sweep_dirs = [sweep_dirs]
-    dirs = [Path(d) for d in sweep_dirs]
+    selections = [_split_selection(d) for d in sweep_dirs]
+    dirs = [d for d, _ in selections]
     jobs: list[JobRecord] = []
     experiments: set[str] = set()
     commands: list[str] = []
-    for sweep_dir in dirs:
+    for sweep_dir, selected in selections:
         if not sweep_dir.is_dir():
             raise SweepNotFoundError(f"sweep directory '{sweep_dir}' does not exist")
         expected, info = _expected_jobs(sweep_dir)
@@ -221,6 +235,8 @@ def load_sweep(sweep_dirs: Path | str | Sequence[Path | str]) -> Sweep:
             names = [str(i) for i in range(len(expected))] + [
                 n for n in found if not n.isdigit() or int(n) >= len(expected)
             ]
+        if selected is not None:
+            names = [n for n in names if n in selected]
         for name in names:
             if name in found:
                 jobs.append(_record_from_dir(found[name], prefix + name))
@@ -236,10 +252,13 @@ def load_sweep(sweep_dirs: Path | str | Sequence[Path | str]) -> Sweep:
                         "job never started",
                     )
                 )
-        if info.get("choices", {}).get("experiment"):
+        if info.get("choices", {}).get("experiment") and selected is None:
             experiments.add(info["choices"]["experiment"])
         if info.get("task") is not None:
-            commands.append(" ".join(["python src/train.py -m", *map(_shell_quote, info["task"])]))
+            command = " ".join(["python src/train.py -m", *map(_shell_quote, info["task"])])
+            if selected is not None:
+                command += f"  # jobs {', '.join(sorted(selected, key=str))} of this sweep"
+            commands.append(command)
     experiment = experiments.pop() if len(experiments) == 1 else None
     return Sweep(dirs, jobs, experiment, commands)
 
