@@ -110,12 +110,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         return _fit_and_test(cfg, clock)
     except Exception as err:
-        failure = {
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}",
-            "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
-        }
-        write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        try:
+            failure = {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
+            }
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        except Exception as record_err:  # never hide the run's own error behind this one
+            rank_zero_info(f"could not record the failure in metrics.json: {record_err}")
         raise
 
 
