@@ -166,7 +166,10 @@ def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
 
     cfg = compose_config("train", [*TINY, f"model/decode_head={head}"])
     module = build_model(cfg)
-    assert type(module.net.decode_head).__module__ == f"dynaseg.models.heads.{head}"
+    built = type(module.net.decode_head)
+    # the head file's own target (dmnet_aspp is DMNet Table 3's ASPP: a DMHead variant)
+    assert f"{built.__module__}.{built.__name__}" == cfg.model.net.decode_head._target_
+    assert built.__module__.startswith("dynaseg.models.heads.")
     assert module.net.decode_head.num_classes == 10  # handed over by the segmentor
     assert module.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
 
