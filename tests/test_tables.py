@@ -126,6 +126,6 @@ def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: 
     sweep = load_sweep([sweep_dir, f"{other}:4"])
     assert [j.job for j in sweep.jobs][-1] == "sweep/4" and len(sweep.jobs) == 7
     assert sweep.experiment == EXPERIMENT  # the selection does not vote for the experiment
-    assert sweep.commands[1].endswith("# jobs 4 of this sweep")
+    assert sweep.commands[1].endswith("# job 4 of this sweep")
     table = build_paper_table(sweep, *find_spec("dmnet-table1"))
     assert table.cells[2][3].values == pytest.approx([80.0, 80.0])  # both seed-1 runs

@@ -257,7 +257,8 @@ def load_sweep(sweep_dirs: Path | str | Sequence[Path | str]) -> Sweep:
         if info.get("task") is not None:
             command = " ".join(["python src/train.py -m", *map(_shell_quote, info["task"])])
             if selected is not None:
-                command += f"  # jobs {', '.join(sorted(selected, key=str))} of this sweep"
+                plural = "s" if len(selected) > 1 else ""
+                command += f"  # job{plural} {', '.join(sorted(selected, key=str))} of this sweep"
             commands.append(command)
     experiment = experiments.pop() if len(experiments) == 1 else None
     return Sweep(dirs, jobs, experiment, commands)
