@@ -19,7 +19,8 @@ def test_fast_dynamic_conv_equals_grouped_reference(k: int, dilation: int) -> No
     for impl in ("grouped", "fast"):
         out = dynamic_depthwise_conv2d(x, filters, dilation, impl=impl)
         results[impl] = (out, *torch.autograd.grad(out, (x, filters), grad))
-    for ref, fast, what in zip(results["grouped"], results["fast"], ("out", "d/dx", "d/dw")):
+    names = ("out", "d/dx", "d/dw")
+    for ref, fast, what in zip(results["grouped"], results["fast"], names, strict=True):
         assert fast.shape == ref.shape, what
         assert (fast - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max().item()), what
     # Not trivially zero: the gradients carry signal.
