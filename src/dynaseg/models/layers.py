@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -65,6 +68,38 @@ def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+@contextmanager
+def running_stats_frozen(module: nn.Module) -> Iterator[None]:
+    """Batch norms in ``module`` normalise as usual but leave their running statistics (and
+    ``num_batches_tracked``) untouched — for the recomputation of activation checkpointing, which
+    would otherwise update them a second time with the same batch."""
+    saved = []
+    for bn in module.modules():
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.track_running_stats:
+            count = None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone()
+            saved.append((bn, bn.momentum, count))
+            bn.momentum = 0.0
+    try:
+        yield
+    finally:
+        for bn, momentum, count in saved:
+            bn.momentum = momentum
+            if count is not None:
+                bn.num_batches_tracked.copy_(count)
+
+
+def checkpointed(module: nn.Module, *args: Any) -> Any:
+    """``module(*args)`` under activation checkpointing: only the inputs are kept, the activations
+    are recomputed in backward (non-reentrant; dropout masks are replayed from the saved RNG state
+    and batch-norm running statistics are updated once, so results equal the plain call)."""
+    return torch.utils.checkpoint.checkpoint(
+        module,
+        *args,
+        use_reentrant=False,
+        context_fn=lambda: (nullcontext(), running_stats_frozen(module)),
+    )
 
 
 DynamicConvImpl = Literal["fast", "grouped"]

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from dynaseg.errors import ConfigError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.layers import resize
+from dynaseg.training.losses import resized_cross_entropy
 from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
 from dynaseg.training.weights import (
     format_init_report,
@@ -73,6 +74,14 @@ class SegmentationModule(L.LightningModule):
             (:func:`~dynaseg.training.weights.load_init_weights`).
         freeze: parameter-name prefixes (in ``net``) excluded from training; the batch-norm
             layers under them stay in eval mode, so their statistics do not change either.
+        lean_loss: compute each cross-entropy band by band without keeping the label-size logits
+            (:func:`~dynaseg.training.losses.resized_cross_entropy`); ``False`` is the literal
+            ``F.cross_entropy(resize(logits))`` path (same values, more memory), kept for comparison.
+        channels_last: keep the network's weights and the input images in ``channels_last``
+            (NHWC) memory format — faster convolutions on tensor-core GPUs; same outputs.
+        torch_compile: ``torch.compile`` the network's forward and training forward; ``True`` or a
+            dict of ``torch.compile`` arguments (e.g. ``{"mode": "max-autotune"}``). State-dict keys
+            are unchanged (the modules are compiled in place).
     """
 
     def __init__(
@@ -89,6 +98,9 @@ class SegmentationModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         init_from: dict[str, Any] | None = None,
         freeze: Sequence[str] | None = None,
+        lean_loss: bool = True,
+        channels_last: bool = False,
+        torch_compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -116,9 +128,19 @@ class SegmentationModule(L.LightningModule):
                 "scheduler": to_plain(scheduler),
                 "init_from": to_plain(init_from) or None,
                 "freeze": list(to_plain(freeze) or []),
+                "lean_loss": bool(lean_loss),
+                "channels_last": bool(channels_last),
+                "torch_compile": to_plain(torch_compile),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if torch_compile:
+            options = dict(torch_compile) if isinstance(torch_compile, dict) else {}
+            self.net.compile(**options)  # in place: parameter names keep no "_orig_mod." prefix
+            self.net.forward_train = torch.compile(self.net.forward_train, **options)
         self.frozen_parameters = freeze_parameters(self.net, self.hparams.freeze)
         self.init_report: dict[str, Any] | None = None
         self.class_names = class_names
@@ -130,7 +152,13 @@ class SegmentationModule(L.LightningModule):
     # ------------------------------------------------------------------ inference
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
         """Whole-image inference: logits at ``out_size`` (default: the input size)."""
-        return self.net(images, out_size)
+        return self.net(self.prepare_images(images), out_size)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The memory format the network expects (``channels_last`` if switched on)."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     # ------------------------------------------------------------------ init_from / freeze
     def setup(self, stage: str) -> None:
@@ -173,12 +201,15 @@ class SegmentationModule(L.LightningModule):
         for i, out in enumerate(logits):
             name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
             weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
-            per_pixel = F.cross_entropy(
-                resize(out, labels.shape[-2:]).float(),
-                labels,
-                ignore_index=self.ignore_index,
-                reduction="none",
-            )
+            if self.hparams.get("lean_loss", True):
+                per_pixel = resized_cross_entropy(out, labels, self.ignore_index)
+            else:
+                per_pixel = F.cross_entropy(
+                    resize(out, labels.shape[-2:]).float(),
+                    labels,
+                    ignore_index=self.ignore_index,
+                    reduction="none",
+                )
             if self.hparams.avg_non_ignore:
                 ce = per_pixel.sum() / (labels != self.ignore_index).sum().clamp(min=1)
             else:
@@ -188,7 +219,9 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         labels = batch["label"]
-        losses = self.compute_losses(self.net.forward_train(batch["image"]), labels)
+        losses = self.compute_losses(
+            self.net.forward_train(self.prepare_images(batch["image"])), labels
+        )
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(
