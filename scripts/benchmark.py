@@ -203,7 +203,7 @@ def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict
         loss = sum(losses.values())
         loss.backward()
         optimizer.step()
-        losses_seen.append(float(loss))
+        losses_seen.append(loss.item())
 
     # Warm-up step (oneDNN primitive creation, allocator growth), counting FLOPs on the way.
     with FlopCounterMode(display=False) as counter:
