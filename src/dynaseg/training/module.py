@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dynaseg.errors import ConfigError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.models.layers import resize
 from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
 from dynaseg.training.weights import (
@@ -73,6 +74,9 @@ class SegmentationModule(L.LightningModule):
             (:func:`~dynaseg.training.weights.load_init_weights`).
         freeze: parameter-name prefixes (in ``net``) excluded from training; the batch-norm
             layers under them stay in eval mode, so their statistics do not change either.
+        inference: test-time mode for validation, test and prediction (``whole``/``slide``,
+            scales, flip; :class:`~dynaseg.models.inference.InferenceConfig`). ``None``: whole
+            image, one scale, no flip.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class SegmentationModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         init_from: dict[str, Any] | None = None,
         freeze: Sequence[str] | None = None,
+        inference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -116,6 +121,7 @@ class SegmentationModule(L.LightningModule):
                 "scheduler": to_plain(scheduler),
                 "init_from": to_plain(init_from) or None,
                 "freeze": list(to_plain(freeze) or []),
+                "inference": InferenceConfig.from_dict(to_plain(inference)).to_dict(),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
@@ -128,9 +134,24 @@ class SegmentationModule(L.LightningModule):
         self.last_results: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ inference
+    @property
+    def inference(self) -> InferenceConfig:
+        """The test-time mode (``hparams.inference``) used by validation, test and prediction."""
+        return InferenceConfig.from_dict(self.hparams.get("inference"))
+
+    def set_inference(self, overrides: dict[str, Any] | None) -> InferenceConfig:
+        """Replace the keys of ``hparams.inference`` given (not ``None``) in ``overrides``; the
+        eval/predict entry points use it for ``model.inference.*=...`` on the command line."""
+        merged = dict(self.hparams.get("inference") or {})
+        merged.update({k: v for k, v in (to_plain(overrides) or {}).items() if v is not None})
+        cfg = InferenceConfig.from_dict(merged)
+        self.hparams["inference"] = cfg.to_dict()
+        return cfg
+
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
-        """Whole-image inference: logits at ``out_size`` (default: the input size)."""
-        return self.net(images, out_size)
+        """Class scores at ``out_size`` (default: the input size) by the configured inference
+        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip."""
+        return infer(self.net.decode_logits, images, self.inference, out_size)
 
     # ------------------------------------------------------------------ init_from / freeze
     def setup(self, stage: str) -> None:

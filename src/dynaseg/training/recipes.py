@@ -179,9 +179,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
+    inference = model.set_inference(cfg.get("model", {}).get("inference"))
     print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
+    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
+    results = {
+        "test": model.last_results.get("test"),
+        "checkpoint": str(ckpt_path),
+        "inference": inference.to_dict(),
+    }
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
     return results
