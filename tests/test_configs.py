@@ -203,3 +203,23 @@ def test_data_variant_extends_its_base() -> None:
     changed = {k for k in base if base[k] != variant[k]}
     assert changed == {"crop_size", "scale", "test_scale"}
     assert variant["crop_size"] == [769, 769] and variant["scale"] == [2049, 1025]
+
+
+def test_slurm_launcher_config_follows_the_trainer() -> None:
+    """`hydra/launcher=slurm` (Hydra's submitit plugin, the `slurm` extra) composes and asks SLURM
+    for trainer.num_nodes nodes × trainer.devices tasks/GPUs; composition only, no cluster."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=["trainer=ddp", "trainer.num_nodes=2", "hydra/launcher=slurm",
+                       "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )  # fmt: skip
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.timeout_min == 4320
