@@ -223,3 +223,33 @@ def test_slurm_launcher_config_follows_the_trainer() -> None:
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
     assert launcher.partition == "gpu" and launcher.timeout_min == 4320
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_paper_presets_follow_their_own_manifest(experiment: str) -> None:
+    """A preset run on the hardware it names gets no recipe warning: global batch = GPUs ×
+    per-process batch, steps and LR as stated; its inference block is valid."""
+    from dynaseg.models.inference import InferenceConfig
+    from dynaseg.training.manifest import validate_manifest
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    if cfg.get("manifest") is None:
+        pytest.skip(f"{experiment} has no manifest")
+    manifest = validate_manifest(OmegaConf.to_container(cfg.manifest, resolve=True))
+    processes = cfg.trainer.devices * cfg.trainer.get("num_nodes", 1)
+    assert processes == manifest["gpus"] * manifest["nodes"]
+    assert processes * cfg.data.batch_size == manifest["global_batch"]
+    assert cfg.trainer.max_steps == manifest["max_steps"]
+    assert cfg.model.optimizer.lr == pytest.approx(manifest["lr"])
+    InferenceConfig.from_dict(OmegaConf.to_container(cfg.model.get("inference"), resolve=True))
+
+
+def test_mmseg_presets_cover_every_published_row() -> None:
+    rows = [e for e in EXPERIMENTS if e.startswith("mmseg_dmnet_")]
+    assert len(rows) == 12  # R50/R101 x (ADE20K 80k/160k, Cityscapes 512x1024 + 769x769 40k/80k)
+    cfg = compose_config("train", ["experiment=mmseg_dmnet_r101_d8_cityscapes_769x769_40k"])
+    assert cfg.data.crop_size == [769, 769] and cfg.model.net.backbone.name == "resnet101c"
+    inference = cfg.model.inference
+    assert inference.mode == "slide" and list(inference.stride) == [513, 513]
+    assert inference.align_corners is True
+    assert cfg.manifest.global_batch == 8 and cfg.manifest.published.mIoU == 77.62
