@@ -60,14 +60,14 @@ def load_source(path: Path, trust_pickle: bool) -> dict:
 def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: bool = False):
     """Build the model of ``overrides``, fill it from ``source`` and save a Lightning checkpoint."""
     import lightning as L
-    from hydra.utils import instantiate
 
     from dynaseg.models.mmseg_import import convert_mmseg_state_dict, unwrap_state_dict
+    from dynaseg.training.recipes import build_model
 
     checkpoint = load_source(source, trust_pickle)
     mmseg_state = unwrap_state_dict(checkpoint)
     cfg = compose(overrides)
-    module = instantiate(cfg.model, _recursive_=False)
+    module = build_model(cfg)
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)
     trainer = L.Trainer(

@@ -112,11 +112,11 @@ def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
 def tiny_checkpoint(path: Path) -> Path:
     """A checkpoint of the TINY model (random weights) written the way training writes one."""
     import lightning as L
-    from hydra.utils import instantiate
 
+    from dynaseg.training.recipes import build_model
     from helpers import compose_config
 
-    module = instantiate(compose_config("train", TINY).model, _recursive_=False)
+    module = build_model(compose_config("train", TINY))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from dynaseg.models.export import (
     exportable_ops,
@@ -17,6 +16,7 @@ from dynaseg.models.export import (
     shift_add_depthwise_conv2d,
 )
 from dynaseg.models.layers import dynamic_depthwise_conv2d
+from dynaseg.training.recipes import build_model
 from helpers import ROOT, TINY, compose_config
 
 
@@ -43,7 +43,7 @@ def test_matmul_pool_equals_adaptive_avg_pool(bins) -> None:
 def tiny_net(model: str):
     cfg = compose_config("train", TINY + [f"model={model}"])
     torch.manual_seed(0)
-    return instantiate(cfg.model, _recursive_=False).eval()
+    return build_model(cfg).eval()
 
 
 @pytest.mark.slow

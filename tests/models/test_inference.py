@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from dynaseg.errors import ConfigError
 from dynaseg.models.inference import (
@@ -15,6 +14,7 @@ from dynaseg.models.inference import (
     slide_logits,
     slide_windows,
 )
+from dynaseg.training.recipes import build_model
 from helpers import TINY, compose_config
 
 
@@ -144,7 +144,7 @@ def test_bad_inference_config_names_the_key(raw: dict, message: str) -> None:
 
 def test_module_uses_its_inference_config_for_evaluation() -> None:
     cfg = compose_config("train", TINY)
-    module = instantiate(cfg.model, _recursive_=False).eval()
+    module = build_model(cfg).eval()
     assert module.hparams.inference["mode"] == "whole"
     images = torch.randn(1, 3, 50, 70)
     with torch.no_grad():

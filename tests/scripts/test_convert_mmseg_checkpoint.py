@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from dynaseg.models.mmseg_import import (
     CheckpointConversionError,
@@ -17,6 +16,7 @@ from dynaseg.models.mmseg_import import (
     to_mmseg_state_dict,
 )
 from dynaseg.training.module import SegmentationModule
+from dynaseg.training.recipes import build_model
 from helpers import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def script():
 
 def small_module(seed: int) -> SegmentationModule:
     torch.manual_seed(seed)
-    module = instantiate(compose_config("train", SMALL_DMNET).model, _recursive_=False)
+    module = build_model(compose_config("train", SMALL_DMNET))
     with torch.no_grad():  # non-trivial BN statistics, so a misplaced BN changes the logits
         for m in module.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
