@@ -173,7 +173,7 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
     run("src/predict.py", [f"ckpt_path={ckpt}", f"inputs={images_dir}", f"output_dir={out}",
                            "model.inference.flip=true"], tmp_path / "run")  # fmt: skip
     summary = json.loads((out / "predictions.json").read_text())
-    assert summary["palette_source"].endswith("SyntheticScenes")
+    assert summary["palette_source"] == "checkpoint"  # hparams.palette, from the dataset module
     assert summary["inference"]["flip"] is True
     assert [Path(r["image"]).name for r in summary["images"]] == ["a_wide.png", "b_square.png"]
 

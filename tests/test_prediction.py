@@ -6,12 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lightning.pytorch.utilities.parsing import AttributeDict
+from omegaconf import OmegaConf
 from PIL import Image
 
+from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.prediction import (
     NoImagesError,
     fallback_palette,
     label_image,
+    model_palette,
     overlay_image,
     resolve_inputs,
     unique_names,
@@ -69,3 +73,24 @@ def test_label_png_keeps_indices_and_colours(tmp_path: Path) -> None:
     side = np.asarray(overlay_image(image, label, palette, opacity=0.5))
     assert side.shape == (2, 6, 3)
     assert side[0, 4].tolist() == [round(0.5 * 200 + 0.5 * 128), 100, 100]
+
+
+class FakeModel:
+    def __init__(self, **hparams) -> None:
+        self.hparams = AttributeDict(hparams)
+
+
+def test_palette_from_checkpoint_then_dataset_class_then_generated() -> None:
+    data = OmegaConf.create(
+        {"dataset": {"_target_": "dynaseg.data.datasets.synthetic.SyntheticScenes"}}
+    )
+    own = [[1, 2, 3]] * 10
+    assert model_palette(FakeModel(num_classes=10, palette=own), data) == (
+        [(1, 2, 3)] * 10,
+        "checkpoint",
+    )
+    # older checkpoints carry no palette: the configured dataset class's colours
+    palette, source = model_palette(FakeModel(num_classes=10), data)
+    assert palette == list(SyntheticScenes.PALETTE) and source.endswith("SyntheticScenes")
+    # a class count the dataset does not have: generated colours
+    assert model_palette(FakeModel(num_classes=3), data) == (fallback_palette(3), "generated")
