@@ -54,6 +54,16 @@ def test_linearly_scaled_lr_is_accepted_but_steps_are_checked() -> None:
         check_recipe(ADE20K_80K, run_of(processes=4, batch=4, lr=0.02))
 
 
+def test_epoch_based_schedule_compares_epochs_not_steps() -> None:
+    sac = {**ADE20K_80K, "global_batch": 8, "max_steps": 26040, "max_epochs": 70}
+    epoch_run = {**run_of(processes=4, batch=2, steps=-1), "max_epochs": 70}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_recipe(sac, epoch_run)["mismatches"] == []
+    with pytest.warns(RecipeMismatchWarning, match="35 epochs but the recipe trains 70"):
+        check_recipe(sac, {**epoch_run, "max_epochs": 35})
+
+
 def test_bad_manifest_names_the_problem() -> None:
     with pytest.raises(ConfigError, match=r"missing \['lr'\]"):
         check_recipe({k: v for k, v in ADE20K_80K.items() if k != "lr"}, run_of(4, 4))

@@ -11,7 +11,8 @@ quarter of the batch at the full LR. Every paper preset carries a top-level bloc
                max_steps: 80000, lr: 0.01, published: {mIoU: 44.8, eval: "ms+flip"}}
 
 and :func:`check_recipe` compares it with the run: global batch = processes (devices × nodes) ×
-``data.batch_size`` × ``trainer.accumulate_grad_batches``. A mismatch is warned about plainly, with
+``data.batch_size`` × ``trainer.accumulate_grad_batches``; ``max_steps`` (or, for epoch-based
+schedules with ``trainer.max_steps: -1``, an optional ``max_epochs``) and the LR. A mismatch is warned about plainly, with
 the two fixes (the ``data.batch_size`` that restores the batch, or the linearly scaled LR of Goyal
 et al., "Accurate, Large Minibatch SGD", arXiv:1706.02677); a run whose LR already *is* the
 linearly scaled one is told so and not warned. Both sides go to ``metrics.json`` (``manifest``).
@@ -64,7 +65,8 @@ def actual_run(cfg: Mapping[str, Any], world_size: int) -> dict[str, Any]:
         "batch_size_per_process": batch,
         "accumulate_grad_batches": accumulate,
         "global_batch": int(world_size) * batch * accumulate,
-        "max_steps": int(trainer.get("max_steps", -1)),
+        "max_steps": int(trainer.get("max_steps", -1)),  # -1: epoch-based (max_epochs rules)
+        "max_epochs": int(trainer.get("max_epochs", -1) or -1),
         "lr": float(cfg["model"]["optimizer"]["lr"]),
     }
 
@@ -113,7 +115,14 @@ def check_recipe(
             )
     elif abs(got_lr - want_lr) > 1e-12:
         mismatches.append(f"LR {got_lr:g} but the recipe uses {want_lr:g}")
-    if int(actual["max_steps"]) != int(intended["max_steps"]):
+    if int(actual["max_steps"]) <= 0:
+        # an epoch-based schedule (e.g. SAC's 70 epochs): its step count follows the loader,
+        # known only once fitting starts, so only a stated epoch count can be compared here
+        if intended.get("max_epochs") and int(actual["max_epochs"]) != int(intended["max_epochs"]):
+            mismatches.append(
+                f"{actual['max_epochs']} epochs but the recipe trains {intended['max_epochs']}"
+            )
+    elif int(actual["max_steps"]) != int(intended["max_steps"]):
         mismatches.append(
             f"{actual['max_steps']} steps but the recipe trains {intended['max_steps']} "
             f"(trainer.max_steps={intended['max_steps']})"
