@@ -9,7 +9,9 @@ import torch
 from dynaseg.training.module import SegmentationModule, safe_metric_name
 from dynaseg.training.recipes import build_model
 from dynaseg.training.schedules import poly_lr_lambda
-from helpers import TINY, compose_config
+from helpers import CONF_DIR, TINY, compose_config
+
+MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 
 def tiny_module(overrides: list[str] | None = None) -> SegmentationModule:
@@ -54,13 +56,25 @@ def test_lr_multipliers_build_parameter_groups() -> None:
         bad.parameter_groups()
 
 
-def test_every_norm_layer_converts_to_syncbn() -> None:
-    module = tiny_module()
-    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+@pytest.mark.parametrize("model", MODELS)
+def test_every_norm_layer_converts_to_syncbn(model: str) -> None:
+    """``trainer=ddp`` (``sync_batchnorm: true``) runs ``convert_sync_batchnorm`` on the module;
+    torch's SyncBN cannot run on CPU, so check that the conversion reaches every norm layer of
+    every model config: no plain BatchNorm and no other normalisation left behind."""
+    module = tiny_module([f"model={model}"])
+    norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    n_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    norms = [m for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    norms = [m for m in converted.modules() if isinstance(m, norm_types)]
     assert n_bn > 0 and len(norms) == n_bn
-    assert all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    assert all(type(m) is torch.nn.SyncBatchNorm for m in norms)
+
+
+def test_ddp_trainer_has_syncbn_amp_and_multi_node() -> None:
+    cfg = compose_config("train", TINY + ["trainer=ddp", "trainer.num_nodes=2"])
+    assert cfg.trainer.sync_batchnorm is True
+    assert cfg.trainer.precision == "16-mixed"
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
 
 
 def test_losses_weight_the_auxiliary_head() -> None:

@@ -238,6 +238,10 @@ def dynamic_depthwise_conv2d(
             "dynamic_depthwise_conv2d: expected x (B, C, H, W) and filters (B, C, k, k) with the "
             f"same B and C, got x {tuple(x.shape)} and filters {tuple(filters.shape)}"
         )
+    if torch.onnx.is_in_onnx_export():  # a groups=B·C Conv cannot have a dynamic batch in ONNX
+        from dynaseg.models.export import shift_add_depthwise_conv2d
+
+        return shift_add_depthwise_conv2d(x, filters, dilation)
     if impl == "grouped":
         return grouped_dynamic_depthwise_conv2d(x, filters, dilation)
     if impl != "fast":

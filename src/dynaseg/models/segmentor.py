@@ -87,8 +87,11 @@ class Segmentor(nn.Module):
             return [checkpointed(head, feats) for head in heads]
         return [head(feats) for head in heads]
 
+    def decode_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Decode-head logits at feature resolution (what the inference modes resize)."""
+        return self.decode_head(self.extract_features(images))
+
     def forward(
         self, images: torch.Tensor, out_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
-        logits = self.decode_head(self.extract_features(images))
-        return resize(logits, out_size or images.shape[-2:])
+        return resize(self.decode_logits(images), out_size or images.shape[-2:])

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dynaseg.errors import ConfigError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.models.layers import resize
 from dynaseg.training.losses import resized_cross_entropy
 from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
@@ -82,6 +83,9 @@ class SegmentationModule(L.LightningModule):
         torch_compile: ``torch.compile`` the network's forward and training forward; ``True`` or a
             dict of ``torch.compile`` arguments (e.g. ``{"mode": "max-autotune"}``). State-dict keys
             are unchanged (the modules are compiled in place).
+        inference: test-time mode for validation, test and prediction (``whole``/``slide``,
+            scales, flip; :class:`~dynaseg.models.inference.InferenceConfig`). ``None``: whole
+            image, one scale, no flip.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class SegmentationModule(L.LightningModule):
         lean_loss: bool = True,
         channels_last: bool = False,
         torch_compile: bool | dict[str, Any] = False,
+        inference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -131,6 +136,7 @@ class SegmentationModule(L.LightningModule):
                 "lean_loss": bool(lean_loss),
                 "channels_last": bool(channels_last),
                 "torch_compile": to_plain(torch_compile),
+                "inference": InferenceConfig.from_dict(to_plain(inference)).to_dict(),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
@@ -141,6 +147,7 @@ class SegmentationModule(L.LightningModule):
             options = dict(torch_compile) if isinstance(torch_compile, dict) else {}
             self.net.compile(**options)  # in place: parameter names keep no "_orig_mod." prefix
             self.net.forward_train = torch.compile(self.net.forward_train, **options)
+            self.net.decode_logits = torch.compile(self.net.decode_logits, **options)
         self.frozen_parameters = freeze_parameters(self.net, self.hparams.freeze)
         self.init_report: dict[str, Any] | None = None
         self.class_names = class_names
@@ -150,9 +157,24 @@ class SegmentationModule(L.LightningModule):
         self.last_results: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ inference
+    @property
+    def inference(self) -> InferenceConfig:
+        """The test-time mode (``hparams.inference``) used by validation, test and prediction."""
+        return InferenceConfig.from_dict(self.hparams.get("inference"))
+
+    def set_inference(self, overrides: dict[str, Any] | None) -> InferenceConfig:
+        """Replace the keys of ``hparams.inference`` given (not ``None``) in ``overrides``; the
+        eval/predict entry points use it for ``model.inference.*=...`` on the command line."""
+        merged = dict(self.hparams.get("inference") or {})
+        merged.update({k: v for k, v in (to_plain(overrides) or {}).items() if v is not None})
+        cfg = InferenceConfig.from_dict(merged)
+        self.hparams["inference"] = cfg.to_dict()
+        return cfg
+
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
-        """Whole-image inference: logits at ``out_size`` (default: the input size)."""
-        return self.net(self.prepare_images(images), out_size)
+        """Class scores at ``out_size`` (default: the input size) by the configured inference
+        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip."""
+        return infer(self.net.decode_logits, self.prepare_images(images), self.inference, out_size)
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """The memory format the network expects (``channels_last`` if switched on)."""

@@ -24,6 +24,7 @@ from dynaseg.training.console import (
     save_config,
     silence_upstream_noise,
 )
+from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.provenance import RunClock, describe_run
 
@@ -132,6 +133,7 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     model = build_model(cfg, datamodule)
     print_run_header(cfg, "train", model, datamodule)
     trainer = build_trainer(cfg)
+    manifest = check_recipe(cfg.get("manifest"), actual_run(cfg, trainer.world_size))
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -151,6 +153,8 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     results["global_step"] = step
     results["status"] = "completed"
     results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}
+    if manifest is not None:
+        results["manifest"] = manifest
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
@@ -179,9 +183,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
+    inference = model.set_inference(cfg.get("model", {}).get("inference"))
     print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
+    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
+    results = {
+        "test": model.last_results.get("test"),
+        "checkpoint": str(ckpt_path),
+        "inference": inference.to_dict(),
+    }
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
     return results
