@@ -172,7 +172,18 @@ def paper_table_rows(size: tuple[int, int] = (512, 512)) -> list[dict[str, Any]]
         ("ASPP (DeepLabV3, rates 12,24,36 + pool)", "", ASPPHead(**kw), f8),
         ("PSP (1,2,3,6)", "", PSPHead(**kw), f8),
         ("CaC-Net (H=2, s=3, d=1,2,3, GP)", "CaC T7: +5M / +21G", CaCHead(**kw), f8),
-        ("SAC-single (1 SAC conv)", "", SACHead(**kw), f8),
+        (
+            "SAC-single (paper; its 3×3 SAC conv is the classifier: scale regression only)",
+            "",
+            SACHead(**kw, dilation=4),
+            f8,
+        ),
+        (
+            "SAC, FCN layout (last 3×3 conv SAC, 1×1 classifier)",
+            "",
+            SACHead(**kw, layout="fcn_last_conv", num_convs=1),
+            f8,
+        ),
         ("DSNet (OS16, X(3)+ASPP 6,12,18)", "", DSHead(**kw), f16),
     ]
     rows = []

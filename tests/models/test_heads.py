@@ -19,11 +19,7 @@ from dynaseg.models.heads import (
     InceptionHead,
     PSPHead,
     SACHead,
-    ScaleAdaptiveConv2d,
-    apply_sac_multiple,
-    scale_adaptive_conv2d,
 )
-from dynaseg.models.heads.sac import sac_offsets
 
 CH = [4, 8, 8, 12, 16]
 
@@ -47,8 +43,11 @@ HEADS = {
     "psp": lambda: PSPHead(CH, 3, channels=6),
     "cacnet": lambda: CaCHead(CH, 3, channels=6, kernel_sizes=[3, 5]),
     "cacnet_softmax": lambda: CaCHead(CH, 3, channels=6, num_heads=1, query_norm="softmax"),
-    "sac": lambda: SACHead(CH, 3, channels=6, num_convs=2, dilation=2),
-    "sac_cls_deform": lambda: SACHead(CH, 3, channels=6, sac_classifier=True, impl="deform"),
+    "sac": lambda: SACHead(CH, 3, channels=6, dilation=2),
+    "sac_cls_conv_deform": lambda: SACHead(CH, 3, channels=6, num_convs=1, impl="deform"),
+    "sac_fcn_last_conv": lambda: SACHead(
+        CH, 3, channels=6, layout="fcn_last_conv", num_convs=2, dilation=2
+    ),
     "dsnet": lambda: DSHead(CH, 3, channels=6, low_channels=5),
     "dsnet_x5": lambda: DSHead(CH, 3, channels=6, low_channels=5, use_aspp=False),
 }
@@ -118,83 +117,6 @@ def test_dilated_regular_branch_is_dilated_conv() -> None:
     torch.testing.assert_close(m.filter(reduced, x), expect)
 
 
-# ---------------------------------------------------------------- SAC
-@pytest.mark.parametrize("impl", ["grid", "deform"])
-def test_sac_integer_scales_are_dilated_convs(impl: str) -> None:
-    torch.manual_seed(0)
-    x, w, b = torch.randn(2, 4, 13, 11), torch.randn(5, 4, 3, 3), torch.randn(5)
-    ones = torch.ones(2, 1, 13, 11)
-    for d in (1, 2):
-        plain = F.conv2d(x, w, b, padding=d, dilation=d)
-        torch.testing.assert_close(
-            scale_adaptive_conv2d(x, ones, w, b, dilation=d, impl=impl),
-            plain,
-            atol=1e-5,
-            rtol=1e-4,
-        )
-        twice = F.conv2d(x, w, b, padding=2 * d, dilation=2 * d)
-        torch.testing.assert_close(
-            scale_adaptive_conv2d(x, 2 * ones, w, b, dilation=d, impl=impl),
-            twice,
-            atol=1e-5,
-            rtol=1e-4,
-        )
-
-
-def test_sac_impls_agree_and_noninteger_scale_has_gradient() -> None:
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 10, 12, requires_grad=True)
-    w = torch.randn(4, 3, 3, 3)
-    s = (1.0 + torch.rand(1, 1, 10, 12) * 0.8 + 0.1).requires_grad_(True)  # in (1.1, 1.9)
-    a = scale_adaptive_conv2d(x, s, w, dilation=2, impl="grid")
-    b = scale_adaptive_conv2d(x, s, w, dilation=2, impl="deform")
-    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
-    (a * torch.randn_like(a)).sum().backward()
-    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
-    # Eq. (7): offsets of tap (i, j) are (s − 1)·d·(i, j) as (dy, dx)
-    off = sac_offsets(torch.full((1, 1, 1, 1), 1.5), 3, dilation=2).view(9, 2)
-    assert off[0].tolist() == [-1.0, -1.0] and off[5].tolist() == [0.0, 1.0]
-
-
-def test_scale_regression_init_and_clip() -> None:
-    head = SACHead(CH, 3, channels=6)
-    s = head.scale_regression(torch.randn(2, CH[4], 6, 6))
-    assert torch.allclose(s, torch.ones_like(s), atol=0.05)  # Eq. (1): starts at s ≈ 1
-    with torch.no_grad():
-        head.scale_regression.conv.bias.fill_(10.0)
-    assert head.scale_regression(torch.zeros(1, CH[4], 4, 4)).max() == 4.0
-
-
-def test_sac_conv_module_scale_none_is_plain_conv() -> None:
-    conv = ScaleAdaptiveConv2d(3, 4, 3, padding=2, dilation=2)
-    x = torch.randn(1, 3, 8, 8)
-    torch.testing.assert_close(conv(x, torch.ones(1, 1, 8, 8)), conv(x), atol=1e-5, rtol=1e-4)
-
-
-def test_sac_multiple_patches_stage5_and_starts_as_identity() -> None:
-    from dynaseg.models.backbones import TimmBackbone
-
-    torch.manual_seed(0)
-    bb = TimmBackbone("resnet18", channels=[8, 8, 16, 16], stem_width=8).eval()
-    for m in bb.body.layer4.modules():  # timm zero-inits each block's last BN: undo it
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-    x = torch.randn(1, 3, 64, 64)  # layer4 8×8 at OS8, dilation 4
-    with torch.no_grad():
-        before = bb(x)
-    apply_sac_multiple(bb)
-    n_sac = sum(isinstance(m, ScaleAdaptiveConv2d) for m in bb.body.layer4.modules())
-    assert n_sac == 4  # resnet18 layer4: 2 blocks × 2 3×3 convs
-    with torch.no_grad():
-        bb.sac_scale.regression.conv.weight.zero_()
-        after = bb(x)
-        torch.testing.assert_close(after[4], before[4], atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(after[3], before[3])
-        bb.sac_scale.regression.conv.bias.fill_(0.5)
-        assert not torch.allclose(bb(x)[4], before[4], atol=1e-3)
-    assert any(n.startswith("sac_scale.") for n, _ in bb.named_parameters())
-
-
 # ---------------------------------------------------------------- DSNet
 def test_dynamic_sampling_zero_offsets_is_regular_conv() -> None:
     torch.manual_seed(0)
@@ -215,9 +137,9 @@ def test_dynamic_sampling_zero_offsets_is_regular_conv() -> None:
 
 
 def test_dshead_offsets_start_at_zero() -> None:
-    head = DSHead(CH, 3, channels=6, low_channels=5).eval()
+    head = DSHead(CH, 3, channels=6, low_channels=5, aspp_channels=7).eval()
     fs = feats(os=16)
-    assert head.offset_conv(torch.randn(1, 6, 4, 4)).abs().max() == 0
+    assert head.offset_conv(torch.randn(1, 7, 4, 4)).abs().max() == 0
     x_m = head.modify_conv(fs[2])
     x_s = head.sample_act(head.sample_norm(F.conv2d(x_m, head.sample_conv.weight, padding=1)))
     high = F.interpolate(head.aspp(fs[4]), size=x_m.shape[-2:], mode="bilinear")

@@ -11,13 +11,21 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dynaseg.errors import ConfigError, NonFiniteLossError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.models.layers import resize
-from dynaseg.training.schedules import poly_lr_lambda
+from dynaseg.training.losses import resized_cross_entropy
+from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
+from dynaseg.training.weights import (
+    format_init_report,
+    freeze_parameters,
+    frozen_norm_layers,
+    load_init_weights,
+)
 
 
 def to_plain(value: Any) -> Any:
@@ -56,7 +64,28 @@ class SegmentationModule(L.LightningModule):
             (mmseg's default) divides by all pixels, ignored and padded ones included.
         optimizer: ``{"_target_": "torch.optim.SGD", "lr": ..., ...}``.
         lr_mult: parameter-name prefix → LR multiplier (first matching prefix wins).
-        scheduler: ``{"power": 0.9, "min_lr": 1e-4}``; ``None`` for a constant LR.
+        scheduler: ``{"name": "poly", "power": 0.9, "min_lr": 1e-4}`` (``name`` defaults to
+            poly; ``min_lr: 0`` is the papers' poly to zero), ``{"name": "step", "milestones":
+            [steps], "gamma": 0.1}`` or ``{"name": "step", "milestone_epochs": [60], ...}``
+            (epochs of this run's training loader, converted to steps at fit time); ``None`` for
+            a constant LR.
+        init_from: ``{"path": ckpt, "prefixes": [name prefixes] | None, "strict": bool}``:
+            network weights loaded from a checkpoint when fitting starts (before a resumed
+            ``ckpt_path`` is restored, which then wins); unmatched keys are reported
+            (:func:`~dynaseg.training.weights.load_init_weights`).
+        freeze: parameter-name prefixes (in ``net``) excluded from training; the batch-norm
+            layers under them stay in eval mode, so their statistics do not change either.
+        lean_loss: compute each cross-entropy band by band without keeping the label-size logits
+            (:func:`~dynaseg.training.losses.resized_cross_entropy`); ``False`` is the literal
+            ``F.cross_entropy(resize(logits))`` path (same values, more memory), kept for comparison.
+        channels_last: keep the network's weights and the input images in ``channels_last``
+            (NHWC) memory format — faster convolutions on tensor-core GPUs; same outputs.
+        torch_compile: ``torch.compile`` the network's forward and training forward; ``True`` or a
+            dict of ``torch.compile`` arguments (e.g. ``{"mode": "max-autotune"}``). State-dict keys
+            are unchanged (the modules are compiled in place).
+        inference: test-time mode for validation, test and prediction (``whole``/``slide``,
+            scales, flip; :class:`~dynaseg.models.inference.InferenceConfig`). ``None``: whole
+            image, one scale, no flip.
     """
 
     def __init__(
@@ -71,6 +100,12 @@ class SegmentationModule(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         lr_mult: dict[str, float] | None = None,
         scheduler: dict[str, Any] | None = None,
+        init_from: dict[str, Any] | None = None,
+        freeze: Sequence[str] | None = None,
+        lean_loss: bool = True,
+        channels_last: bool = False,
+        torch_compile: bool | dict[str, Any] = False,
+        inference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -96,9 +131,25 @@ class SegmentationModule(L.LightningModule):
                 "optimizer": optimizer,
                 "lr_mult": dict(to_plain(lr_mult) or {}),
                 "scheduler": to_plain(scheduler),
+                "init_from": to_plain(init_from) or None,
+                "freeze": list(to_plain(freeze) or []),
+                "lean_loss": bool(lean_loss),
+                "channels_last": bool(channels_last),
+                "torch_compile": to_plain(torch_compile),
+                "inference": InferenceConfig.from_dict(to_plain(inference)).to_dict(),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if torch_compile:
+            options = dict(torch_compile) if isinstance(torch_compile, dict) else {}
+            self.net.compile(**options)  # in place: parameter names keep no "_orig_mod." prefix
+            self.net.forward_train = torch.compile(self.net.forward_train, **options)
+            self.net.decode_logits = torch.compile(self.net.decode_logits, **options)
+        self.frozen_parameters = freeze_parameters(self.net, self.hparams.freeze)
+        self.init_report: dict[str, Any] | None = None
         self.class_names = class_names
         self.ignore_index = ignore_index
         self.val_metric = SegmentationMetric(num_classes, ignore_index)
@@ -106,9 +157,63 @@ class SegmentationModule(L.LightningModule):
         self.last_results: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ inference
+    @property
+    def inference(self) -> InferenceConfig:
+        """The test-time mode (``hparams.inference``) used by validation, test and prediction."""
+        return InferenceConfig.from_dict(self.hparams.get("inference"))
+
+    def set_inference(self, overrides: dict[str, Any] | None) -> InferenceConfig:
+        """Replace the keys of ``hparams.inference`` given (not ``None``) in ``overrides``; the
+        eval/predict entry points use it for ``model.inference.*=...`` on the command line."""
+        merged = dict(self.hparams.get("inference") or {})
+        merged.update({k: v for k, v in (to_plain(overrides) or {}).items() if v is not None})
+        cfg = InferenceConfig.from_dict(merged)
+        self.hparams["inference"] = cfg.to_dict()
+        return cfg
+
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
-        """Whole-image inference: logits at ``out_size`` (default: the input size)."""
-        return self.net(images, out_size)
+        """Class scores at ``out_size`` (default: the input size) by the configured inference
+        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip."""
+        return infer(self.net.decode_logits, self.prepare_images(images), self.inference, out_size)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The memory format the network expects (``channels_last`` if switched on)."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    # ------------------------------------------------------------------ init_from / freeze
+    def setup(self, stage: str) -> None:
+        init = self.hparams.init_from
+        if stage != "fit" or not init or self.init_report is not None:
+            return
+        unknown = set(init) - {"path", "prefixes", "strict"}
+        if "path" not in init or unknown:
+            raise ConfigError(
+                "model.init_from must be {path: <checkpoint>, prefixes: [..] | null, strict: "
+                f"true|false}}, got keys {sorted(init)}"
+            )
+        self.init_report = load_init_weights(
+            self.net, init["path"], init.get("prefixes"), bool(init.get("strict", True))
+        )
+        rank_zero_info(format_init_report(init["path"], self.init_report))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Weights restored from a checkpoint of this module supersede init_from: a later fit of
+        # the loaded module (fine-tuning, or resuming through ckpt_path) must not reload them.
+        if self.hparams.init_from:
+            self.init_report = {"restored_from_checkpoint": True}
+
+    def train(self, mode: bool = True) -> SegmentationModule:
+        """``nn.Module.train``, except that frozen batch-norm layers stay in eval mode."""
+        super().train(mode)
+        if mode:
+            for norm in frozen_norm_layers(self.net, self.hparams.get("freeze", [])):
+                norm.eval()
+        return self
+
+    def on_train_start(self) -> None:
+        self.train()  # Lightning keeps the modes it finds: put frozen norms in eval once here
 
     # ------------------------------------------------------------------ training
     def compute_losses(
@@ -118,12 +223,15 @@ class SegmentationModule(L.LightningModule):
         for i, out in enumerate(logits):
             name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
             weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
-            per_pixel = F.cross_entropy(
-                resize(out, labels.shape[-2:]).float(),
-                labels,
-                ignore_index=self.ignore_index,
-                reduction="none",
-            )
+            if self.hparams.get("lean_loss", True):
+                per_pixel = resized_cross_entropy(out, labels, self.ignore_index)
+            else:
+                per_pixel = F.cross_entropy(
+                    resize(out, labels.shape[-2:]).float(),
+                    labels,
+                    ignore_index=self.ignore_index,
+                    reduction="none",
+                )
             if self.hparams.avg_non_ignore:
                 ce = per_pixel.sum() / (labels != self.ignore_index).sum().clamp(min=1)
             else:
@@ -133,7 +241,9 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         labels = batch["label"]
-        losses = self.compute_losses(self.net.forward_train(batch["image"]), labels)
+        losses = self.compute_losses(
+            self.net.forward_train(self.prepare_images(batch["image"])), labels
+        )
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
@@ -215,18 +325,45 @@ class SegmentationModule(L.LightningModule):
         sched_cfg = self.hparams.scheduler
         if not sched_cfg:
             return {"optimizer": optimizer}
-        total = int(self.trainer.estimated_stepping_batches)
-        lambdas = [
-            poly_lr_lambda(
-                g["lr"],
-                total,
-                float(sched_cfg.get("power", 0.9)),
-                float(sched_cfg.get("min_lr", 1e-4)),
-            )  # fmt: skip
-            for g in optimizer.param_groups
-        ]
+        name = sched_cfg.get("name", "poly")
+        if name == "poly":
+            total = int(self.trainer.estimated_stepping_batches)
+            lambdas = [
+                poly_lr_lambda(
+                    g["lr"],
+                    total,
+                    float(sched_cfg.get("power", 0.9)),
+                    float(sched_cfg.get("min_lr", 1e-4)),
+                )  # fmt: skip
+                for g in optimizer.param_groups
+            ]
+        elif name == "step":
+            lambdas = step_lr_lambda(self._milestone_steps(sched_cfg), sched_cfg.get("gamma", 0.1))
+        else:
+            raise ConfigError(f"model.scheduler.name must be 'poly' or 'step', got {name!r}")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
+
+    def _milestone_steps(self, sched_cfg: dict[str, Any]) -> list[int]:
+        """The step schedule's milestones in optimizer steps (``milestones``), or converted from
+        ``milestone_epochs`` with this run's optimizer steps per epoch."""
+        if ("milestones" in sched_cfg) == ("milestone_epochs" in sched_cfg):
+            raise ConfigError(
+                "model.scheduler (step): give exactly one of milestones (optimizer steps) or "
+                f"milestone_epochs, got keys {sorted(sched_cfg)}"
+            )
+        if "milestones" in sched_cfg:
+            return [int(m) for m in sched_cfg["milestones"]]
+        if self.trainer.train_dataloader is None:  # as estimated_stepping_batches does
+            self.trainer.fit_loop.setup_data()
+        batches = self.trainer.num_training_batches
+        if not math.isfinite(batches):
+            raise ConfigError(
+                "model.scheduler.milestone_epochs needs a training loader with a length; "
+                "give model.scheduler.milestones in optimizer steps instead"
+            )
+        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
+        return [epochs_to_steps(float(e), per_epoch) for e in sched_cfg["milestone_epochs"]]

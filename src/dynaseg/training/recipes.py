@@ -27,7 +27,9 @@ from dynaseg.training.console import (
     silence_upstream_noise,
 )
 from dynaseg.training.fault_tolerance import RUN_STATE_KEY, FaultTolerance
+from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
+from dynaseg.training.provenance import RunClock, describe_run
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -131,7 +133,28 @@ def last_good_checkpoint(trainer: L.Trainer) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
+    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``.
+
+    A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
+    so a sweep's table flags it instead of losing it; the exception then propagates.
+    """
+    clock = RunClock()
+    try:
+        return _fit_and_test(cfg, clock)
+    except Exception as err:
+        try:
+            failure = {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
+            }
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        except Exception as record_err:  # never hide the run's own error behind this one
+            rank_zero_info(f"could not record the failure in metrics.json: {record_err}")
+        raise
+
+
+def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     start_console(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -149,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         rank_zero_info(f"resuming from {ckpt_path} (step {ckpt.get('global_step', '?')})")
         del ckpt
     trainer = build_trainer(cfg, resume)
+    manifest = check_recipe(cfg.get("manifest"), actual_run(cfg, trainer.world_size))
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -178,6 +202,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
         step = int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
     results["global_step"] = step
+    results["status"] = "completed"
+    results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}
+    if manifest is not None:
+        results["manifest"] = manifest
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
@@ -203,9 +231,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
+    inference = model.set_inference(cfg.get("model", {}).get("inference"))
     print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
+    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
+    results = {
+        "test": model.last_results.get("test"),
+        "checkpoint": str(ckpt_path),
+        "inference": inference.to_dict(),
+    }
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
     return results

@@ -8,13 +8,7 @@ from dynaseg.models.heads.dsnet import DSHead, DynamicSamplingConv2d
 from dynaseg.models.heads.fcn import FCNHead
 from dynaseg.models.heads.inception import InceptionHead
 from dynaseg.models.heads.psp import PSPHead
-from dynaseg.models.heads.sac import (
-    SACHead,
-    ScaleAdaptiveConv2d,
-    ScaleRegression,
-    apply_sac_multiple,
-    scale_adaptive_conv2d,
-)
+from dynaseg.models.heads.sac import SACHead
 
 __all__ = [
     "ASPPHead",
@@ -30,8 +24,4 @@ __all__ = [
     "InceptionHead",
     "PSPHead",
     "SACHead",
-    "ScaleAdaptiveConv2d",
-    "ScaleRegression",
-    "apply_sac_multiple",
-    "scale_adaptive_conv2d",
 ]

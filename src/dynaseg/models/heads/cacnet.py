@@ -1,7 +1,7 @@
 """CaC-Net head: Context-adaptive Convolution (Liu, He, Qiao, Ren, Li; ECCV 2020).
 
 Paper: "Learning to Predict Context-adaptive Convolution for Semantic Segmentation",
-arXiv:2004.08222, §3. One CaC module, on a feature
+arXiv:2004.08222, §3; paper-vs-ours table: docs/fidelity.md. One CaC module, on a feature
 ``X ∈ R^{h×w×c}``:
 
 - §3.1 kernel prediction: query ``Q = T_q(X) ∈ R^{h×w×s²}`` and key ``K = T_k(X) ∈ R^{h×w×c}``
@@ -12,6 +12,18 @@ arXiv:2004.08222, §3. One CaC module, on a feature
   the same ``D`` shared), sigmoid of each, Eq. (2) ``W = W₁ ⊕ W₂ ⊕ W₃``; ``X* = X ⊙ W``.
 - §3.3 global pooling branch (the input averaged over all positions and replicated) concatenated
   with the ``X*`` of ``H`` parallel CaC modules (multi-head ensemble, paper ``H = 2``).
+
+Table 6's alternatives to the CaC kernel (``weighting``; everything else unchanged):
+
+- ``"fixed"``: input-invariant learned depthwise ``s×s`` kernels, used at the same dilations;
+- ``"gap"``: the kernel predicted from the globally average-pooled ``X`` by one FC layer
+  ``c → s²c`` (``s²c²`` weights, as §4.2 counts), then the same BN as ``D``;
+- ``"se"``: SE-Head (Hu et al., Squeeze-and-Excitation Networks) in place of the CaC module:
+  ``X* = X ⊙ σ(FC(ReLU(FC(GAP(X)))))``, reduction ``se_reduction`` (16, SENet's; the paper does
+  not give it) — a globally shared channel re-weighting.
+- Not covered: "FC" (a depth-wise FC over the ``h×w`` positions, ``h·w·s²·c`` weights, ties the
+  parameters to one input size, so whole-image evaluation at other sizes is undefined) and
+  "EncHead" (EncNet's context-encoding layer with codewords and its SE-loss: a separate head).
 
 Choices where the paper is silent (all constructor arguments):
 
@@ -42,10 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead
-from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
+from dynaseg.models.layers import ConvNormAct, DynamicConvImpl, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
+Weighting = Literal["cac", "fixed", "gap", "se"]
+WEIGHTINGS: tuple[str, ...] = ("cac", "fixed", "gap", "se")
 
 
 class CaCModule(nn.Module):
@@ -59,6 +74,10 @@ class CaCModule(nn.Module):
         reduce: apply the 1×1 conv-BN-ReLU ``in_channels → channels`` first (otherwise
             ``in_channels`` must equal ``channels``).
         query_norm: normalisation of ``Q̄`` before Eq. (1): ``"none"`` | ``"softmax"`` | ``"mean"``.
+        weighting: how the weighting map is made — ``"cac"`` (the paper) or Table 6's
+            ``"fixed"`` | ``"gap"`` | ``"se"`` (see the module docstring).
+        se_reduction: channel reduction of the ``"se"`` weighting.
+        dynamic_conv: ``"fast"`` | ``"grouped"`` implementation of the depthwise conv with ``D``.
     """
 
     def __init__(
@@ -69,8 +88,16 @@ class CaCModule(nn.Module):
         dilations: Sequence[int] = (1, 2, 3),
         reduce: bool = True,
         query_norm: QueryNorm = "mean",
+        weighting: Weighting = "cac",
+        se_reduction: int = 16,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ConfigError(
+                f"CaCModule: weighting must be one of {WEIGHTINGS} (CaC-Net Table 6), got "
+                f"{weighting!r}"
+            )
         if not reduce and in_channels != channels:
             raise ValueError(
                 f"CaCModule: reduce=False needs in_channels == channels, got {in_channels} "
@@ -83,10 +110,26 @@ class CaCModule(nn.Module):
         self.kernel_size = kernel_size
         self.dilations = tuple(int(d) for d in dilations)
         self.query_norm = query_norm
+        self.weighting = weighting
+        self.dynamic_conv = dynamic_conv
         self.reduce = ConvNormAct(in_channels, channels, 1) if reduce else nn.Identity()
-        self.query_conv = nn.Conv2d(channels, kernel_size * kernel_size, 1, bias=False)  # T_q
-        self.key_conv = nn.Conv2d(channels, channels, 1, bias=False)  # T_k
-        self.kernel_norm = nn.BatchNorm2d(channels)
+        s2 = kernel_size * kernel_size
+        if weighting == "cac":
+            self.query_conv = nn.Conv2d(channels, s2, 1, bias=False)  # T_q
+            self.key_conv = nn.Conv2d(channels, channels, 1, bias=False)  # T_k
+        elif weighting == "fixed":  # Table 6 "Fixed": learned, input-invariant depthwise kernels
+            self.fixed_kernel = nn.Conv2d(
+                channels, channels, kernel_size, groups=channels, bias=False
+            )
+        elif weighting == "gap":  # Table 6 "GAP": kernels from the pooled feature, s²c² weights
+            self.kernel_fc = nn.Linear(channels, s2 * channels)
+        else:  # Table 6 "SEHead"
+            hidden = max(1, channels // se_reduction)
+            self.se = nn.Sequential(
+                nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
+            )
+        if weighting in ("cac", "gap"):
+            self.kernel_norm = nn.BatchNorm2d(channels)
 
     def raw_kernel(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. (1) before BN: ``D̄ = Q̄ᵀ K̄`` reshaped to ``(B, c, s, s)``; ``x`` is ``X``."""
@@ -101,11 +144,28 @@ class CaCModule(nn.Module):
             d = torch.bmm(q.float(), k.transpose(1, 2).float())  # (B, s², c) = Q̄ᵀ K̄
         return d.transpose(1, 2).reshape(b, c, self.kernel_size, self.kernel_size)
 
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-image depthwise kernel ``(B, c, s, s)`` of the ``cac``/``fixed``/``gap``
+        weightings."""
+        b, c = x.shape[:2]
+        if self.weighting == "cac":
+            return self.kernel_norm(self.raw_kernel(x))
+        if self.weighting == "fixed":
+            return self.fixed_kernel.weight.squeeze(1).expand(b, -1, -1, -1)
+        pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)  # "gap"
+        raw = self.kernel_fc(pooled).view(b, c, self.kernel_size, self.kernel_size)
+        return self.kernel_norm(raw)
+
     def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. (2): ``W = Σ_d σ(X ⊛_d D)`` for the (BN-normalised) kernel ``D``."""
-        kernel = self.kernel_norm(self.raw_kernel(x))
+        """Eq. (2): ``W = Σ_d σ(X ⊛_d D)`` for the (BN-normalised) kernel ``D`` (``"se"``: the
+        channel weights ``σ(FC(ReLU(FC(GAP(X)))))``, broadcast over the positions)."""
+        if self.weighting == "se":
+            pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+            return torch.sigmoid(self.se(pooled))[:, :, None, None]
+        kernel = self.kernel(x)
         return sum(
-            torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, dilation=d)) for d in self.dilations
+            torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, d, self.dynamic_conv))
+            for d in self.dilations
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +184,10 @@ class CaCHead(DecodeHead):
         dilations: dilation set of the weight generation (Table 5: {1}, {1,2}, {1,2,3}, ...).
         global_pool: add the global pooling branch (Table 1 "GP").
         query_norm: see :class:`CaCModule`.
+        weighting: Table 6 — ``"cac"`` (the paper) | ``"fixed"`` | ``"gap"`` | ``"se"``, see
+            :class:`CaCModule`.
         fuse_kernel_size: kernel of the conv-BN-ReLU fusing the concatenation.
+        dynamic_conv: see :class:`CaCModule`.
     """
 
     def __init__(
@@ -138,8 +201,10 @@ class CaCHead(DecodeHead):
         dilations: Sequence[int] = (1, 2, 3),
         global_pool: bool = True,
         query_norm: QueryNorm = "mean",
+        weighting: Weighting = "cac",
         fuse_kernel_size: int = 1,
         dropout_ratio: float = 0.1,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         if isinstance(kernel_sizes, int):
@@ -153,7 +218,15 @@ class CaCHead(DecodeHead):
         self.kernel_sizes = tuple(kernel_sizes)
         self.global_pool = global_pool
         self.cac_modules = nn.ModuleList(
-            CaCModule(self.in_channels, channels, k, dilations, query_norm=query_norm)
+            CaCModule(
+                self.in_channels,
+                channels,
+                k,
+                dilations,
+                query_norm=query_norm,
+                weighting=weighting,
+                dynamic_conv=dynamic_conv,
+            )
             for k in kernel_sizes
         )
         fused = num_heads * channels + (self.in_channels if global_pool else 0)

@@ -1,12 +1,15 @@
 """DSNet head: Context Guided Dynamic Sampling (CGDS) network.
 
 Paper: "Dynamic Sampling Network for Semantic Segmentation" (Fu, He, Zhang, Qiao; AAAI 2020,
-doi:10.1609/aaai.v34i07.6709).
+doi:10.1609/aaai.v34i07.6709). Paper-vs-ours (recipe, ASPP, silent choices): docs/fidelity.md.
 
 Backbone: dilated ResNet at output stride 16 (set ``backbone.output_stride: 16``). The head:
 
-- high-level feature ``X(ASPP)``: DeepLabV3 ASPP on Stage 5 (:class:`~.aspp.ASPPModule`, OS-16
-  rates (6, 12, 18)); or, with ``use_aspp=False``, the raw Stage-5 feature (Table 1 row 1);
+- high-level feature ``X(ASPP)``: the ASPP of DeepLabv3+ (the paper cites Chen et al. 2018b) on
+  Stage 5 (:class:`~.aspp.ASPPModule`, OS-16 rates (6, 12, 18), image pooling, branches of
+  ``aspp_channels`` = 256 projected by a 1×1 conv, as DeepLabv3+); ``aspp_channels=512,
+  aspp_fuse_kernel_size=3`` is mmseg's ASPPHead variant. With ``use_aspp=False``, the raw Stage-5
+  feature (Table 1 row 1);
 - low-level feature ``X(i)`` (``low_index``; paper X(3) = timm index 2 = ``layer2``, OS 8) through
   the *modification* conv → ``X(M)``;
 - sampling points: ``X(ASPP)`` is upsampled to ``X(M)``'s size and one conv predicts
@@ -75,6 +78,8 @@ class DSHead(DecodeHead):
         low_index: the low-level feature (paper X(3) = 2).
         use_aspp: ASPP on the high-level feature (False = raw Stage 5, Table 1 row 1).
         aspp_dilations: ASPP rates (OS 16: 6, 12, 18).
+        aspp_channels: width of each ASPP branch and of ``X(ASPP)`` (DeepLabv3+: 256).
+        aspp_fuse_kernel_size: kernel of the ASPP projection (DeepLabv3+: 1; mmseg: 3).
         low_channels: width of the modified low-level feature ``X(M)``.
         sample_kernel_size: ``k`` of the dynamic sampling conv.
         offset_kernel_size: kernel of the offset-predicting conv.
@@ -90,6 +95,8 @@ class DSHead(DecodeHead):
         channels: int = 512,
         use_aspp: bool = True,
         aspp_dilations: Sequence[int] = (6, 12, 18),
+        aspp_channels: int = 256,
+        aspp_fuse_kernel_size: int = 1,
         low_channels: int = 256,
         sample_kernel_size: int = 3,
         offset_kernel_size: int = 3,
@@ -98,8 +105,17 @@ class DSHead(DecodeHead):
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         self.low_index = self.feature_index("low_index", low_index)
-        self.aspp = ASPPModule(self.in_channels, channels, aspp_dilations) if use_aspp else None
-        high_channels = channels if use_aspp else self.in_channels
+        self.aspp = (
+            ASPPModule(
+                self.in_channels,
+                aspp_channels,
+                aspp_dilations,
+                fuse_kernel_size=aspp_fuse_kernel_size,
+            )
+            if use_aspp
+            else None
+        )
+        high_channels = aspp_channels if use_aspp else self.in_channels
         self.modify_conv = ConvNormAct(self.in_channels_all[low_index], low_channels, 1)
         k = sample_kernel_size
         self.offset_conv = nn.Conv2d(

@@ -1,194 +1,58 @@
-"""SAC: Scale-adaptive Convolutions for Scene Parsing (Zhang, Tang, Zhang, Li, Yan; ICCV 2017).
+"""SAC-single decode head.
 
-Paper: https://openaccess.thecvf.com/content_ICCV_2017/papers/Zhang_Scale-Adaptive_Convolutions_for_ICCV_2017_paper.pdf
-§3.
+Paper: Zhang, Tang, Zhang, Li, Yan, "Scale-adaptive Convolutions for Scene Parsing", ICCV 2017
+(https://openaccess.thecvf.com/content_iccv_2017/html/Zhang_Scale-Adaptive_Convolutions_for_ICCV_2017_paper.html),
+§4.1. The scale-adaptive convolution and the scale regression (§3) are models-level layers in
+:mod:`dynaseg.models.scale_adaptive`, as is SAC-multiple, which patches the backbone.
+Paper-vs-ours choices (clip bounds, dilation, layouts): docs/fidelity.md.
 
-- §3.2 scale learning: a 3×3 *scale regression* conv predicts one scale coefficient ``s^t`` per
-  output position, initialised by Eq. (1): weights ``ε ~ N(0, σ²)``, ``σ ≪ 1`` and bias 1, so the
-  SAC starts as the standard convolution. §3.4: scales are clipped to ``[min_scale, max_scale]``
-  (the paper does not give the bounds; ours default to ``[0.25, 4]``, arguments).
-- §3.3 adaptive convolution, Eqs. (7)–(9): the ``(2k+1)²`` taps of a (dilation ``d``) kernel
-  are taken at ``(p^t + i·d·s^t, q^t + j·d·s^t)`` with bilinear sampling (Eq. 8, zero outside the
-  map, as the standard conv's zero padding), then ``B^t = Σ K_ij Z^t_ij + b``. ``s ≡ 1`` is the
-  standard conv; integer ``s`` is a conv with dilation ``d·s``.
+Two layouts (``layout``):
 
-Two equivalent implementations (``impl``):
-
-- ``"grid"`` (default): ``F.grid_sample`` of every tap (align_corners=True maps pixel centres
-  exactly) and one matmul with the kernel. Measured on this 2-core CPU (torch 2.14.1, B=2,
-  512→512 channels, 64×64, d=4, min of 5): forward 989 ms vs 827 ms for ``"deform"``, but
-  forward+backward 2.42 s vs 5.96 s (256 ch, 32×32: 190 ms vs 716 ms), so training is 2.5–3.8×
-  faster; it holds a ``K²×`` copy of the input (9× for 3×3) for backward.
-- ``"deform"``: ``torchvision.ops.deform_conv2d`` on the regular dilation-``d`` grid with offsets
-  ``(s − 1)·d·(i, j)`` for tap ``(i, j)``; no extra memory. Both agree to ~1e-5.
-
-Schemes of §4.1: *SAC-single* — :class:`SACHead`: an FCN head whose last 3×3 conv before the
-classifier is scale-adaptive, its scale map regressed from the head input (Stage 5);
-``sac_classifier=True`` instead makes the classifier itself a 3×3 SAC conv, the paper's literal
-setting (its baseline classifies with a 3×3 conv). *SAC-multiple* — additionally every 3×3 conv of
-the last ResNet stage is scale-adaptive, sharing one scale map regressed from Stage 4: this
-changes the backbone, so it is :func:`apply_sac_multiple`, which patches a (timm) backbone in
-place; Hydra can wrap the backbone config with ``_target_: ...sac.apply_sac_multiple``.
+- ``"sac_classifier"`` — the paper's SAC-single: its baseline replaces ResNet's pooling and FC
+  layer by "a new 3×3 convolutional layer to generate the M confidence maps" on Stage 5, and
+  SAC-single makes that layer — "the convolutional layer before the softmax layer" —
+  scale-adaptive. With ``num_convs=0`` (the paper) the head is exactly one 3×3 SAC conv from
+  the Stage-5 features to the logits, plus the scale regression.
+- ``"fcn_last_conv"`` — not in the paper: an mmseg FCN head (``num_convs`` 3×3 conv-BN-ReLU,
+  dropout, 1×1 classifier) whose last 3×3 conv is the scale-adaptive one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import deform_conv2d
 
+from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import ConvNormAct
+from dynaseg.models.scale_adaptive import SACImpl, ScaleAdaptiveConv2d, ScaleRegression
 
-SACImpl = Literal["deform", "grid"]
-
-
-class ScaleRegression(nn.Module):
-    """The scale regression layer (§3.2): 3×3 conv → 1 channel, Eq. (1) init, clipped output.
-
-    Args:
-        in_channels: channels of the feature the scales are regressed from.
-        sigma: std of the initial weights (``σ ≪ 1``).
-        min_scale, max_scale: clip bounds of the scale coefficients (§3.4).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        sigma: float = 1e-3,
-        min_scale: float = 0.25,
-        max_scale: float = 4.0,
-    ) -> None:
-        super().__init__()
-        if not 0 <= min_scale <= 1 <= max_scale:
-            raise ValueError(
-                f"ScaleRegression: need 0 <= min_scale <= 1 <= max_scale, got "
-                f"[{min_scale}, {max_scale}]"
-            )
-        self.conv = nn.Conv2d(in_channels, 1, 3, padding=1)
-        self.min_scale, self.max_scale = min_scale, max_scale
-        nn.init.normal_(self.conv.weight, 0.0, sigma)
-        nn.init.constant_(self.conv.bias, 1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).clamp(self.min_scale, self.max_scale)
-
-
-def _tap_grid(kernel_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Tap indices ``(i, j)`` (row, col), centred, row-major: ``(K², 2)``."""
-    r = torch.arange(kernel_size, device=device, dtype=dtype) - (kernel_size - 1) / 2
-    ii, jj = torch.meshgrid(r, r, indexing="ij")
-    return torch.stack([ii.reshape(-1), jj.reshape(-1)], dim=1)
-
-
-def sac_offsets(scale: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
-    """``deform_conv2d`` offsets ``(B, 2K², H, W)`` realising Eq. (7): tap ``(i, j)`` moves from
-    ``p + i·d`` to ``p + i·d·s``, i.e. by ``(s − 1)·d·(i, j)`` (``(dy, dx)`` pairs per tap)."""
-    taps = _tap_grid(kernel_size, scale.device, scale.dtype) * dilation  # (K², 2)
-    off = (scale - 1).unsqueeze(1) * taps.reshape(1, -1, 2, 1, 1)  # (B, K², 2, H, W)
-    return off.flatten(1, 2)
-
-
-def scale_adaptive_conv2d(
-    x: torch.Tensor,
-    scale: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    dilation: int = 1,
-    stride: int = 1,
-    impl: SACImpl = "grid",
-) -> torch.Tensor:
-    """Eq. (9): the scale-adaptive convolution of ``x`` with ``weight`` (``(O, C, K, K)``, odd K).
-
-    Args:
-        x: input ``(B, C, H, W)``.
-        scale: scale coefficients ``(B, 1, H_out, W_out)`` (one per output position).
-        weight, bias: the convolution's parameters.
-        dilation: the base dilation ``d``.
-        stride: convolution stride (the output grid is ``p = stride·o``).
-        impl: ``"deform"`` (``deform_conv2d``) or ``"grid"`` (``grid_sample``).
-    """
-    k = weight.shape[-1]
-    if k % 2 != 1 or weight.shape[-2] != k:
-        raise ValueError(f"scale_adaptive_conv2d: need a square odd kernel, got {weight.shape}")
-    pad = dilation * (k - 1) // 2
-    h_out = (x.shape[-2] + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    w_out = (x.shape[-1] + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    if scale.shape[-2:] != (h_out, w_out):
-        scale = F.interpolate(scale, size=(h_out, w_out), mode="bilinear", align_corners=False)
-    if impl == "deform":
-        return deform_conv2d(
-            x,
-            sac_offsets(scale, k, dilation),
-            weight,
-            bias,
-            stride=stride,
-            padding=pad,
-            dilation=dilation,
-        )
-    if impl != "grid":
-        raise ValueError(f"scale_adaptive_conv2d: unknown impl {impl!r}")
-    b, c, h, w = x.shape
-    taps = _tap_grid(k, x.device, x.dtype) * dilation  # (K², 2) in (row, col)
-    ys = torch.arange(h_out, device=x.device, dtype=x.dtype) * stride
-    xs = torch.arange(w_out, device=x.device, dtype=x.dtype) * stride
-    s = scale[:, 0].unsqueeze(1)  # (B, 1, Ho, Wo)
-    py = ys.view(1, 1, -1, 1) + taps[:, 0].view(1, -1, 1, 1) * s  # (B, K², Ho, Wo)
-    px = xs.view(1, 1, 1, -1) + taps[:, 1].view(1, -1, 1, 1) * s
-    grid = torch.stack(
-        [2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1], dim=-1
-    )  # (B, K², Ho, Wo, 2) in grid_sample's (x, y) order
-    sampled = F.grid_sample(
-        x, grid.reshape(b, -1, w_out, 2), mode="bilinear", padding_mode="zeros", align_corners=True
-    ).reshape(b, c, k * k, h_out, w_out)
-    out = torch.einsum("bckhw,ock->bohw", sampled, weight.reshape(weight.shape[0], c, k * k))
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
-    return out
-
-
-class ScaleAdaptiveConv2d(nn.Conv2d):
-    """A ``Conv2d`` (same parameters, so weights copy over) whose taps follow a scale map.
-
-    ``forward(x, scale)``; ``scale=None`` runs the standard convolution (``s ≡ 1``).
-    """
-
-    def __init__(self, *args: object, impl: SACImpl = "grid", **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        if self.groups != 1 or self.kernel_size[0] != self.kernel_size[1]:
-            raise ValueError("ScaleAdaptiveConv2d: only square, ungrouped kernels are supported")
-        self.impl: SACImpl = impl
-
-    def forward(  # type: ignore[override]
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if scale is None:
-            return super().forward(x)
-        return scale_adaptive_conv2d(
-            x, scale, self.weight, self.bias, self.dilation[0], self.stride[0], self.impl
-        )
+SACLayout = Literal["sac_classifier", "fcn_last_conv"]
 
 
 class SACHead(DecodeHead):
-    """SAC-single: FCN head whose last 3×3 conv (or the classifier) is scale-adaptive.
+    """SAC-single: the scale-adaptive 3×3 classifier of the paper, or an FCN head whose last 3×3
+    conv is scale-adaptive (see the module docstring for the two layouts).
 
-    Layout: ``num_convs − 1`` standard 3×3 conv-BN-ReLU, then one scale-adaptive 3×3 conv-BN-ReLU
-    (dilation ``dilation``), dropout, 1×1 classifier. The scale map is regressed from the head
-    input by :class:`ScaleRegression` (§4.1 "a 3×3 conv after the 5th residual block").
+    The scale map is regressed from the head input (Stage 5) by :class:`ScaleRegression` (§4.1
+    "a 3×3 convolutional layer after the 5th residual block").
 
     Args:
-        in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
-        num_convs: convs before the classifier (≥ 1; the last is the SAC one unless
-            ``sac_classifier``).
-        dilation: base dilation ``d`` of the SAC conv.
+        in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`
+            (``channels`` is unused by ``"sac_classifier"`` with ``num_convs=0``).
+        layout: ``"sac_classifier"`` (paper) or ``"fcn_last_conv"``.
+        num_convs: ``"sac_classifier"``: standard 3×3 conv-BN-ReLU before the SAC classifier
+            (≥ 0; 0 is the paper). ``"fcn_last_conv"``: convs before the 1×1 classifier (≥ 1),
+            the last of them scale-adaptive.
+        dilation: base dilation ``d`` of the SAC conv (the paper does not state it).
         min_scale, max_scale, sigma: see :class:`ScaleRegression`.
-        sac_classifier: the paper's literal SAC-single — the classifier is a 3×3 SAC conv and
-            the convs before it are standard.
         impl: ``"deform"`` | ``"grid"``.
+        adaptive: ``False`` builds the paper's *baseline* (Tables 1 and 3): the same layers with
+            ``s ≡ 1`` — standard convs and no scale regression — so its checkpoint initialises
+            the SAC-only rows (``model.init_from``) with matching parameter names.
     """
 
     def __init__(
@@ -197,19 +61,29 @@ class SACHead(DecodeHead):
         num_classes: int,
         in_index: int = 4,
         channels: int = 512,
-        num_convs: int = 1,
+        layout: SACLayout = "sac_classifier",
+        num_convs: int = 0,
         dilation: int = 1,
         min_scale: float = 0.25,
         max_scale: float = 4.0,
         sigma: float = 1e-3,
-        sac_classifier: bool = False,
         impl: SACImpl = "grid",
+        adaptive: bool = True,
         dropout_ratio: float = 0.1,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
-        if num_convs < 1:
-            raise ValueError(f"SACHead: num_convs must be >= 1, got {num_convs}")
-        self.sac_classifier = sac_classifier
+        if layout not in ("sac_classifier", "fcn_last_conv"):
+            raise ConfigError(
+                f"SACHead: layout must be 'sac_classifier' (the paper's SAC-single) or "
+                f"'fcn_last_conv', got {layout!r}"
+            )
+        sac_classifier = layout == "sac_classifier"
+        if num_convs < (0 if sac_classifier else 1):
+            raise ConfigError(
+                f"SACHead: num_convs must be >= {0 if sac_classifier else 1} for layout "
+                f"{layout!r}, got {num_convs}"
+            )
+        self.layout = layout
         n_plain = num_convs if sac_classifier else num_convs - 1
         self.convs = nn.Sequential(
             *[
@@ -217,13 +91,15 @@ class SACHead(DecodeHead):
                 for i in range(n_plain)
             ]
         )
-        self.scale_regression = ScaleRegression(self.in_channels, sigma, min_scale, max_scale)
+        self.adaptive = adaptive
+        if adaptive:
+            self.scale_regression = ScaleRegression(self.in_channels, sigma, min_scale, max_scale)
+        sac_in = self.in_channels if n_plain == 0 else channels
         if sac_classifier:
             self.conv_seg = ScaleAdaptiveConv2d(
-                channels, num_classes, 3, padding=dilation, dilation=dilation, impl=impl
+                sac_in, num_classes, 3, padding=dilation, dilation=dilation, impl=impl
             )
         else:
-            sac_in = self.in_channels if n_plain == 0 else channels
             self.sac_conv = ScaleAdaptiveConv2d(
                 sac_in, channels, 3, padding=dilation, dilation=dilation, bias=False, impl=impl
             )
@@ -232,124 +108,9 @@ class SACHead(DecodeHead):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
-        scale = self.scale_regression(x)
+        scale = self.scale_regression(x) if self.adaptive else None  # None: standard conv
         out = self.convs(x)
-        if self.sac_classifier:
+        if self.layout == "sac_classifier":
             return self.conv_seg(self.dropout(out), scale)
         out = self.sac_act(self.sac_norm(self.sac_conv(out, scale)))
         return self.cls_seg(out)
-
-
-class _ScaleMapHolder(nn.Module):
-    """Scale regression on the Stage-4 output, its latest map shared by the Stage-5 SAC convs."""
-
-    def __init__(self, regression: ScaleRegression) -> None:
-        super().__init__()
-        self.regression = regression
-        self.scale: torch.Tensor | None = None
-
-    def hook(self, module: nn.Module, args: object, output: torch.Tensor) -> None:
-        self.scale = self.regression(output)
-
-
-class _SharedScaleConv(nn.Module):
-    """Wraps a :class:`ScaleAdaptiveConv2d` so it reads the shared scale map (module call API)."""
-
-    def __init__(self, conv: ScaleAdaptiveConv2d, holder: _ScaleMapHolder) -> None:
-        super().__init__()
-        self.conv = conv
-        self._holder = [holder]  # a list: not registered twice as a submodule
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self._holder[0].scale
-        if scale is None:
-            raise RuntimeError("SAC-multiple: the Stage-4 scale map was not computed")
-        return self.conv(x, scale)
-
-
-def apply_sac_multiple(
-    backbone: nn.Module,
-    context_stage: str = "layer3",
-    stage: str = "layer4",
-    min_scale: float = 0.25,
-    max_scale: float = 4.0,
-    sigma: float = 1e-3,
-    impl: SACImpl = "grid",
-) -> nn.Module:
-    """SAC-multiple (§4.1): make every 3×3 conv of ``stage`` scale-adaptive, in place.
-
-    A :class:`ScaleRegression` on the output of ``context_stage`` (ResNet Stage 4, ``layer3``)
-    gives one scale map shared by all 3×3 convs of ``stage`` (Stage 5, ``layer4``) — computed by a
-    forward hook, so the backbone's own ``forward`` is untouched. The original conv weights are
-    copied, so a pretrained backbone stays pretrained (``s ≡ 1`` at init reproduces it). The
-    regression is registered as ``backbone.sac_scale`` (its parameters train with the backbone).
-    Works on :class:`~dynaseg.models.backbones.TimmBackbone` (finds ``body.<stage>``) or a bare
-    ResNet. SAC-single still comes from :class:`SACHead`.
-
-    Returns:
-        the same ``backbone`` object (handy as a Hydra ``_target_`` wrapping the backbone config).
-    """
-    root = getattr(backbone, "body", backbone)
-    try:
-        ctx_mod = root.get_submodule(context_stage)
-        stage_mod = root.get_submodule(stage)
-    except AttributeError as err:
-        raise ValueError(
-            f"apply_sac_multiple: backbone has no '{context_stage}'/'{stage}' submodules"
-        ) from err
-    ctx_channels = next(
-        m.out_channels for m in reversed(list(ctx_mod.modules())) if isinstance(m, nn.Conv2d)
-    )
-    if hasattr(backbone, "channels") and hasattr(backbone, "body"):
-        names = [info["module"] for info in backbone.body.feature_info.get_dicts()]
-        if context_stage in names:
-            ctx_channels = backbone.channels[names.index(context_stage)]
-    holder = _ScaleMapHolder(ScaleRegression(ctx_channels, sigma, min_scale, max_scale))
-    backbone.add_module("sac_scale", holder)
-    ctx_mod.register_forward_hook(holder.hook)
-    targets = [
-        (name, m)
-        for name, m in stage_mod.named_modules()
-        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1
-    ]
-    if not targets:
-        raise ValueError(f"apply_sac_multiple: no 3×3 convs found in '{stage}'")
-    for name, conv in targets:
-        sac = ScaleAdaptiveConv2d(
-            conv.in_channels,
-            conv.out_channels,
-            3,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            bias=conv.bias is not None,
-            impl=impl,
-        )
-        if conv.padding[0] != conv.dilation[0]:
-            raise ValueError(f"apply_sac_multiple: '{name}' is not 'same'-padded")
-        sac.load_state_dict(conv.state_dict())
-        parent_name, _, child = name.rpartition(".")
-        parent = stage_mod.get_submodule(parent_name) if parent_name else stage_mod
-        setattr(parent, child, _SharedScaleConv(sac, holder))
-    return backbone
-
-
-def sac_multiple_backbone(
-    min_scale: float = 0.25,
-    max_scale: float = 4.0,
-    sigma: float = 1e-3,
-    impl: SACImpl = "grid",
-    **backbone_kwargs: Any,
-) -> nn.Module:
-    """A :class:`~dynaseg.models.backbones.TimmBackbone` built from ``backbone_kwargs`` with
-    SAC-multiple applied (:func:`apply_sac_multiple`): the Hydra target of ``model=sac_multiple``,
-    which keeps every backbone config key and only swaps the ``_target_``."""
-    from dynaseg.models.backbones import TimmBackbone
-
-    return apply_sac_multiple(
-        TimmBackbone(**backbone_kwargs),
-        min_scale=min_scale,
-        max_scale=max_scale,
-        sigma=sigma,
-        impl=impl,
-    )
