@@ -62,6 +62,21 @@ def time_pass(fn: Callable[[int], object], n: int, desc: str) -> float:
     return n / (time.perf_counter() - start)
 
 
+def measure(root: Path, n_images: int, repeats: int) -> dict[str, list[float]]:
+    """Images/s of each pass (``repeats`` runs each) over ``n_images`` written under ``root``."""
+    if not (root / "images" / "training").is_dir():
+        write_images(root, n_images)
+    transform = build_train_transform((512, 512), (2048, 512), (0.5, 2.0), 0.75)
+    ds = ADE20K(root, "train", transform=transform)
+    n = len(ds)
+    ds[0]  # warm-up (imports, allocator)
+    results = {}
+    for label, fn in (("decode (JPEG + label PNG + mapping)", ds.load),
+                      ("full training pipeline", ds.__getitem__)):  # fmt: skip
+        results[label] = [time_pass(fn, n, f"{label} {r + 1}/{repeats}") for r in range(repeats)]
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--images", type=int, default=24)
@@ -72,19 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = (args.dir or Path(tmp)) / "ADEChallengeData2016"
-        if not (root / "images" / "training").is_dir():
-            write_images(root, args.images)
-        transform = build_train_transform((512, 512), (2048, 512), (0.5, 2.0), 0.75)
-        ds = ADE20K(root, "train", transform=transform)
-        n = len(ds)
-        ds[0]  # warm-up (imports, allocator)
-        results = {}
-        for label, fn in (("decode (JPEG + label PNG + mapping)", ds.load),
-                          ("full training pipeline", ds.__getitem__)):  # fmt: skip
-            runs = [
-                time_pass(fn, n, f"{label} {r + 1}/{args.repeats}") for r in range(args.repeats)
-            ]
-            results[label] = runs
+        results = measure(root, args.images, args.repeats)
+        n = len(list((root / "images" / "training").glob("*.jpg")))
         print(f"\n{n} images of 683×512, {args.repeats} repeats, 1 thread (one loader worker):")
         for label, runs in results.items():
             med = statistics.median(runs)

@@ -5,7 +5,8 @@ Usage::
 
     python scripts/check_dataset.py data=<name> paths.data_dir=<dir> [--splits S ...] [--limit N]
 
-Reports, per split: the number of image/label pairs, missing images or labels, unreadable files,
+Reports, per split (with the pre-flight routine of training, dynaseg.data.preflight): the number of
+image/label pairs, missing images or labels, unexpected files, unreadable or truncated images,
 label values that are neither a class nor the ignore index, image/label size mismatches and the
 per-class pixel frequencies. Exits 1 if any error was found, 2 if the dataset (root or a split
 list) is missing, 0 otherwise. Any other ``key=value`` argument is a Hydra override of the
@@ -16,41 +17,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from tqdm import tqdm
 
-from dynaseg.data.datasets.files import DatasetError, DatasetNotFoundError, FileSegDataset
+from dynaseg.data.datasets.files import FileSegDataset
+from dynaseg.data.preflight import check_split
+from dynaseg.errors import DatasetError, DatasetNotFoundError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 KINDS = {
     "missing_image": "missing images",
     "missing_label": "images without a label",
+    "unexpected_file": "unexpected files",
     "unreadable": "unreadable files",
+    "truncated": "truncated images",
+    "bad_format": "images that are not 8-bit RGB/greyscale",
     "bad_values": "labels with values outside the classes/ignore",
     "size_mismatch": "image/label size mismatches",
 }
 SHOW = 5  # messages printed per kind
-
-
-def check_split(ds: FileSegDataset, limit: int | None) -> tuple[dict[str, list[str]], np.ndarray]:
-    """All problems of one split (by kind) and its pixel counts per class (+ ignore last)."""
-    problems: dict[str, list[str]] = defaultdict(list)
-    for kind, msg in ds.problems:
-        problems[kind].append(msg)
-    counts = np.zeros(ds.num_classes + 1, np.int64)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    for i in tqdm(range(n), desc=f"checking {ds.split}", unit="img", leave=False):
-        report = ds.inspect(i)
-        for kind, msg in report.problems:
-            problems[kind].append(msg)
-        if report.class_counts is not None:
-            counts += report.class_counts.astype(np.int64)
-    return problems, counts
 
 
 def print_frequencies(names: list[str], counts: np.ndarray) -> None:
@@ -74,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--splits", nargs="+", help="splits to check (default: the config's splits)")
     ap.add_argument("--limit", type=int, help="check at most N samples per split")
+    ap.add_argument("--workers", type=int, help="parallel threads (default: CPUs, at most 8)")
     args, overrides = ap.parse_known_args(argv)
     unknown = [o for o in overrides if "=" not in o]
     if unknown:
@@ -99,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(ds, FileSegDataset):
             print(f"[{split}] {type(ds).__name__} is not an on-disk dataset; nothing to check")
             continue
-        problems, counts = check_split(ds, args.limit)
+        report = check_split(ds, args.limit, workers=args.workers)  # the pre-flight routine
+        problems, counts = report.problems, report.class_counts
         n_bad = sum(len(v) for v in problems.values())
         print(f"\n[{split}] {len(ds)} image/label pairs"
               + (f" (+{len(ds.problems)} incomplete)" if ds.problems else "")

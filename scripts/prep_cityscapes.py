@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, label_id_lut
-from dynaseg.data.datasets.files import DatasetError, read_label
+from dynaseg.data.datasets.files import read_label
 from dynaseg.data.prep import run_parallel
+from dynaseg.errors import DatasetError
 
 _LUT = label_id_lut()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +75,16 @@ def wandb_records(path: Path) -> Iterator[object]:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
             yield record
+
+
+class SignalAtStep(Callback):
+    """Test-only callback (``+callbacks.sig._target_=helpers.SignalAtStep``): sends the training
+    process a real signal (default SIGTERM) at the start of optimizer step ``step`` (0-based), so
+    the signal arrives in the middle of that step."""
+
+    def __init__(self, step: int, signum: int = int(signal.SIGTERM)) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)

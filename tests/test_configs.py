@@ -128,6 +128,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         "_target_": "dynaseg.models.heads.dmnet.DMHead", "_partial_": True, "in_index": 4,
         "context_index": 4, "channels": 512, "filter_sizes": [1, 3, 5, 7],
         "filter_type": "dynamic", "dilations": None, "fusion": False, "dropout_ratio": 0.1,
+        "dynamic_conv": "fast",
     }  # fmt: skip
     assert fcn["net"]["decode_head"] == {
         "_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 4,
@@ -166,7 +167,10 @@ def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
 
     cfg = compose_config("train", [*TINY, f"model/decode_head={head}"])
     module = build_model(cfg)
-    assert type(module.net.decode_head).__module__ == f"dynaseg.models.heads.{head}"
+    built = type(module.net.decode_head)
+    # the head file's own target (dmnet_aspp is DMNet Table 3's ASPP: a DMHead variant)
+    assert f"{built.__module__}.{built.__name__}" == cfg.model.net.decode_head._target_
+    assert built.__module__.startswith("dynaseg.models.heads.")
     assert module.net.decode_head.num_classes == 10  # handed over by the segmentor
     assert module.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
 
@@ -200,3 +204,56 @@ def test_data_variant_extends_its_base() -> None:
     changed = {k for k in base if base[k] != variant[k]}
     assert changed == {"crop_size", "scale", "test_scale"}
     assert variant["crop_size"] == [769, 769] and variant["scale"] == [2049, 1025]
+
+
+def test_slurm_launcher_config_follows_the_trainer() -> None:
+    """`hydra/launcher=slurm` (Hydra's submitit plugin, the `slurm` extra) composes and asks SLURM
+    for trainer.num_nodes nodes × trainer.devices tasks/GPUs; composition only, no cluster."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=["trainer=ddp", "trainer.num_nodes=2", "hydra/launcher=slurm",
+                       "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )  # fmt: skip
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert launcher.partition == "gpu" and launcher.timeout_min == 4320
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_paper_presets_follow_their_own_manifest(experiment: str) -> None:
+    """A preset run on the hardware it names gets no recipe warning: global batch = GPUs ×
+    per-process batch, steps and LR as stated; its inference block is valid."""
+    from dynaseg.models.inference import InferenceConfig
+    from dynaseg.training.manifest import validate_manifest
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    if cfg.get("manifest") is None:
+        pytest.skip(f"{experiment} has no manifest")
+    manifest = validate_manifest(OmegaConf.to_container(cfg.manifest, resolve=True))
+    processes = cfg.trainer.devices * cfg.trainer.get("num_nodes", 1)
+    assert processes == manifest["gpus"] * manifest["nodes"]
+    assert processes * cfg.data.batch_size == manifest["global_batch"]
+    if cfg.trainer.max_steps > 0:
+        assert cfg.trainer.max_steps == manifest["max_steps"]
+    else:  # epoch-based (SAC): the loader decides the steps; the epoch count must be set
+        assert cfg.trainer.max_epochs > 0
+    assert cfg.model.optimizer.lr == pytest.approx(manifest["lr"])
+    InferenceConfig.from_dict(OmegaConf.to_container(cfg.model.get("inference"), resolve=True))
+
+
+def test_mmseg_presets_cover_every_published_row() -> None:
+    rows = [e for e in EXPERIMENTS if e.startswith("mmseg_dmnet_")]
+    assert len(rows) == 12  # R50/R101 x (ADE20K 80k/160k, Cityscapes 512x1024 + 769x769 40k/80k)
+    cfg = compose_config("train", ["experiment=mmseg_dmnet_r101_d8_cityscapes_769x769_40k"])
+    assert cfg.data.crop_size == [769, 769] and cfg.model.net.backbone.name == "resnet101c"
+    inference = cfg.model.inference
+    assert inference.mode == "slide" and list(inference.stride) == [513, 513]
+    assert inference.align_corners is True
+    assert cfg.manifest.global_batch == 8 and cfg.manifest.published.mIoU == 77.62

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -106,3 +107,89 @@ def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
     run("src/train.py", args, tmp_path)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """A checkpoint of the TINY model (random weights) written the way training writes one."""
+    import lightning as L
+
+    from dynaseg.training.recipes import build_model
+    from helpers import compose_config
+
+    module = build_model(compose_config("train", TINY))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from dynaseg.metrics import SegmentationMetric
+    from dynaseg.training.module import SegmentationModule
+    from helpers import compose_config
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    data_args = [a for a in TINY if a.startswith("data.")]
+    slide = ["model.inference.mode=slide", "model.inference.crop_size=[48,48]",
+             "model.inference.stride=[32,32]"]  # fmt: skip
+    ev = run("src/eval.py", [f"ckpt_path={ckpt}", *data_args, *slide], tmp_path / "eval")
+    evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
+    assert evaluated["inference"]["mode"] == "slide"
+    assert evaluated["inference"]["crop_size"] == [48, 48]
+    assert "inference: slide 48x48/32x32" in ev.stdout + ev.stderr
+
+    # the same numbers in-process: the checkpoint's network, sliding windows, the 4 val images
+    model = SegmentationModule.load_from_checkpoint(ckpt).eval()
+    model.set_inference({"mode": "slide", "crop_size": [48, 48], "stride": [32, 32]})
+    dm = instantiate(compose_config("eval", data_args).data)
+    dm.setup("test")
+    metric = SegmentationMetric(10, 255)
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            metric.update(model(batch["image"], batch["label"].shape[-2:]), batch["label"])
+    expected = float(metric.compute()["mIoU"])
+    assert evaluated["test"]["mIoU"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dynaseg.data.datasets.synthetic import SyntheticScenes
+    from dynaseg.prediction import predict_images
+    from dynaseg.training.module import SegmentationModule
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    sizes = {"a_wide": (37, 53), "b_square": (64, 64)}  # any size, not multiples of the stride
+    for i, (name, size) in enumerate(sizes.items()):
+        image, _ = SyntheticScenes("val", size=size, eval_length=4).load(i)
+        Image.fromarray(image).save(images_dir / f"{name}.png")
+    (images_dir / "notes.txt").write_text("not an image")  # ignored in a folder
+
+    out = tmp_path / "pred"
+    run("src/predict.py", [f"ckpt_path={ckpt}", f"inputs={images_dir}", f"output_dir={out}",
+                           "model.inference.flip=true"], tmp_path / "run")  # fmt: skip
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["palette_source"] == "checkpoint"  # hparams.palette, from the dataset module
+    assert summary["inference"]["flip"] is True
+    assert [Path(r["image"]).name for r in summary["images"]] == ["a_wide.png", "b_square.png"]
+
+    model = SegmentationModule.load_from_checkpoint(ckpt).eval()
+    model.set_inference({"flip": True})
+    for name, (h, w) in sizes.items():
+        label = Image.open(out / f"{name}.png")
+        assert label.mode == "P" and label.size == (w, h)
+        assert label.getpalette()[:30] == [v for c in SyntheticScenes.PALETTE for v in c]
+        overlay = Image.open(out / f"{name}_overlay.png")
+        assert overlay.size == (2 * w, h)
+        # the label PNG holds what the model predicts for that image
+        ref_dir = tmp_path / "ref" / name
+        predict_images(model, [images_dir / f"{name}.png"], ref_dir, SyntheticScenes.PALETTE)
+        assert (np.asarray(label) == np.asarray(Image.open(ref_dir / f"{name}.png"))).all()
+        assert np.asarray(label).max() < 10
+        # left half of the overlay is the input image itself
+        original = np.asarray(Image.open(images_dir / f"{name}.png"))
+        assert (np.asarray(overlay)[:, :w] == original).all()

@@ -97,3 +97,41 @@ def test_table_lists_every_class_and_the_means() -> None:
     console.print(format_metrics_table(metric.compute(), ["road", "car"]))
     text = console.export_text()
     assert "road" in text and "car" in text and "50.00" in text and "—" in text
+
+
+def test_confusion_matrix_equals_torchmetrics() -> None:
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 7, (3, 20, 24), generator=g)
+    target[:, :3] = 255
+    preds = torch.randint(0, 7, (3, 20, 24), generator=g)
+    ours = SegmentationMetric(7)
+    theirs = MulticlassJaccardIndex(7, ignore_index=255, average=None)
+    ours.update(preds, target)
+    theirs.update(preds, target)
+    assert torch.equal(ours.confmat, theirs.confmat)
+    assert torch.allclose(ours.compute()["IoU"].float(), theirs.compute(), atol=1e-7)
+
+
+def test_deterministic_mode_avoids_bincount_and_gives_the_same_counts(monkeypatch) -> None:
+    g = torch.Generator().manual_seed(1)
+    target = torch.randint(0, 5, (2, 16, 16), generator=g)
+    target[0, 0] = 255
+    preds = torch.randn(2, 5, 16, 16, generator=g)
+    expected = SegmentationMetric(5)
+    expected.update(preds, target)
+
+    def no_bincount(*args, **kwargs):
+        raise AssertionError("torch.bincount has no deterministic CUDA kernel")
+
+    monkeypatch.setattr(torch, "bincount", no_bincount)
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        metric = SegmentationMetric(5)
+        metric.update(preds, target)
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert torch.equal(metric.confmat, expected.confmat)
+    assert int(metric.confmat.sum()) == 2 * 16 * 16 - 16

@@ -38,7 +38,14 @@ class SegmentationMetric(Metric):
         )
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """``preds``: logits ``(B, C, H, W)`` or labels ``(B, H, W)``; ``target``: ``(B, H, W)``."""
+        """``preds``: logits ``(B, C, H, W)`` or labels ``(B, H, W)``; ``target``: ``(B, H, W)``.
+
+        One histogram of ``target · C + pred`` over all pixels, ignored pixels counted in an extra
+        last bin that is dropped (no boolean-mask compaction copies). O(pixels) time and memory on
+        every path: ``torch.bincount`` normally; under ``torch.use_deterministic_algorithms(True)``
+        (Lightning's ``deterministic=True``, where CUDA ``bincount`` has no deterministic kernel) a
+        1-D ``scatter_add_``, which CUDA runs deterministically — never a pixels × classes one-hot.
+        """
         if preds.dim() == target.dim() + 1:
             preds = preds.argmax(1)
         if preds.shape != target.shape:
@@ -46,17 +53,27 @@ class SegmentationMetric(Metric):
                 f"SegmentationMetric: prediction {tuple(preds.shape)} and target "
                 f"{tuple(target.shape)} differ in size; resize the logits to the label size first"
             )
-        valid = target != self.ignore_index
-        gt = target[valid].long()
-        if gt.numel() and (gt.min() < 0 or gt.max() >= self.num_classes):
-            bad = gt[(gt < 0) | (gt >= self.num_classes)].unique()[:10].tolist()
-            raise ValueError(
-                f"SegmentationMetric: label values {bad} are neither a class index "
-                f"(0..{self.num_classes - 1}) nor ignore_index {self.ignore_index}"
-            )
-        idx = gt * self.num_classes + preds[valid].long()
-        self.confmat += torch.bincount(idx, minlength=self.num_classes**2).reshape(
-            self.num_classes, self.num_classes
+        n = self.num_classes
+        idx = target.reshape(-1).long() * n
+        idx += preds.reshape(-1)
+        idx.masked_fill_(target.reshape(-1) == self.ignore_index, n * n)
+        if idx.numel():
+            lo, hi = torch.aminmax(idx)
+            if lo < 0 or hi > n * n:
+                self._raise_bad_labels(target)
+        if torch.are_deterministic_algorithms_enabled():
+            counts = torch.zeros(n * n + 1, dtype=torch.int64, device=idx.device)
+            counts.scatter_add_(0, idx, torch.ones_like(idx))
+        else:
+            counts = torch.bincount(idx, minlength=n * n + 1)
+        self.confmat += counts[: n * n].reshape(n, n)
+
+    def _raise_bad_labels(self, target: torch.Tensor) -> None:
+        gt = target[target != self.ignore_index].long()
+        bad = gt[(gt < 0) | (gt >= self.num_classes)].unique()[:10].tolist()
+        raise ValueError(
+            f"SegmentationMetric: label values {bad} are neither a class index "
+            f"(0..{self.num_classes - 1}) nor ignore_index {self.ignore_index}"
         )
 
     def compute(self) -> dict[str, torch.Tensor]:

@@ -86,3 +86,32 @@ def test_dmnet_without_dcms_is_table5_fcn() -> None:
     assert head.bottleneck.conv.in_channels == 2048  # input → 3×3 conv → classifier
     feats = [torch.randn(1, c, 4, 4) for c in RESNET50_CHANNELS]
     assert head(feats).shape == (1, 21, 4, 4)
+
+
+@pytest.mark.parametrize("head", ["dmnet", "cacnet"])
+def test_fast_dynamic_conv_head_equals_grouped_reference(head: str) -> None:
+    """Heads with ``dynamic_conv="fast"`` give the reference's logits and parameter gradients."""
+    from dynaseg.models.heads import CaCHead
+
+    channels = [8, 8, 8, 16, 32]
+    feats = [torch.randn(2, c, 9, 9) for c in channels]
+
+    def build(impl: str) -> torch.nn.Module:
+        torch.manual_seed(0)
+        if head == "dmnet":
+            return DMHead(channels, 5, channels=8, filter_sizes=(1, 2, 3, 5), dynamic_conv=impl)
+        return CaCHead(channels, 5, channels=8, kernel_sizes=[3, 4], dynamic_conv=impl)
+
+    results = {}
+    for impl in ("grouped", "fast"):
+        model = build(impl).train()
+        torch.manual_seed(1)  # same dropout mask
+        logits = model(feats)
+        logits.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        results[impl] = (logits, grads, list(model.state_dict()))
+    ref, fast = results["grouped"], results["fast"]
+    assert fast[2] == ref[2]  # same state-dict keys
+    assert (fast[0] - ref[0]).abs().max() <= 1e-5
+    for name, grad in ref[1].items():
+        assert (fast[1][name] - grad).abs().max() <= 1e-5 * max(1.0, grad.abs().max().item()), name

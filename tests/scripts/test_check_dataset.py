@@ -45,9 +45,9 @@ def test_broken_dataset_reports_each_fault(
     assert code == 1
     assert "[train] 5 image/label pairs (+1 incomplete)" in out
     assert "1 images without a label" in out and "ADE_train_00000001.png" in out
-    assert "2 unreadable files" in out
-    assert "ADE_train_00000002.jpg is unreadable" in out
-    assert "ADE_train_00000003.png is unreadable" in out
+    assert "1 truncated images" in out
+    assert "ADE_train_00000002.jpg is truncated (12 bytes, no JPEG end marker)" in out
+    assert "1 unreadable files" in out and "ADE_train_00000003.png is unreadable" in out
     assert "1 labels with values outside" in out and "raw value(s) 201" in out
     assert "1 image/label size mismatches" in out and "ADE_train_00000005.png is 12×10" in out
     assert "[val] 2 image/label pairs — OK" in out

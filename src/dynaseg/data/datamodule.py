@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence, Sized
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dynaseg.data.base import SegmentationDataset
+from dynaseg.data.datasets.files import FileSegDataset
+from dynaseg.data.preflight import preflight
+from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -63,6 +70,34 @@ def seed_worker(worker_id: int) -> None:
         transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
+def is_file_dataset(factory: DatasetFactory) -> bool:
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    return isinstance(target, type) and issubclass(target, FileSegDataset)
+
+
+def rescaled_size(hw: tuple[int, int], scale: Sequence[int]) -> tuple[int, int]:
+    """An image's size after mmseg's keep-ratio rescale to ``scale`` at ratio 1.0 (the long side
+    fits ``max(scale)``, the short side ``min(scale)``)."""
+    factor = min(max(scale) / max(hw), min(scale) / min(hw))
+    return round(hw[0] * factor), round(hw[1] * factor)
+
+
+def warn_if_crop_too_large(
+    crop: tuple[int, int], scale: Sequence[int], sizes: list[tuple[int, int]]
+) -> None:
+    """One warning when the training crop exceeds the median image after rescaling: every sample
+    would then be mostly padding (and the step many times slower)."""
+    median = tuple(int(v) for v in np.median(np.asarray(sizes), axis=0))
+    h, w = rescaled_size(median, scale)  # type: ignore[arg-type]
+    if crop[0] > h or crop[1] > w:
+        rank_zero_warn(
+            f"data.crop_size={list(crop)} is larger than the training images after rescaling: "
+            f"{median[1]}×{median[0]} (w×h, median of {len(sizes)}) → {w}×{h} at "
+            f"data.scale={list(scale)}; every crop is padded. Expected a crop within {w}×{h}: "
+            "lower data.crop_size or raise data.scale"
+        )
+
+
 class SegDataModule(L.LightningDataModule):
     """Train/val/test loaders for any :class:`~dynaseg.data.base.SegmentationDataset`.
 
@@ -83,6 +118,10 @@ class SegDataModule(L.LightningDataModule):
         num_workers: loader workers, capped at the CPUs this process may use.
         train_split, val_split, test_split: split names passed to the dataset.
         photometric: use the photometric distortion in training.
+        preflight: check on-disk splits before use (:mod:`dynaseg.data.preflight`).
+        on_bad_sample: ``error`` (fail fast, listing the files) or ``skip`` (leave them out,
+            counted in ``metrics.json``).
+        preflight_cache_dir: where check results are cached (default ``~/.cache/dynaseg``).
     """
 
     def __init__(
@@ -104,8 +143,16 @@ class SegDataModule(L.LightningDataModule):
         test_split: str = "val",
         photometric: bool = True,
         pin_memory: bool = False,
+        preflight: bool = True,
+        on_bad_sample: str = "error",
+        preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.preflight = preflight
+        self.on_bad_sample = on_bad_sample
+        self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
+        self.bad_samples: dict[str, list[str]] = {}  # split → skipped files' problems
+        self.crop_size, self.scale = tuple(int(c) for c in crop_size), tuple(scale)
         self.dataset_factory = dataset
         self.dataset_class: type[SegmentationDataset] = getattr(dataset, "func", dataset)
         if not getattr(self.dataset_class, "CLASSES", None):
@@ -125,11 +172,17 @@ class SegDataModule(L.LightningDataModule):
         )  # fmt: skip
         self.eval_transform = build_eval_transform(test_scale, mean, std)
         self.datasets: dict[str, SegmentationDataset] = {}
+        self.train_sampler: ResumableSampler | None = None
+        self._resume_state: dict[str, int] | None = None
 
     def make_dataset(self, stage: str) -> SegmentationDataset:
         """Build the dataset of ``stage`` (train/val/test) with its pipeline."""
         transform = self.train_transform if stage == "train" else self.eval_transform
-        return self.dataset_factory(split=self.splits[stage], transform=transform)
+        # on-disk datasets list incomplete pairs instead of raising; the pre-flight check decides
+        lenient = {}
+        if self.preflight and is_file_dataset(self.dataset_factory):
+            lenient = {"strict": False}
+        return self.dataset_factory(split=self.splits[stage], transform=transform, **lenient)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}.get(
@@ -138,10 +191,30 @@ class SegDataModule(L.LightningDataModule):
         for name in wanted:
             if name not in self.datasets:
                 self.datasets[name] = self.make_dataset(name)
+                self.check_before_use(name)
         # In-process loading (num_workers=0): seed the pipeline from the (seed_everything) torch
         # seed and the rank, so runs repeat and DDP ranks differ.
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self.train_transform.set_random_seed((torch.initial_seed() + 1000 * rank) % 2**32)
+
+    def check_before_use(self, stage: str) -> None:
+        """Pre-flight check of an on-disk split (:mod:`dynaseg.data.preflight`) and, for training,
+        one warning if the crop is larger than the rescaled images."""
+        ds = self.datasets[stage]
+        sizes: list[tuple[int, int]] = []
+        if isinstance(ds, FileSegDataset) and self.preflight:
+            report = preflight(ds, self.on_bad_sample, self.preflight_cache_dir)
+            sizes = report.image_sizes
+            if report.n_problems:
+                self.bad_samples[ds.split] = [m for v in report.problems.values() for m in v]
+                rank_zero_warn(
+                    f"data.on_bad_sample=skip: skipping {report.n_problems} bad sample file(s) of "
+                    f"split {ds.split!r} ({len(ds)} left); listed in metrics.json (bad_samples)"
+                )
+        elif hasattr(ds, "size"):  # generated data (synthetic scenes) of one known size
+            sizes = [tuple(int(v) for v in ds.size)]  # type: ignore[attr-defined]
+        if stage == "train" and sizes:
+            warn_if_crop_too_large(self.crop_size, self.scale, sizes)
 
     @property
     def num_classes(self) -> int:
@@ -159,13 +232,24 @@ class SegDataModule(L.LightningDataModule):
         dataset = self.datasets[stage]
         sampler = None
         trainer = self.trainer
-        if not shuffle and trainer is not None and trainer.world_size > 1:
-            # Lightning leaves a DistributedSampler subclass alone (no padded sampler injected).
-            sampler = UnpaddedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if shuffle:
+            # Order and augmentations are functions of (seed, epoch, position): resumable exactly.
+            # Lightning leaves DistributedSampler subclasses alone (no sampler injected).
+            sampler = ResumableSampler(dataset, world, rank, seed=torch.initial_seed() % 2**31)
+            if self._resume_state is not None:
+                sampler.seed = self._resume_state["seed"]
+                sampler.resume_from(
+                    self._resume_state["epoch"], self._resume_state["batches"] * batch_size
+                )
+                self._resume_state = None
+            self.train_sampler = sampler
+            dataset = SeededSamples(dataset)
+        elif world > 1:
+            sampler = UnpaddedDistributedSampler(dataset, world, rank)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             drop_last=shuffle,
             num_workers=self.num_workers,
@@ -184,4 +268,14 @@ class SegDataModule(L.LightningDataModule):
         return self._loader("test", self.val_batch_size, shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        """Where the training stream is: epoch, batches the fit loop consumed in it, seed."""
+        trainer, sampler = self.trainer, self.train_sampler
+        if trainer is None or sampler is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": sampler.epoch, "batches": int(progress.processed), "seed": sampler.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the training stream after the batches the checkpoint had consumed."""
+        if {"epoch", "batches", "seed"} <= set(state_dict):
+            self._resume_state = {k: int(state_dict[k]) for k in ("epoch", "batches", "seed")}

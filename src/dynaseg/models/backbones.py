@@ -10,7 +10,8 @@ import timm
 import torch
 from torch import nn
 
-from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
+from dynaseg.models.layers import checkpointed
 
 
 class TimmBackbone(nn.Module):
@@ -42,6 +43,17 @@ class TimmBackbone(nn.Module):
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
+        key = "model.net.backbone"
+        check_arg(
+            output_stride in (8, 16, 32), f"{key}.output_stride", output_stride, "8, 16 or 32"
+        )
+        check_arg(len(out_indices) > 0 and all(int(i) >= 0 for i in out_indices),
+                  f"{key}.out_indices", list(out_indices), "feature indices ≥ 0")  # fmt: skip
+        if not timm.is_model(name):
+            raise ConfigError(
+                f"{key}.name={name!r}: not a timm model; expected a name from timm.list_models(), "
+                f"e.g. {', '.join(timm.list_models(name[:4] + '*')[:4]) or 'resnet50c'}"
+            )
         kwargs: dict[str, Any] = dict(
             features_only=True,
             output_stride=output_stride,
@@ -75,5 +87,27 @@ class TimmBackbone(nn.Module):
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of every stage (timm's ``set_grad_checkpointing`` for bodies
+        that are not a plain feature list)."""
+        self.grad_checkpointing = enable
+        if not hasattr(self.body, "return_layers"):
+            self.body.set_grad_checkpointing(enable)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.body(x))
+        if not (
+            getattr(self, "grad_checkpointing", False)
+            and torch.is_grad_enabled()
+            and hasattr(self.body, "return_layers")
+        ):
+            return list(self.body(x))
+        # timm's FeatureListNet loop, with our checkpoint (BN running stats updated once, last
+        # stage included). The first module and in-place ones (a stem ReLU) run plainly: nothing
+        # to save, and an in-place op would modify a tensor saved for the recomputation.
+        features = []
+        for i, (name, module) in enumerate(self.body.items()):
+            plain = i == 0 or getattr(module, "inplace", False) is True
+            x = module(x) if plain else checkpointed(module, x)
+            if name in self.body.return_layers:
+                features.append(x)
+        return features

@@ -7,11 +7,29 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ArgumentError, ConfigError
 from dynaseg.models.heads.base import DecodeHead
-from dynaseg.models.layers import resize
+from dynaseg.models.layers import checkpointed, resize
 
 HeadFactory = Callable[..., DecodeHead]
+CONFIG_KEY = "model.net"  # where the segmentor lives in the composed config (for messages)
+
+
+def build_head(
+    factory: HeadFactory, in_channels: list[int], num_classes: int, key: str
+) -> DecodeHead:
+    """Build a head; an argument it rejects becomes a :class:`ConfigError` that names the config
+    key (``model.net.decode_head.channels=0: expected an integer ≥ 1``)."""
+    try:
+        return factory(in_channels=in_channels, num_classes=num_classes)
+    except ArgumentError as err:
+        raise err.under(key, head_name(factory)) from err
+    except (ValueError, TypeError) as err:  # the heads' own checks name the argument
+        raise ConfigError(f"{key} ({head_name(factory)}): {err}") from err
+
+
+def head_name(factory: HeadFactory) -> str:
+    return getattr(getattr(factory, "func", factory), "__name__", "head")
 
 
 class Segmentor(nn.Module):
@@ -28,6 +46,9 @@ class Segmentor(nn.Module):
         num_classes: classes every head predicts (the datamodule's, handed on by the
             :class:`~dynaseg.training.module.SegmentationModule`).
         auxiliary_head: optional factory for the deep-supervision head, or a list of them.
+        grad_checkpointing: activation checkpointing in training: each backbone stage and each
+            head keeps only its input and recomputes its activations in backward (less memory,
+            one more forward pass; same losses and gradients).
 
     ``forward`` returns the decode logits bilinearly resized (align_corners False) to ``out_size``
     (default: the input size). ``forward_train`` returns every head's logits, for the losses.
@@ -39,12 +60,15 @@ class Segmentor(nn.Module):
         decode_head: HeadFactory,
         num_classes: int,
         auxiliary_head: HeadFactory | Sequence[HeadFactory] | None = None,
+        grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
         channels = list(backbone.channels)
-        self.decode_head = decode_head(in_channels=channels, num_classes=num_classes)
+        self.decode_head = build_head(
+            decode_head, channels, num_classes, f"{CONFIG_KEY}.decode_head"
+        )
         if auxiliary_head is None:
             aux = []
         elif callable(auxiliary_head):
@@ -58,9 +82,21 @@ class Segmentor(nn.Module):
             )
         else:
             aux = list(auxiliary_head)
+        aux_key = f"{CONFIG_KEY}.auxiliary_head"
         self.auxiliary_head = nn.ModuleList(
-            factory(in_channels=channels, num_classes=num_classes) for factory in aux
+            build_head(
+                factory, channels, num_classes, f"{aux_key}[{i}]" if len(aux) > 1 else aux_key
+            )  # fmt: skip
+            for i, factory in enumerate(aux)
         )
+        self.grad_checkpointing = grad_checkpointing
+        if grad_checkpointing:
+            if not hasattr(backbone, "set_grad_checkpointing"):
+                raise ConfigError(
+                    f"Segmentor(grad_checkpointing=True): backbone {type(backbone).__name__} has "
+                    "no set_grad_checkpointing()"
+                )
+            backbone.set_grad_checkpointing(True)
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
@@ -70,10 +106,16 @@ class Segmentor(nn.Module):
     def forward_train(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Logits of the decode head then of each auxiliary head, at feature resolution."""
         feats = self.extract_features(images)
-        return [self.decode_head(feats)] + [head(feats) for head in self.auxiliary_head]
+        heads = [self.decode_head, *self.auxiliary_head]
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return [checkpointed(head, feats) for head in heads]
+        return [head(feats) for head in heads]
+
+    def decode_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Decode-head logits at feature resolution (what the inference modes resize)."""
+        return self.decode_head(self.extract_features(images))
 
     def forward(
         self, images: torch.Tensor, out_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
-        logits = self.decode_head(self.extract_features(images))
-        return resize(logits, out_size or images.shape[-2:])
+        return resize(self.decode_logits(images), out_size or images.shape[-2:])

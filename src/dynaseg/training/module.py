@@ -14,9 +14,11 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ConfigError, NonFiniteLossError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.models.layers import resize
+from dynaseg.training.losses import resized_cross_entropy
 from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
 from dynaseg.training.weights import (
     format_init_report,
@@ -73,6 +75,17 @@ class SegmentationModule(L.LightningModule):
             (:func:`~dynaseg.training.weights.load_init_weights`).
         freeze: parameter-name prefixes (in ``net``) excluded from training; the batch-norm
             layers under them stay in eval mode, so their statistics do not change either.
+        lean_loss: compute each cross-entropy band by band without keeping the label-size logits
+            (:func:`~dynaseg.training.losses.resized_cross_entropy`); ``False`` is the literal
+            ``F.cross_entropy(resize(logits))`` path (same values, more memory), kept for comparison.
+        channels_last: keep the network's weights and the input images in ``channels_last``
+            (NHWC) memory format — faster convolutions on tensor-core GPUs; same outputs.
+        torch_compile: ``torch.compile`` the network's forward and training forward; ``True`` or a
+            dict of ``torch.compile`` arguments (e.g. ``{"mode": "max-autotune"}``). State-dict keys
+            are unchanged (the modules are compiled in place).
+        inference: test-time mode for validation, test and prediction (``whole``/``slide``,
+            scales, flip; :class:`~dynaseg.models.inference.InferenceConfig`). ``None``: whole
+            image, one scale, no flip.
     """
 
     def __init__(
@@ -89,6 +102,10 @@ class SegmentationModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         init_from: dict[str, Any] | None = None,
         freeze: Sequence[str] | None = None,
+        lean_loss: bool = True,
+        channels_last: bool = False,
+        torch_compile: bool | dict[str, Any] = False,
+        inference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         net = to_plain(net)
@@ -116,9 +133,21 @@ class SegmentationModule(L.LightningModule):
                 "scheduler": to_plain(scheduler),
                 "init_from": to_plain(init_from) or None,
                 "freeze": list(to_plain(freeze) or []),
+                "lean_loss": bool(lean_loss),
+                "channels_last": bool(channels_last),
+                "torch_compile": to_plain(torch_compile),
+                "inference": InferenceConfig.from_dict(to_plain(inference)).to_dict(),
             }
         )
         self.net = instantiate(net, num_classes=int(num_classes))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if torch_compile:
+            options = dict(torch_compile) if isinstance(torch_compile, dict) else {}
+            self.net.compile(**options)  # in place: parameter names keep no "_orig_mod." prefix
+            self.net.forward_train = torch.compile(self.net.forward_train, **options)
+            self.net.decode_logits = torch.compile(self.net.decode_logits, **options)
         self.frozen_parameters = freeze_parameters(self.net, self.hparams.freeze)
         self.init_report: dict[str, Any] | None = None
         self.class_names = class_names
@@ -128,9 +157,30 @@ class SegmentationModule(L.LightningModule):
         self.last_results: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ inference
+    @property
+    def inference(self) -> InferenceConfig:
+        """The test-time mode (``hparams.inference``) used by validation, test and prediction."""
+        return InferenceConfig.from_dict(self.hparams.get("inference"))
+
+    def set_inference(self, overrides: dict[str, Any] | None) -> InferenceConfig:
+        """Replace the keys of ``hparams.inference`` given (not ``None``) in ``overrides``; the
+        eval/predict entry points use it for ``model.inference.*=...`` on the command line."""
+        merged = dict(self.hparams.get("inference") or {})
+        merged.update({k: v for k, v in (to_plain(overrides) or {}).items() if v is not None})
+        cfg = InferenceConfig.from_dict(merged)
+        self.hparams["inference"] = cfg.to_dict()
+        return cfg
+
     def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
-        """Whole-image inference: logits at ``out_size`` (default: the input size)."""
-        return self.net(images, out_size)
+        """Class scores at ``out_size`` (default: the input size) by the configured inference
+        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip."""
+        return infer(self.net.decode_logits, self.prepare_images(images), self.inference, out_size)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The memory format the network expects (``channels_last`` if switched on)."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     # ------------------------------------------------------------------ init_from / freeze
     def setup(self, stage: str) -> None:
@@ -173,12 +223,15 @@ class SegmentationModule(L.LightningModule):
         for i, out in enumerate(logits):
             name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
             weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
-            per_pixel = F.cross_entropy(
-                resize(out, labels.shape[-2:]).float(),
-                labels,
-                ignore_index=self.ignore_index,
-                reduction="none",
-            )
+            if self.hparams.get("lean_loss", True):
+                per_pixel = resized_cross_entropy(out, labels, self.ignore_index)
+            else:
+                per_pixel = F.cross_entropy(
+                    resize(out, labels.shape[-2:]).float(),
+                    labels,
+                    ignore_index=self.ignore_index,
+                    reduction="none",
+                )
             if self.hparams.avg_non_ignore:
                 ce = per_pixel.sum() / (labels != self.ignore_index).sum().clamp(min=1)
             else:
@@ -188,12 +241,15 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         labels = batch["label"]
-        losses = self.compute_losses(self.net.forward_train(batch["image"]), labels)
+        losses = self.compute_losses(
+            self.net.forward_train(self.prepare_images(batch["image"])), labels
+        )
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss {loss.item()} at step {self.global_step} "
-                f"({ {k: v.item() for k, v in losses.items()} }); lower the LR or check the data"
+            parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.global_step} ({parts}); expected a "
+                "finite loss: lower model.optimizer.lr or check the data"
             )
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True)
         self.log("train/loss", loss, on_step=True, prog_bar=True)

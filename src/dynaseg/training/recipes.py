@@ -14,18 +14,23 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.errors import ConfigError, NonFiniteLossError
+from dynaseg.training.checkpoints import check_same_model, checkpoint_file, read_checkpoint
 from dynaseg.training.console import (
     print_config,
     print_run_header,
     save_config,
     silence_upstream_noise,
 )
+from dynaseg.training.fault_tolerance import RUN_STATE_KEY, FaultTolerance
 from dynaseg.training.loggers import finish_loggers
+from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
+from dynaseg.training.provenance import RunClock, describe_run
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -92,16 +97,65 @@ def build_model(cfg: DictConfig, datamodule: Any | None = None) -> SegmentationM
     return instantiate(cfg.model, _recursive_=False, **dataset_info(datamodule))
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
+def build_trainer(cfg: DictConfig, resume: dict[str, Any] | None = None) -> L.Trainer:
+    """The trainer with the config's callbacks and loggers; ``resume`` (the run state of the
+    checkpoint being resumed) makes a W&B logger continue the checkpoint's W&B run."""
+    loggers = cfg.get("logger")
+    wandb_id = (resume or {}).get("wandb_run_id")
+    if loggers and wandb_id:
+        loggers = loggers.copy()
+        for name, node in loggers.items():
+            if node is not None and str(node.get("_target_", "")).endswith("WandbLogger"):
+                with open_dict(node):
+                    node.id, node.resume = wandb_id, "allow"
+                rank_zero_info(f"W&B: continuing run {wandb_id} ({name})")
     return instantiate(
         cfg.trainer,
         callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
+        logger=instantiate_group(loggers) or False,
     )
 
 
+def best_checkpoint(trainer: L.Trainer) -> str:
+    """Path of the best checkpoint of the run's ``ModelCheckpoint`` ("" if none was written)."""
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            return cb.best_model_path
+    return ""
+
+
+def last_good_checkpoint(trainer: L.Trainer) -> str | None:
+    """The newest checkpoint written before a failure (interval, validation or interrupt)."""
+    paths = [getattr(cb, "last_model_path", "") for cb in trainer.checkpoint_callbacks]
+    paths += [str(cb.last_path) for cb in trainer.checkpoint_callbacks
+              if isinstance(cb, FaultTolerance) and cb.last_path]  # fmt: skip
+    existing = [Path(p) for p in paths if p and Path(p).is_file()]
+    return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``."""
+    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``.
+
+    A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
+    so a sweep's table flags it instead of losing it; the exception then propagates.
+    """
+    clock = RunClock()
+    try:
+        return _fit_and_test(cfg, clock)
+    except Exception as err:
+        try:
+            failure = {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
+            }
+            write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        except Exception as record_err:  # never hide the run's own error behind this one
+            rank_zero_info(f"could not record the failure in metrics.json: {record_err}")
+        raise
+
+
+def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     start_console(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -110,24 +164,49 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
     print_run_header(cfg, "train", model, datamodule)
-    trainer = build_trainer(cfg)
+    ckpt_path, resume = cfg.get("ckpt_path"), None
+    if ckpt_path:  # resume: check the file before Lightning does (its errors name no file)
+        ckpt = read_checkpoint(ckpt_path)
+        check_same_model(ckpt, model, ckpt_path, "ckpt_path")
+        resume = ckpt.get(RUN_STATE_KEY) or {}
+        ckpt_path = str(checkpoint_file(ckpt_path))
+        rank_zero_info(f"resuming from {ckpt_path} (step {ckpt.get('global_step', '?')})")
+        del ckpt
+    trainer = build_trainer(cfg, resume)
+    manifest = check_recipe(cfg.get("manifest"), actual_run(cfg, trainer.world_size))
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except NonFiniteLossError as err:  # name the checkpoint that is still good
+        last = last_good_checkpoint(trainer)
+        kept = f"; last good checkpoint: {last}" if last else "; no checkpoint was written yet"
+        raise NonFiniteLossError(f"{err}{kept}") from None
     results: dict[str, Any] = {"val": stage_results(model, trainer, "val")}
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = best_checkpoint(trainer)
     if cfg.get("test"):
         trainer.test(
             model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
         )
         results["test"] = stage_results(model, trainer, "test")
     results["best_checkpoint"] = best or None
+    bad = getattr(datamodule, "bad_samples", None)
+    if bad:  # data.on_bad_sample=skip: what was left out, reported again at the end
+        results["bad_samples"] = {
+            split: {"count": len(m), "problems": m} for split, m in bad.items()
+        }
+        counts = ", ".join(f"{len(m)} in {split}" for split, m in bad.items())
+        rank_zero_info(f"skipped bad samples: {counts} (listed in metrics.json)")
     step = trainer.global_step
     if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
         step = int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
     results["global_step"] = step
+    results["status"] = "completed"
+    results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}
+    if manifest is not None:
+        results["manifest"] = manifest
     write_metrics(Path(cfg.paths.output_dir) / "metrics.json", results)
     if best:
         rank_zero_info(f"best checkpoint: {best}")
@@ -143,11 +222,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             "eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt"
         )
-    ckpt_path = Path(ckpt).expanduser()
-    if not ckpt_path.is_file():
-        raise CheckpointNotFoundError(
-            f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)"
-        )
+    ckpt_path = checkpoint_file(ckpt)
+    read_checkpoint(ckpt_path)  # a clear message if the file is not a checkpoint
 
     datamodule = instantiate(cfg.data)
     model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
@@ -157,10 +233,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{datamodule.dataset_class.__name__} (data=...) has {datamodule.num_classes}; "
             "evaluate it on the dataset it was trained for"
         )
+    inference = model.set_inference(cfg.get("model", {}).get("inference"))
     print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
+    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    results = {"test": model.last_results.get("test"), "checkpoint": str(ckpt_path)}
+    results = {
+        "test": model.last_results.get("test"),
+        "checkpoint": str(ckpt_path),
+        "inference": inference.to_dict(),
+    }
     write_metrics(Path(cfg.paths.output_dir) / "eval_metrics.json", results)
     finish_loggers(trainer.loggers)
     return results

@@ -2,10 +2,11 @@
 
 from dynaseg.data.datasets.ade20k import ADE20K
 from dynaseg.data.datasets.cityscapes import Cityscapes
-from dynaseg.data.datasets.files import DatasetError, DatasetNotFoundError, FileSegDataset
+from dynaseg.data.datasets.files import FileSegDataset
 from dynaseg.data.datasets.pascal_context import PascalContext, PascalContext59
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.data.datasets.voc import VOCAug
+from dynaseg.errors import DatasetError, DatasetNotFoundError
 
 __all__ = [
     "ADE20K",

@@ -16,12 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from dynaseg.data.base import check_palette
-from dynaseg.data.datasets.files import (
-    DatasetNotFoundError,
-    FileSegDataset,
-    Sample,
-    reduce_zero_lut,
-)
+from dynaseg.data.datasets.files import FileSegDataset, Sample, reduce_zero_lut
+from dynaseg.errors import DatasetNotFoundError
 
 SPLIT_DIRS = {"train": "training", "val": "validation", "training": "training",
               "validation": "validation"}  # fmt: skip
@@ -100,11 +96,16 @@ class ADE20K(FileSegDataset):
                 f"ADE20K: image directory {image_dir} does not exist; expected "
                 f"images/{sub}/*.jpg under {self.root}.\nExpected layout:\n{self.LAYOUT}"
             )
-        return [
-            Sample(p.stem, p, label_dir / f"{p.stem}.png")
-            for p in sorted(image_dir.iterdir())
-            if p.suffix.lower() in (".jpg", ".jpeg")
-        ]
+        samples = []
+        for p in sorted(image_dir.iterdir()):
+            if p.suffix.lower() in (".jpg", ".jpeg"):
+                samples.append(Sample(p.stem, p, label_dir / f"{p.stem}.png"))
+            elif p.is_file() and not p.name.startswith("."):
+                self.problems.append(
+                    ("unexpected_file", f"{p} is not a .jpg image; expected only ADE_*.jpg in "
+                     f"images/{sub} (convert or move it)")
+                )  # fmt: skip
+        return samples
 
     def label_lut(self) -> np.ndarray:
         return reduce_zero_lut(len(self.CLASSES), self.ignore_index)

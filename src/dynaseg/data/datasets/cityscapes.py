@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from dynaseg.data.base import check_palette
-from dynaseg.data.datasets.files import DatasetNotFoundError, FileSegDataset, Sample, identity_lut
+from dynaseg.data.datasets.files import FileSegDataset, Sample, identity_lut
+from dynaseg.errors import DatasetNotFoundError
 
 # The official Cityscapes label table (cityscapesscripts.helpers.labels): (name, id, trainId).
 # Embedded so that the package does not depend on cityscapesscripts (which pulls in matplotlib,

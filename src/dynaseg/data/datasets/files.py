@@ -27,21 +27,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dynaseg.data.base import SegmentationDataset
-from dynaseg.errors import UserError
+from dynaseg.errors import DatasetError, DatasetNotFoundError
 
 IGNORE = 255
 _MAX_LISTED = 5  # problems quoted in one error message
 
 # OpenCV >= 4.10 can decode straight to RGB (saves a colour conversion per image).
 _IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
-
-
-class DatasetError(UserError, RuntimeError):
-    """A dataset on disk is not as expected; the message names the file and what was expected."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """The dataset root (or a required list file) does not exist."""
 
 
 @dataclass(frozen=True)
@@ -63,20 +55,79 @@ class SampleReport:
     image_size: tuple[int, int] | None = None
 
 
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+PNG_START, PNG_END = b"\x89PNG", b"IEND\xaeB`\x82"
+
+
+def truncation_problem(path: Path, data: bytes | np.ndarray, size: int | None = None) -> str | None:
+    """Why a JPEG/PNG file is cut short, judged from its first and last bytes (a JPEG ends with the
+    EOI marker, a PNG with the IEND chunk; some writers pad a few bytes after them). libjpeg
+    would only warn, without the file name, and decode the missing part as grey."""
+    head, tail = bytes(data[:4]), bytes(data[-32:])
+    size = len(data) if size is None else size
+    if head.startswith(JPEG_START) and JPEG_END not in tail:
+        return f"image file {path} is truncated ({size} bytes, no JPEG end marker)"
+    if head.startswith(PNG_START) and PNG_END not in tail:
+        return f"image file {path} is truncated ({size} bytes, no PNG IEND chunk)"
+    return None
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8 ``(H, W, 3)``; :class:`DatasetError` if it can't be read."""
+    """Read an image file as RGB uint8 ``(H, W, 3)``; :class:`DatasetError` if it is missing,
+    truncated or unreadable."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"image file {path} does not exist") from None
+    truncated = truncation_problem(path, data)
+    if truncated:
+        raise DatasetError(f"{truncated}; expected a complete JPEG/PNG image")
     flag = _IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR
-    image = cv2.imread(str(path), flag)
+    image = cv2.imdecode(data, flag) if data.size else None
     if image is None:
-        if not Path(path).is_file():
-            raise DatasetError(f"image file {path} does not exist")
         raise DatasetError(
-            f"image file {path} is unreadable; expected a JPEG/PNG image "
-            "(is it truncated or empty?)"
+            f"image file {path} is unreadable ({data.size} bytes); expected a JPEG/PNG image"
         )
     if _IMREAD_RGB is None:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
+
+
+IMAGE_MODES = ("RGB", "L")  # 8-bit colour or greyscale (greyscale is read as grey RGB)
+
+
+def check_image_file(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str, str]]]:
+    """Check an image file without a full-resolution decode: header (size, mode), truncation
+    (:func:`truncation_problem`) and a decode PIL rejects (JPEGs decoded at 1/8 scale, PNG chunks
+    CRC-verified).
+    Returns ``((h, w) or None, [(kind, message), ...])``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 32))
+            tail = f.read()
+    except FileNotFoundError:
+        return None, [("missing_image", f"image file {path} does not exist")]
+    truncated = truncation_problem(path, head + tail if size > 40 else head, size)
+    if truncated:
+        return None, [("truncated", truncated)]
+    try:
+        with Image.open(path) as img:
+            hw, mode, fmt = (img.height, img.width), img.mode, img.format
+            if fmt == "JPEG":
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
+            elif fmt == "PNG":
+                img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return None, [("unreadable", f"image file {path} is unreadable ({err}); expected a "
+                       "JPEG/PNG image")]  # fmt: skip
+    if mode not in IMAGE_MODES:
+        return hw, [("bad_format", f"image file {path} is a {mode} {fmt} image; expected 8-bit "
+                     "RGB or greyscale (convert it, e.g. drop the alpha channel)")]  # fmt: skip
+    return hw, []
 
 
 def read_label(path: Path) -> np.ndarray:
@@ -229,7 +280,7 @@ class FileSegDataset(SegmentationDataset):
         tail = f"\n  … and {more} more (run scripts/check_dataset.py for the full list)"
         return (
             f"{type(self).__name__} split {self.split!r} under {self.root}: "
-            f"{len(problems)} incomplete image/label pair(s):\n  "
+            f"{len(problems)} problem(s) (missing pairs, unexpected files):\n  "
             + "\n  ".join(lines)
             + (tail if more else "")
         )
@@ -244,14 +295,22 @@ class FileSegDataset(SegmentationDataset):
     def valid_values_text(self) -> str:
         return f"class indices 0..{self.num_classes - 1} or {self.ignore_index} (ignore)"
 
+    def validate_label(self, raw: np.ndarray, sample: Sample) -> np.ndarray:
+        """The one label check (training loads and ``scripts/check_dataset.py`` / the pre-flight
+        check both call it): the histogram of raw values, or :class:`DatasetError` naming the
+        file if a raw value is neither a class nor ignore."""
+        lut = self.lut_for(sample)
+        counts = np.bincount(raw.ravel(), minlength=256)
+        bad = np.flatnonzero((counts > 0) & (lut < 0))
+        if len(bad):
+            raise DatasetError(self._bad_values_message(sample, lut, bad))
+        return counts
+
     def map_label(self, raw: np.ndarray, sample: Sample) -> np.ndarray:
         """Raw label → class indices / ignore; raises if a raw value is not in the table."""
         lut = self.lut_for(sample)
         if self.check_values:
-            counts = np.bincount(raw.ravel(), minlength=256)
-            bad = np.flatnonzero((counts > 0) & (lut < 0))
-            if len(bad):
-                raise DatasetError(self._bad_values_message(sample, lut, bad))
+            self.validate_label(raw, sample)
         return np.where(lut < 0, self.ignore_index, lut).astype(np.uint8)[raw]
 
     def _bad_values_message(self, sample: Sample, lut: np.ndarray, bad: np.ndarray) -> str:
@@ -278,29 +337,26 @@ class FileSegDataset(SegmentationDataset):
         )
 
     def inspect(self, index: int) -> SampleReport:
-        """Check one sample without raising (for ``scripts/check_dataset.py``)."""
+        """Check one sample without raising (``scripts/check_dataset.py`` and the pre-flight
+        check): image header, truncation and compressed stream (:func:`check_image_file`), label
+        readability, sizes, and label values (:meth:`validate_label`, as loading does)."""
         sample = self.samples[index]
         report = SampleReport(sample)
-        image = raw = None
-        try:
-            image = read_image(sample.image)
-            report.image_size = image.shape[:2]
-        except DatasetError as err:
-            report.problems.append(("unreadable", str(err)))
+        report.image_size, report.problems = check_image_file(sample.image)
         try:
             raw = read_label(sample.label)
         except DatasetError as err:
             report.problems.append(("unreadable", str(err)))
-        if raw is None:
             return report
-        if image is not None and raw.shape != image.shape[:2]:
-            message = self._size_message(sample, image.shape[:2], raw.shape)
+        if report.image_size is not None and raw.shape != report.image_size:
+            message = self._size_message(sample, report.image_size, raw.shape)
             report.problems.append(("size_mismatch", message))
+        try:
+            counts = self.validate_label(raw, sample)
+        except DatasetError as err:
+            report.problems.append(("bad_values", str(err)))
+            counts = np.bincount(raw.ravel(), minlength=256)
         lut = self.lut_for(sample)
-        counts = np.bincount(raw.ravel(), minlength=256)
-        bad = np.flatnonzero((counts > 0) & (lut < 0))
-        if len(bad):
-            report.problems.append(("bad_values", self._bad_values_message(sample, lut, bad)))
         mapped = np.where(lut < 0, self.ignore_index, lut)
         per_class = np.bincount(mapped, weights=counts, minlength=256)
         report.class_counts = np.append(per_class[: self.num_classes], per_class[self.ignore_index])

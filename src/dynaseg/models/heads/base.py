@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import check_arg
 
 
 class DecodeHead(nn.Module):
@@ -37,6 +37,9 @@ class DecodeHead(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels_all = list(in_channels)
+        for key, value in (("channels", channels), ("num_classes", num_classes)):
+            check_arg(isinstance(value, int) and value >= 1, key, value, "an integer ≥ 1")
+        check_arg(0 <= dropout_ratio < 1, "dropout_ratio", dropout_ratio, "a value in [0, 1)")
         self.in_index = self.feature_index("in_index", in_index)
         self.in_channels = self.in_channels_all[in_index]
         self.channels = channels
@@ -48,12 +51,9 @@ class DecodeHead(nn.Module):
         """Check that ``index`` (the head argument ``key``, e.g. ``context_index``) picks one of
         the backbone's features; every head checks its feature indices through here."""
         n = len(self.in_channels_all)
-        if not -n <= index < n:
-            raise ConfigError(
-                f"model.net.decode_head.{key}={index} ({type(self).__name__}) but the backbone "
-                f"gives only {n} features (channels {self.in_channels_all}); pick an index in "
-                f"0..{n - 1}"
-            )
+        # the segmentor puts the head's key path in front (model.net.decode_head.<key>=…)
+        check_arg(-n <= index < n, key, index, f"a feature index in 0..{n - 1} (the backbone "
+                  f"gives {n} features, channels {self.in_channels_all})")  # fmt: skip
         return index
 
     def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,7 @@ from torch import nn
 
 from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead, record_internal
-from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
+from dynaseg.models.layers import ConvNormAct, DynamicConvImpl, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
 Weighting = Literal["cac", "fixed", "gap", "se"]
@@ -77,6 +77,7 @@ class CaCModule(nn.Module):
         weighting: how the weighting map is made — ``"cac"`` (the paper) or Table 6's
             ``"fixed"`` | ``"gap"`` | ``"se"`` (see the module docstring).
         se_reduction: channel reduction of the ``"se"`` weighting.
+        dynamic_conv: ``"fast"`` | ``"grouped"`` implementation of the depthwise conv with ``D``.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class CaCModule(nn.Module):
         query_norm: QueryNorm = "mean",
         weighting: Weighting = "cac",
         se_reduction: int = 16,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
         if weighting not in WEIGHTINGS:
@@ -109,6 +111,7 @@ class CaCModule(nn.Module):
         self.dilations = tuple(int(d) for d in dilations)
         self.query_norm = query_norm
         self.weighting = weighting
+        self.dynamic_conv = dynamic_conv
         self.reduce = ConvNormAct(in_channels, channels, 1) if reduce else nn.Identity()
         s2 = kernel_size * kernel_size
         if weighting == "cac":
@@ -164,7 +167,8 @@ class CaCModule(nn.Module):
         kernel = self.kernel(x)
         record_internal(self, "kernel", kernel)
         weights = sum(
-            torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, dilation=d)) for d in self.dilations
+            torch.sigmoid(dynamic_depthwise_conv2d(x, kernel, d, self.dynamic_conv))
+            for d in self.dilations
         )
         record_internal(self, "weights", weights)
         return weights
@@ -188,6 +192,7 @@ class CaCHead(DecodeHead):
         weighting: Table 6 — ``"cac"`` (the paper) | ``"fixed"`` | ``"gap"`` | ``"se"``, see
             :class:`CaCModule`.
         fuse_kernel_size: kernel of the conv-BN-ReLU fusing the concatenation.
+        dynamic_conv: see :class:`CaCModule`.
     """
 
     def __init__(
@@ -204,6 +209,7 @@ class CaCHead(DecodeHead):
         weighting: Weighting = "cac",
         fuse_kernel_size: int = 1,
         dropout_ratio: float = 0.1,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         if isinstance(kernel_sizes, int):
@@ -218,7 +224,13 @@ class CaCHead(DecodeHead):
         self.global_pool = global_pool
         self.cac_modules = nn.ModuleList(
             CaCModule(
-                self.in_channels, channels, k, dilations, query_norm=query_norm, weighting=weighting
+                self.in_channels,
+                channels,
+                k,
+                dilations,
+                query_norm=query_norm,
+                weighting=weighting,
+                dynamic_conv=dynamic_conv,
             )
             for k in kernel_sizes
         )

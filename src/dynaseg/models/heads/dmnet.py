@@ -44,8 +44,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
-from dynaseg.models.layers import ConvNormAct, dynamic_depthwise_conv2d
+from dynaseg.models.layers import (
+    DYNAMIC_CONV_IMPLS,
+    ConvNormAct,
+    DynamicConvImpl,
+    dynamic_depthwise_conv2d,
+)
 
 FilterType = Literal["dynamic", "regular", "depthwise"]
 FILTER_TYPES: tuple[str, ...] = ("dynamic", "regular", "depthwise")
@@ -71,6 +77,8 @@ class DynamicConvModule(nn.Module):
         filter_type: ``"dynamic"`` (Eq. 1), or the Table-1 baselines ``"regular"`` /
             ``"depthwise"`` (fixed learned ``k×k`` filters instead of ``g_k(x)``).
         dilation: dilation of the filter taps (Table 2's dilated branches).
+        dynamic_conv: implementation of ``⊛`` (``"fast"`` | ``"grouped"``, same numbers; see
+            :func:`~dynaseg.models.layers.dynamic_depthwise_conv2d`).
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class DynamicConvModule(nn.Module):
         fusion: bool = False,
         filter_type: FilterType = "dynamic",
         dilation: int = 1,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
         if filter_size < 1:
@@ -92,6 +101,12 @@ class DynamicConvModule(nn.Module):
             )
         if dilation < 1:
             raise ValueError(f"DynamicConvModule: dilation must be >= 1, got {dilation}")
+        if dynamic_conv not in DYNAMIC_CONV_IMPLS:
+            raise ValueError(
+                f"DynamicConvModule: dynamic_conv must be one of {DYNAMIC_CONV_IMPLS}, "
+                f"got {dynamic_conv!r}"
+            )
+        self.dynamic_conv = dynamic_conv
         self.filter_size = filter_size
         self.channels = channels
         self.filter_type = filter_type
@@ -120,7 +135,10 @@ class DynamicConvModule(nn.Module):
         """``h_k``: the reduced feature ``f_k(x)`` convolved with this branch's filters."""
         if self.filter_type == "dynamic":
             return dynamic_depthwise_conv2d(
-                reduced, self.generate_filters(context), dilation=self.dilation
+                reduced,
+                self.generate_filters(context),
+                dilation=self.dilation,
+                impl=self.dynamic_conv,
             )
         return self.filter_conv(same_pad(reduced, self.filter_size, self.dilation))
 
@@ -142,6 +160,8 @@ class DMHead(DecodeHead):
         fusion: the paper's 1×1 conv after each DCM's depthwise conv (mmseg: off).
         filter_type: ``"dynamic"`` | ``"regular"`` | ``"depthwise"`` (Table 1).
         dilations: if set, one 3×3 branch per dilation (Table 2), overriding ``filter_sizes``.
+        dynamic_conv: ``"fast"`` | ``"grouped"`` implementation of the dynamic depthwise conv
+            (same numbers; ``"grouped"`` is the simple reference).
     """
 
     def __init__(
@@ -156,6 +176,7 @@ class DMHead(DecodeHead):
         dropout_ratio: float = 0.1,
         filter_type: FilterType = "dynamic",
         dilations: Sequence[int] | None = None,
+        dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         if dilations is not None:
@@ -164,6 +185,9 @@ class DMHead(DecodeHead):
         else:
             self.filter_sizes = tuple(int(k) for k in filter_sizes)
             self.dilations = (1,) * len(self.filter_sizes)
+        check_arg(all(k >= 1 for k in self.filter_sizes), "filter_sizes", list(filter_sizes),
+                  "kernel sizes ≥ 1")  # fmt: skip
+        check_arg(all(d >= 1 for d in self.dilations), "dilations", dilations, "dilations ≥ 1")
         # No branch at all is DMNet Table 5's "FCN": input → 3×3 bottleneck → classifier.
         self.filter_type = filter_type
         self.context_index = self.feature_index(
@@ -172,7 +196,14 @@ class DMHead(DecodeHead):
         context_channels = self.in_channels_all[self.context_index]
         self.dcm_modules = nn.ModuleList(
             DynamicConvModule(
-                k, self.in_channels, channels, context_channels, fusion, filter_type, d
+                k,
+                self.in_channels,
+                channels,
+                context_channels,
+                fusion,
+                filter_type,
+                d,
+                dynamic_conv,
             )
             for k, d in zip(self.filter_sizes, self.dilations, strict=True)
         )

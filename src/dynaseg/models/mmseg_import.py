@@ -1,0 +1,166 @@
+"""Map mmsegmentation model-zoo weights (DMNet: ResNetV1c-D8 + DMHead + FCN auxiliary head) onto
+our :class:`~dynaseg.models.segmentor.Segmentor`, and back.
+
+mmseg's ``EncoderDecoder`` state dict has three prefixes: ``backbone.`` (``ResNetV1c``),
+``decode_head.`` and ``auxiliary_head.``. Our network lives under ``net.`` in the LightningModule:
+``net.backbone.body.`` (a timm ``resnet50c``/``resnet101c`` in ``features_only`` mode),
+``net.decode_head.`` and ``net.auxiliary_head.<i>.`` (a ModuleList).
+
+- Backbone: mmseg's deep stem ``stem.{0,1,3,4,6,7}`` (conv, BN, ReLU, conv, BN, ReLU, conv, BN,
+  ReLU) is timm's ``conv1.{0,1,3,4,6}`` (the three convs and the first two BNs) + ``bn1`` (the third
+  BN); ``layer1``–``layer4`` have the same names (``conv1..3``, ``bn1..3``, ``downsample.{0,1}``).
+  mmseg's DMNet configs use ``contract_dilation=True``, which is timm's dilation layout too
+  (first block of a dilated stage at the previous stage's dilation).
+- Heads: our modules carry mmseg's names (``dcm_modules.<i>.{filter_gen_conv, input_redu_conv,
+  norm}``, ``bottleneck``, ``conv_seg``; FCN ``convs.<i>``), so only the prefix changes. A single
+  mmseg auxiliary head (``auxiliary_head.``) is our ``auxiliary_head.0.``; a list of them
+  (``auxiliary_head.<i>.``) keeps its indices.
+
+Paper: "Dynamic Multi-scale Filters for Semantic Segmentation" (He et al., ICCV 2019); weights from
+mmsegmentation's DMNet model zoo (configs/dmnet).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from dynaseg.errors import UserError
+
+# mmseg ResNetV1c stem index -> timm resnet*c name (inside the backbone body)
+STEM_TO_TIMM = {"0": "conv1.0", "1": "conv1.1", "3": "conv1.3", "4": "conv1.4", "6": "conv1.6",
+                "7": "bn1"}  # fmt: skip
+TIMM_TO_STEM = {v: k for k, v in STEM_TO_TIMM.items()}
+NET_PREFIX = "net."
+BACKBONE_PREFIX = "net.backbone.body."
+
+
+class CheckpointConversionError(UserError):
+    """The source weights do not fit the target model (names the keys)."""
+
+
+def mmseg_to_dynaseg_key(key: str) -> str | None:
+    """Our module key for an mmseg key (``None``: no rule applies)."""
+    if key.startswith("backbone.stem."):
+        index, _, rest = key[len("backbone.stem.") :].partition(".")
+        if index not in STEM_TO_TIMM:
+            return None  # ReLUs have no parameters; any other index is not a ResNetV1c stem
+        return f"{BACKBONE_PREFIX}{STEM_TO_TIMM[index]}.{rest}"
+    if key.startswith("backbone."):
+        return BACKBONE_PREFIX + key[len("backbone.") :]
+    if key.startswith("decode_head."):
+        return NET_PREFIX + key
+    if key.startswith("auxiliary_head."):
+        rest = key[len("auxiliary_head.") :]
+        if re.match(r"\d+\.", rest):  # a list of auxiliary heads
+            return f"{NET_PREFIX}auxiliary_head.{rest}"
+        return f"{NET_PREFIX}auxiliary_head.0.{rest}"
+    return None
+
+
+def dynaseg_to_mmseg_key(key: str, num_aux_heads: int = 1) -> str | None:
+    """The inverse of :func:`mmseg_to_dynaseg_key` (mmseg writes one auxiliary head unindexed)."""
+    if key.startswith(BACKBONE_PREFIX):
+        rest = key[len(BACKBONE_PREFIX) :]
+        for timm_name, index in TIMM_TO_STEM.items():
+            if rest.startswith(timm_name + "."):
+                return f"backbone.stem.{index}.{rest[len(timm_name) + 1 :]}"
+        return "backbone." + rest
+    if key.startswith(NET_PREFIX + "decode_head."):
+        return key[len(NET_PREFIX) :]
+    if key.startswith(NET_PREFIX + "auxiliary_head."):
+        rest = key[len(NET_PREFIX + "auxiliary_head.") :]
+        if num_aux_heads == 1:
+            return "auxiliary_head." + rest.partition(".")[2]
+        return "auxiliary_head." + rest
+    return None
+
+
+def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """The tensors of an mmseg ``.pth`` (its ``state_dict`` entry, or a bare state dict), without
+    a DataParallel/DDP ``module.`` prefix."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, Mapping):
+        raise CheckpointConversionError("the checkpoint has no 'state_dict' mapping of tensors")
+    out = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return out
+
+
+def _listing(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def convert_mmseg_state_dict(
+    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """mmseg tensors → a state dict for a module whose ``state_dict()`` is ``target``.
+
+    Every source key must map to a target key of the same shape and every target key must be
+    filled; the only exception is BatchNorm's ``num_batches_tracked`` counter (unused at test
+    time, absent from some old checkpoints), which is set to 0 when missing. Otherwise raises
+    :class:`CheckpointConversionError` naming the unmapped, unfilled and mismatched keys.
+
+    Returns the converted state dict and the target keys that were filled with defaults.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    unmapped, unknown, mismatched = [], [], []
+    for key, value in source.items():
+        new_key = mmseg_to_dynaseg_key(key)
+        if new_key is None:
+            unmapped.append(key)
+        elif new_key not in target:
+            unknown.append(f"{key} -> {new_key}")
+        elif tuple(value.shape) != tuple(target[new_key].shape):
+            mismatched.append(
+                f"{key}: source {tuple(value.shape)} vs model {tuple(target[new_key].shape)}"
+            )
+        else:
+            converted[new_key] = value.to(target[new_key].dtype)
+    defaulted = []
+    missing = []
+    for key, value in target.items():
+        if key in converted:
+            continue
+        if key.endswith("num_batches_tracked"):
+            converted[key] = torch.zeros_like(value)
+            defaulted.append(key)
+        else:
+            missing.append(key)
+    problems = []
+    if unmapped:
+        problems.append(f"source keys with no rule (not backbone./decode_head./auxiliary_head. "
+                        f"or not a ResNetV1c stem): {_listing(unmapped)}")  # fmt: skip
+    if unknown:
+        problems.append(f"source keys with no counterpart in the model: {_listing(unknown)}")
+    if mismatched:
+        problems.append(f"shape mismatches: {_listing(mismatched)}")
+    if missing:
+        problems.append(f"model keys the source does not fill: {_listing(missing)}")
+    if problems:
+        raise CheckpointConversionError(
+            "the mmseg weights do not fit the model config:\n  - "
+            + "\n  - ".join(problems)
+            + "\nCheck the backbone depth (model/backbone=resnet50c|resnet101c), the dataset "
+            "(data=... sets num_classes) and the head config against the mmseg config."
+        )
+    return converted, defaulted
+
+
+def to_mmseg_state_dict(
+    state_dict: Mapping[str, torch.Tensor], num_aux_heads: int = 1
+) -> dict[str, torch.Tensor]:
+    """Our module's state dict in mmseg's layout (to compare with or load into mmsegmentation)."""
+    out = {}
+    for key, value in state_dict.items():
+        new_key = dynaseg_to_mmseg_key(key, num_aux_heads)
+        if new_key is None:
+            raise CheckpointConversionError(f"no mmseg name for '{key}'")
+        out[new_key] = value
+    return out

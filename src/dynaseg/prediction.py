@@ -1,0 +1,262 @@
+"""Predict label maps for image files: the recipe behind ``src/predict.py``.
+
+A checkpoint and a folder, glob, file list (``.txt``, one path per line) or single image in;
+per image out: ``<name>.png``, an indexed PNG whose pixel values are the class indices and whose
+palette colours them (readable as labels *and* viewable), and ``<name>_overlay.png``, the image
+beside its colour-blended prediction. Images of any size: each is run alone, through the same
+evaluation resize (``data.test_scale``) and inference mode (``model.inference``) as ``src/eval.py``,
+and the prediction is returned at the image's original size.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from tqdm import tqdm
+
+from dynaseg.data.transforms import build_eval_transform
+from dynaseg.errors import CheckpointNotFoundError, ConfigError, UserError
+from dynaseg.training.module import SegmentationModule
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class NoImagesError(UserError, FileNotFoundError):
+    """The inputs name no readable image."""
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def resolve_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Image paths from a folder (its images, sorted, not recursive), a glob pattern, a ``.txt``
+    list (one path per line, relative paths from the list's folder, ``#`` comments) or one image;
+    a list may mix these. Raises :class:`NoImagesError` naming what was given if nothing is found.
+    """
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        path = Path(text).expanduser()
+        if any(ch in text for ch in "*?["):
+            found += sorted(Path(p) for p in glob.glob(text, recursive=True) if is_image(Path(p)))
+        elif path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
+        elif path.is_file() and path.suffix.lower() == ".txt":
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                entry = Path(line).expanduser()
+                entry = entry if entry.is_absolute() else path.parent / entry
+                if not entry.is_file():
+                    raise NoImagesError(f"{path}: listed image '{line}' does not exist ({entry})")
+                found.append(entry)
+        elif path.is_file() and is_image(path):
+            found.append(path)
+        elif path.exists():
+            raise NoImagesError(
+                f"input '{text}' is neither an image ({', '.join(IMAGE_SUFFIXES)}), a folder, "
+                "nor a .txt list of images"
+            )
+        else:
+            raise NoImagesError(f"input '{text}' does not exist")
+    if not found:
+        raise NoImagesError(
+            f"no images found in {[str(i) for i in items]} (looked for {', '.join(IMAGE_SUFFIXES)})"
+        )
+    return found
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """Output names: the file stem, with ``_1``, ``_2``… appended when stems repeat."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        n = seen.get(p.stem, 0)
+        seen[p.stem] = n + 1
+        names.append(p.stem if n == 0 else f"{p.stem}_{n}")
+    return names
+
+
+def fallback_palette(num_classes: int) -> list[tuple[int, int, int]]:
+    """Distinct deterministic colours (the bit-interleaved PASCAL VOC colour map)."""
+    palette = []
+    for i in range(num_classes):
+        r = g = b = 0
+        c = i
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette.append((r, g, b))
+    return palette
+
+
+def model_palette(
+    model: SegmentationModule, data_cfg: DictConfig | None
+) -> tuple[list[tuple[int, int, int]], str]:
+    """The class colours and where they came from: the checkpoint's ``hparams.palette``, else the
+    configured dataset class's ``PALETTE`` when it has one colour per class, else
+    :func:`fallback_palette`."""
+    k = int(model.hparams.num_classes)
+    palette = model.hparams.get("palette")
+    if palette and len(palette) == k:
+        return [tuple(int(v) for v in c) for c in palette], "checkpoint"
+    target = data_cfg.get("dataset", {}).get("_target_") if data_cfg else None
+    if target:
+        dataset_palette = getattr(get_class(target), "PALETTE", ())
+        if len(dataset_palette) == k:
+            return [tuple(int(v) for v in c) for c in dataset_palette], target
+    return fallback_palette(k), "generated"
+
+
+def label_image(label: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Image:
+    """Indexed ("P") PNG: values are class indices, the palette colours them (≤ 256 classes);
+    more classes get an RGB image."""
+    if len(palette) <= 256:
+        img = Image.fromarray(label.astype(np.uint8), mode="P")
+        flat = [v for colour in palette for v in colour]
+        img.putpalette(flat + [0] * (768 - len(flat)))
+        return img
+    return Image.fromarray(colourise(label, palette))
+
+
+def colourise(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """RGB ``(H, W, 3)`` uint8 image of a label map."""
+    return np.asarray(palette, dtype=np.uint8)[label]
+
+
+def overlay_image(
+    image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], opacity: float
+) -> Image.Image:
+    """The image (left) beside the image blended with the coloured prediction (right)."""
+    colour = colourise(label, palette).astype(np.float32)
+    blend = (1 - opacity) * image.astype(np.float32) + opacity * colour
+    return Image.fromarray(np.concatenate([image, blend.round().astype(np.uint8)], axis=1))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as err:
+        raise NoImagesError(f"cannot read image '{path}': {err}") from err
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict_images(
+    model: SegmentationModule,
+    paths: Sequence[Path],
+    output_dir: Path,
+    palette: Sequence[Sequence[int]],
+    test_scale: Sequence[int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    overlay: bool = True,
+    opacity: float = 0.5,
+    device: torch.device | None = None,
+) -> list[dict[str, Any]]:
+    """Predict every image (one at a time, any size) and write its label/overlay PNGs.
+
+    Returns one record per image: source, written files, height, width and the classes present.
+    """
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+    kwargs = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+    transform = build_eval_transform(test_scale, **kwargs)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path, name in tqdm(
+        list(zip(paths, unique_names(paths), strict=True)), desc="predict", unit="img"
+    ):
+        image = load_rgb(path)
+        tensor = transform(image=image)["image"].float().unsqueeze(0).to(device)
+        scores = model(tensor, image.shape[:2])
+        label = scores.argmax(1)[0].cpu().numpy()
+        label_path = output_dir / f"{name}.png"
+        label_image(label, palette).save(label_path)
+        record: dict[str, Any] = {
+            "image": str(path),
+            "label": str(label_path),
+            "height": int(image.shape[0]),
+            "width": int(image.shape[1]),
+            "classes": sorted(int(c) for c in np.unique(label)),
+        }
+        if overlay:
+            overlay_path = output_dir / f"{name}_overlay.png"
+            overlay_image(image, label, palette, opacity).save(overlay_path)
+            record["overlay"] = str(overlay_path)
+        records.append(record)
+    return records
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """``src/predict.py``: load ``cfg.ckpt_path``, apply ``cfg.model.inference`` overrides,
+    predict ``cfg.inputs`` into ``cfg.output_dir`` and write ``predictions.json`` there."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        raise ConfigError(
+            "predict needs a checkpoint: python src/predict.py ckpt_path=/path/to/file.ckpt "
+            "inputs=/path/to/images"
+        )
+    ckpt_path = Path(ckpt).expanduser()
+    if not ckpt_path.is_file():
+        raise CheckpointNotFoundError(
+            f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)"
+        )
+    if cfg.get("inputs") in (None, "", "???"):
+        raise ConfigError("predict needs inputs=<folder | glob | list.txt | image>")
+    inputs = cfg.inputs
+    inputs = OmegaConf.to_container(inputs) if OmegaConf.is_config(inputs) else inputs
+    paths = resolve_inputs(inputs)
+
+    model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    inference = model.set_inference(cfg.get("model", {}).get("inference"))
+    data_cfg = cfg.get("data")
+    palette, source = model_palette(model, data_cfg)
+    output_dir = Path(cfg.output_dir)
+    rank_zero_info(
+        f"predicting {len(paths)} image(s) with {ckpt_path.name} ({inference.describe()}), "
+        f"palette from {source}, into {output_dir}"
+    )
+    records = predict_images(
+        model,
+        paths,
+        output_dir,
+        palette,
+        test_scale=data_cfg.get("test_scale") if data_cfg else None,
+        mean=data_cfg.get("mean") if data_cfg else None,
+        std=data_cfg.get("std") if data_cfg else None,
+        overlay=bool(cfg.get("overlay", True)),
+        opacity=float(cfg.get("opacity", 0.5)),
+        device=choose_device(str(cfg.get("device", "auto"))),
+    )
+    summary = {
+        "checkpoint": str(ckpt_path),
+        "inference": inference.to_dict(),
+        "palette_source": source,
+        "class_names": list(model.class_names),
+        "images": records,
+    }
+    (output_dir / "predictions.json").write_text(json.dumps(summary, indent=2))
+    rank_zero_info(f"wrote {len(records)} prediction(s) to {output_dir}")
+    return records

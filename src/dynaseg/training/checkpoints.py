@@ -1,0 +1,106 @@
+"""Reading checkpoints with errors that name the file: a missing path, a directory, a file that is
+not a Lightning checkpoint and a checkpoint of another model each get one clear message."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dynaseg.errors import CheckpointError, CheckpointNotFoundError
+
+_SHOWN = 4  # parameter names quoted in a mismatch message
+
+
+def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
+    """``path`` as an existing file; names ``key`` and what was found otherwise."""
+    ckpt = Path(path).expanduser()
+    if ckpt.is_dir():
+        found = sorted(p.name for p in ckpt.rglob("*.ckpt"))[:_SHOWN]
+        hint = f"; it holds {', '.join(found)}" if found else "; it holds no .ckpt file"
+        raise CheckpointError(f"{key}='{ckpt}' is a directory; expected a .ckpt file{hint}")
+    if not ckpt.is_file():
+        raise CheckpointNotFoundError(f"{key}='{ckpt}' does not exist (expected a .ckpt file)")
+    return ckpt
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """Load a Lightning checkpoint on the CPU (``weights_only``, memory-mapped) after checking it is
+    one: a dict with ``state_dict`` and ``hyper_parameters``."""
+    ckpt = checkpoint_file(path, key)
+    size = ckpt.stat().st_size
+    if not zipfile.is_zipfile(ckpt):  # torch.save writes a zip archive; its index is at the end
+        raise CheckpointError(
+            f"{key}='{ckpt}' is not a checkpoint ({size} bytes, not a torch.save zip archive; a "
+            "truncated copy?); expected a .ckpt file written by src/train.py"
+        )
+    try:
+        data = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
+            IndexError, KeyError, OSError) as err:  # fmt: skip
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(
+            f"{key}='{ckpt}' is a damaged checkpoint ({size} bytes; torch.load: {reason}); "
+            "expected a .ckpt file written by src/train.py"
+        ) from None
+    if not isinstance(data, dict) or "state_dict" not in data:
+        kind = (
+            type(data).__name__ if not isinstance(data, dict) else f"dict with {sorted(data)[:6]}"
+        )
+        raise CheckpointError(
+            f"{key}='{ckpt}' is a torch file ({kind}) but not a Lightning checkpoint; expected "
+            "'state_dict' and 'hyper_parameters' (a .ckpt file written by src/train.py)"
+        )
+    if "hyper_parameters" not in data:
+        raise CheckpointError(
+            f"{key}='{ckpt}' has weights but no 'hyper_parameters'; expected a .ckpt file written "
+            "by src/train.py (a bare state_dict cannot be evaluated or resumed)"
+        )
+    return data
+
+
+def head_targets(net: dict[str, Any]) -> dict[str, str]:
+    """``{"backbone": name, "decode_head": class, ...}`` of a network config (for messages)."""
+    out = {}
+    for part in ("backbone", "decode_head", "auxiliary_head"):
+        node = net.get(part)
+        if isinstance(node, dict):
+            out[part] = str(node.get("name") or node.get("_target_", "?")).rsplit(".", 1)[-1]
+        elif node is None:
+            out[part] = "none"
+    return out
+
+
+def check_same_model(ckpt: dict[str, Any], model: nn.Module, path: str | Path, key: str) -> None:
+    """The checkpoint's weights must fit ``model`` (same parameter names and shapes); otherwise say
+    which model the checkpoint holds and which the config builds."""
+    theirs: dict[str, torch.Tensor] = ckpt["state_dict"]
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in theirs]
+    unexpected = [k for k in theirs if k not in ours]
+    shapes = [k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    details = []
+    if shapes:
+        k = shapes[0]
+        details.append(
+            f"{len(shapes)} shape mismatch(es), e.g. {k} is {tuple(theirs[k].shape)} in the "
+            f"checkpoint vs {tuple(ours[k].shape)}"
+        )
+    if missing:
+        details.append(f"{len(missing)} parameter(s) missing, e.g. {', '.join(missing[:_SHOWN])}")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:_SHOWN])}")
+    hp = ckpt.get("hyper_parameters", {})
+    theirs_desc = head_targets(hp.get("net", {}) or {})
+    ours_desc = head_targets(getattr(model, "hparams", {}).get("net", {}) or {})
+    raise CheckpointError(
+        f"{key}='{path}' holds another model ({theirs_desc}) than the config builds "
+        f"({ours_desc}): {'; '.join(details)}; expected a checkpoint of the same model=… and "
+        "head settings"
+    )

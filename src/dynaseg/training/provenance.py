@@ -1,0 +1,140 @@
+"""What a run was: the provenance fields every ``metrics.json`` carries.
+
+A sweep's table must be rebuildable from its ``metrics.json`` files alone, so each run records the
+overrides it was launched with, the resolved head/backbone settings, seed, wall and CPU time,
+optimizer steps, parameter counts and the git commit of the code (see ``dynaseg.tables``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import Container, DictConfig, OmegaConf
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (data-loader workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class RunClock:
+    """Wall and CPU seconds since construction (CPU time matters when the cores are shared:
+    wall time then measures the neighbours as much as the run)."""
+
+    def __init__(self) -> None:
+        self.wall_start = time.perf_counter()
+        self.cpu_start = cpu_seconds()
+
+    def elapsed(self) -> dict[str, float]:
+        return {
+            "wall_time_s": round(time.perf_counter() - self.wall_start, 2),
+            "cpu_time_s": round(cpu_seconds() - self.cpu_start, 2),
+        }
+
+
+def git_commit(root: str | Path | None = None) -> dict[str, Any]:
+    """``{"commit": sha, "dirty": bool}`` of the repository at ``root`` (``None`` outside git)."""
+    cwd = Path(root or os.environ.get("DYNASEG_ROOT", ".")).resolve()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return {"commit": None, "dirty": None}
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def hydra_job() -> dict[str, Any]:
+    """The launch overrides, job number and chosen config groups (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "job_num": None, "choices": {}}
+    hc = HydraConfig.get()
+    return {
+        "overrides": list(hc.overrides.task),
+        "job_num": hc.job.get("num"),
+        "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
+    }
+
+
+def _container(node: Any) -> Any:
+    """Resolved plain-Python copy of a config node; unresolved if an interpolation cannot be."""
+    if not isinstance(node, Container):
+        return node
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except Exception:  # a `???` or a ${hydra:...} outside Hydra: keep the raw text
+        return OmegaConf.to_container(node, resolve=False)
+
+
+def count_parameters(module: torch.nn.Module | None) -> int | None:
+    return None if module is None else sum(p.numel() for p in module.parameters())
+
+
+def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """The provenance block of ``metrics.json`` (everything but the timings and steps)."""
+    job = hydra_job()
+    model_cfg = cfg.get("model") or {}
+    data_cfg = cfg.get("data") or {}
+    trainer_cfg = cfg.get("trainer") or {}
+    net = getattr(model, "net", None)
+    params = None
+    if net is not None:
+        params = {
+            "total": count_parameters(net),
+            "decode_head": count_parameters(getattr(net, "decode_head", None)),
+            "auxiliary_head": count_parameters(getattr(net, "auxiliary_head", None)),
+            "backbone": count_parameters(getattr(net, "backbone", None)),
+        }
+    return {
+        "overrides": job["overrides"],
+        "job_num": job["job_num"],
+        "choices": job["choices"],
+        "experiment": job["choices"].get("experiment"),
+        "tags": list(cfg.get("tags") or []),
+        "seed": cfg.get("seed"),
+        "git": git_commit(),
+        "config": {
+            "model": {
+                "net": _container(model_cfg.get("net")),
+                "optimizer": _container(model_cfg.get("optimizer")),
+                "aux_loss_weight": model_cfg.get("aux_loss_weight"),
+            },
+            "data": {
+                "dataset": _container(data_cfg.get("dataset")),
+                "crop_size": _container(data_cfg.get("crop_size")),
+                "batch_size": data_cfg.get("batch_size"),
+            },
+            "trainer": {
+                k: _container(trainer_cfg.get(k))
+                for k in ("max_steps", "val_check_interval", "devices", "precision", "fast_dev_run")
+            },
+        },
+        "params": params,
+        "hardware": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "processor": platform.processor() or platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }

@@ -1,0 +1,74 @@
+"""Export formulations equal the training-time ops; ONNX Runtime parity (slow: export is ~1 min)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynaseg.models.export import (
+    exportable_ops,
+    matmul_adaptive_avg_pool2d,
+    shift_add_depthwise_conv2d,
+)
+from dynaseg.models.layers import dynamic_depthwise_conv2d
+from dynaseg.training.recipes import build_model
+from helpers import ROOT, TINY, compose_config
+
+
+@pytest.mark.parametrize(("k", "dilation"), [(1, 1), (3, 1), (4, 1), (7, 2)])
+def test_shift_add_equals_the_grouped_dynamic_conv(k: int, dilation: int) -> None:
+    torch.manual_seed(k)
+    x, filters = torch.randn(3, 5, 11, 9), torch.randn(3, 5, k, k)
+    ref = dynamic_depthwise_conv2d(x, filters, dilation)
+    torch.testing.assert_close(shift_add_depthwise_conv2d(x, filters, dilation), ref)
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 6, 7, (2, 5)])
+def test_matmul_pool_equals_adaptive_avg_pool(bins) -> None:
+    x = torch.randn(2, 4, 13, 10)
+    ref = F.adaptive_avg_pool2d(x, bins)
+    torch.testing.assert_close(matmul_adaptive_avg_pool2d(x, bins), ref)
+    original = F.adaptive_avg_pool2d
+    with exportable_ops():
+        assert F.adaptive_avg_pool2d is not original
+        torch.testing.assert_close(F.adaptive_avg_pool2d(x, bins), ref)
+    assert F.adaptive_avg_pool2d is original  # restored after the export
+
+
+def tiny_net(model: str):
+    cfg = compose_config("train", TINY + [f"model={model}"])
+    torch.manual_seed(0)
+    return build_model(cfg).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dmnet", "cacnet"])
+def test_onnx_runtime_parity_with_two_batch_sizes(model: str, tmp_path: Path, capsys) -> None:
+    """One exported file, dynamic batch and size: batches 1 and 3 plus another image size."""
+    spec = importlib.util.spec_from_file_location("export_onnx", ROOT / "scripts/export_onnx.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules["export_onnx"] = script
+    spec.loader.exec_module(script)
+    import lightning as L
+
+    module = tiny_net(model)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    onnx_path = tmp_path / "m.onnx"
+    args = [str(tmp_path / "m.ckpt"), str(onnx_path), "--size", "64", "80", "--check-batches",
+            "1", "3", "--tolerance", "1e-4"]  # fmt: skip
+    assert script.main(args) == 0
+    out = capsys.readouterr().out
+    assert "batch 1, 64x80: max abs diff" in out and "batch 3, 64x80" in out
+    assert "batch 1, 88x64" in out
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[2].dim_param and dims[3].dim_param  # dynamic B, H, W

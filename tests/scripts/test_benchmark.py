@@ -1,0 +1,84 @@
+"""scripts/benchmark.py: the timing helper, the op categories, the metric section and its CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "scripts"))  # benchmark.py imports bench_data_pipeline
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmark"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(ROOT / "scripts"))
+
+
+def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget(bench) -> None:
+    calls: list[str] = []
+    delays = iter([0.03, 0.0, 0.01, 0.0, 0.02, 0.0])
+
+    def slow() -> None:
+        calls.append("slow")
+        time.sleep(next(delays))
+
+    def fast() -> None:
+        calls.append("fast")
+        next(delays)
+
+    result = bench.min_times({"slow": slow, "fast": fast}, repeats=3)
+    assert calls == ["slow", "fast"] * 3  # round-robin, so drift hits both alike
+    assert result["slow"]["s"] >= 0.01 and result["slow"]["n"] == result["fast"]["n"] == 3
+    assert result["fast"]["s"] < result["slow"]["s"]
+    budgeted = bench.min_times({"sleep": lambda: time.sleep(0.02)}, repeats=10, budget_s=0.01)
+    assert budgeted["sleep"]["n"] == 1
+
+
+def test_profiler_ops_are_categorised(bench) -> None:
+    assert bench.categorise("aten::mkldnn_convolution") == "conv"
+    assert bench.categorise("aten::convolution_backward") == "conv"
+    assert bench.categorise("aten::native_batch_norm_backward") == "norm"
+    assert bench.categorise("aten::upsample_bilinear2d") == "resize+loss"
+    assert bench.categorise("_ResizedCrossEntropyBackward") == "resize+loss"
+    assert bench.categorise("aten::add_") == "other"
+
+
+def test_conv_closures_compute_the_same_gradients(bench) -> None:
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(2, 3, 3, 3, requires_grad=True)
+    fwd, fwd_bwd = bench.conv_closures(x, w, torch.randn(2, 3, 8, 8))
+    fwd("fast")()
+    grads = [fwd_bwd(impl)() for impl in ("grouped", "fast")]
+    for ref, fast in zip(*grads, strict=True):
+        assert torch.allclose(ref, fast, atol=1e-5)
+
+
+def test_markdown_table(bench) -> None:
+    assert bench.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_cli_rejects_unknown_sections(bench, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "9"])
+    assert "sections are [1, 2, 3, 4, 5]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_metric_section_writes_json_and_table(bench, tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--only", "4", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    section = report["sections"]["4"]
+    assert section["equal"] is True and section["speedup"] > 1
+    assert "MulticlassJaccardIndex" in section["markdown"]

@@ -1,0 +1,96 @@
+"""Prediction helpers: input resolution, names, palettes, PNG writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lightning.pytorch.utilities.parsing import AttributeDict
+from omegaconf import OmegaConf
+from PIL import Image
+
+from dynaseg.data.datasets.synthetic import SyntheticScenes
+from dynaseg.prediction import (
+    NoImagesError,
+    fallback_palette,
+    label_image,
+    model_palette,
+    overlay_image,
+    resolve_inputs,
+    unique_names,
+)
+
+
+def write_images(folder: Path, names: list[str]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in names:
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(folder / n)
+        paths.append(folder / n)
+    return paths
+
+
+def test_inputs_from_folder_glob_list_and_file(tmp_path: Path) -> None:
+    a, b = write_images(tmp_path / "imgs", ["b.png", "a.jpg"])
+    (tmp_path / "imgs" / "readme.md").write_text("x")
+    assert resolve_inputs(tmp_path / "imgs") == [b.parent / "a.jpg", b.parent / "b.png"]
+    assert resolve_inputs(f"{tmp_path}/imgs/*.png") == [a]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two images\nimgs/b.png\n\n" + str(b) + "\n")
+    assert resolve_inputs(listing) == [a, b]
+    assert resolve_inputs([str(a), str(b)]) == [a, b]
+
+
+def test_bad_inputs_say_what_was_given(tmp_path: Path) -> None:
+    with pytest.raises(NoImagesError, match=r"missing/\*.jpg"):
+        resolve_inputs(f"{tmp_path}/missing/*.jpg")
+    with pytest.raises(NoImagesError, match="does not exist"):
+        resolve_inputs(tmp_path / "nope.png")
+    listing = tmp_path / "list.txt"
+    listing.write_text("gone.png\n")
+    with pytest.raises(NoImagesError, match="listed image 'gone.png' does not exist"):
+        resolve_inputs(listing)
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(NoImagesError, match="neither an image"):
+        resolve_inputs(tmp_path / "notes.md")
+
+
+def test_repeated_stems_get_distinct_names() -> None:
+    paths = [Path("x/img.png"), Path("y/img.jpg"), Path("z/other.png")]
+    assert unique_names(paths) == ["img", "img_1", "other"]
+
+
+def test_label_png_keeps_indices_and_colours(tmp_path: Path) -> None:
+    palette = fallback_palette(12)
+    assert len(set(palette)) == 12 and palette[1] == (128, 0, 0)  # VOC colour map
+    label = np.array([[0, 1, 11], [2, 3, 4]])
+    label_image(label, palette).save(tmp_path / "l.png")
+    back = Image.open(tmp_path / "l.png")
+    assert back.mode == "P" and (np.asarray(back) == label).all()
+    assert np.array_equal(np.asarray(back.convert("RGB"))[0, 2], palette[11])
+    image = np.full((2, 3, 3), 200, np.uint8)
+    side = np.asarray(overlay_image(image, label, palette, opacity=0.5))
+    assert side.shape == (2, 6, 3)
+    assert side[0, 4].tolist() == [round(0.5 * 200 + 0.5 * 128), 100, 100]
+
+
+class FakeModel:
+    def __init__(self, **hparams) -> None:
+        self.hparams = AttributeDict(hparams)
+
+
+def test_palette_from_checkpoint_then_dataset_class_then_generated() -> None:
+    data = OmegaConf.create(
+        {"dataset": {"_target_": "dynaseg.data.datasets.synthetic.SyntheticScenes"}}
+    )
+    own = [[1, 2, 3]] * 10
+    assert model_palette(FakeModel(num_classes=10, palette=own), data) == (
+        [(1, 2, 3)] * 10,
+        "checkpoint",
+    )
+    # older checkpoints carry no palette: the configured dataset class's colours
+    palette, source = model_palette(FakeModel(num_classes=10), data)
+    assert palette == list(SyntheticScenes.PALETTE) and source.endswith("SyntheticScenes")
+    # a class count the dataset does not have: generated colours
+    assert model_palette(FakeModel(num_classes=3), data) == (fallback_palette(3), "generated")

@@ -1,0 +1,131 @@
+"""dynaseg.tables on a fabricated multirun directory: a failed run, a missing seed, paper layout."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from dynaseg.errors import UserError
+from dynaseg.tables import (
+    DOC_BEGIN,
+    DOC_END,
+    MultirunSummary,
+    build_paper_table,
+    doc_section,
+    find_spec,
+    format_cell,
+    load_sweep,
+    paper_specs,
+    render,
+    update_doc,
+)
+from fabricated_sweep import EXPERIMENT, make_fabricated_sweep
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """6 jobs = 3 filter types x seeds 1, 2: job 3 (depthwise, seed 2) never ran, job 5 failed."""
+    return make_fabricated_sweep(tmp_path)
+
+
+def test_load_sweep_lists_every_job_including_the_one_that_never_started(sweep_dir: Path) -> None:
+    sweep = load_sweep(sweep_dir)
+    assert [j.job for j in sweep.jobs] == ["0", "1", "2", "3", "4", "5"]
+    assert [j.status for j in sweep.jobs] == ["completed"] * 3 + ["missing", "completed", "failed"]
+    assert sweep.experiment == EXPERIMENT and sweep.seeds == [1, 2]
+    # the job that never started is known from multirun.yaml, with its overrides and settings
+    missing = sweep.jobs[3]
+    assert "seed=2" in missing.overrides and missing.seed == 2
+    assert missing.settings["model"]["net"]["decode_head"]["filter_type"] == "depthwise"
+    assert sweep.jobs[5].error == "RuntimeError: boom"
+
+
+def test_paper_layout_mean_spread_and_flags(sweep_dir: Path) -> None:
+    name, spec = find_spec(experiment=EXPERIMENT)
+    assert name == "dmnet-table1"
+    table = build_paper_table(load_sweep(sweep_dir), name, spec)
+    assert table.row_labels == ["Regular conv", "Depthwise conv", "Ours (dynamic)"]
+    assert table.col_labels == ["{1}", "{1,3}", "{1,3,5}", "{1,3,5,7}"]
+    regular, depthwise, dynamic = (row[3] for row in table.cells)
+    assert regular.mean == pytest.approx(71.0) and regular.std == pytest.approx(2**0.5)
+    assert regular.flags == [] and regular.paper == 72.37
+    assert format_cell(regular) == "71.00 ± 1.41 (n=2) / 72.37"
+    assert depthwise.values == pytest.approx([69.0]) and depthwise.missing == ["3"]
+    assert format_cell(depthwise) == "69.00 / 71.88 **MISSING: job 3; 1/2 seeds**"
+    assert dynamic.values == pytest.approx([80.0]) and dynamic.failed == ["5"]
+    assert format_cell(dynamic) == "80.00 / 78.21 **FAILED: job 5; 1/2 seeds**"
+    assert format_cell(table.cells[0][0]) == "not run / 70.76"
+    assert table.unmatched == []
+
+
+def test_markdown_and_csv_never_drop_a_run(sweep_dir: Path) -> None:
+    sweep = load_sweep(sweep_dir)
+    text = render(sweep)
+    assert "| Kernel size | {1} | {1,3} | {1,3,5} | {1,3,5,7} |" in text
+    assert "| Ours (dynamic) | not run / 77.75 |" in text
+    assert "4 of 6 jobs completed; not completed: 3, 5" in text
+    assert "failed (RuntimeError: boom)" in text and "missing (job never started)" in text
+    assert (
+        "Pairs in the paper's order: 3 of 3" in text
+    )  # dynamic > regular > depthwise, as the paper
+
+    rows = list(csv.DictReader(io.StringIO(render(sweep, fmt="csv"))))
+    assert len(rows) == 12  # 3 rows x 4 columns
+    cell = next(r for r in rows if r["row"] == "Ours (dynamic)" and r["column"] == "{1,3,5,7}")
+    assert cell["n"] == "1" and cell["mean"] == "80.0000" and cell["paper"] == "78.21"
+    assert cell["flags"] == "FAILED: job 5; 1/2 seeds"
+
+    flat = list(csv.DictReader(io.StringIO(render(load_sweep(sweep_dir), "dmnet-table1", "csv"))))
+    assert flat == rows
+
+
+def test_paper_numbers_are_rectangular() -> None:
+    for name, spec in paper_specs().items():
+        assert len(spec["paper"]) == len(spec["rows"]), name
+        assert all(len(r) == len(spec["columns"]) for r in spec["paper"]), name
+
+
+def test_doc_section_and_update(sweep_dir: Path, tmp_path: Path) -> None:
+    section = doc_section(load_sweep(sweep_dir))
+    assert section.startswith("### DMNet Table 1")
+    assert f"python src/train.py -m experiment={EXPERIMENT}" in section
+    assert "OMP_NUM_THREADS=2" in section
+    # 5 jobs with provenance: wall 60+0+60+1+60+2+60+4+60+5 = 312 s, CPU 512 s
+    assert "5 min 12 s wall time, 8 min 32 s CPU time" in section and "seeds: 1, 2" in section
+    doc = tmp_path / "ablations.md"
+    doc.write_text(f"# Ablations\n\nintro\n\n{DOC_BEGIN}\nold\n{DOC_END}\n\nend\n")
+    update_doc(doc, [section])
+    text = doc.read_text()
+    assert text.startswith("# Ablations\n\nintro") and text.endswith("end\n") and "old" not in text
+    assert section.strip() in text
+
+
+def test_not_a_sweep_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        load_sweep(tmp_path / "nope")
+    with pytest.raises(UserError, match="neither multirun.yaml"):
+        load_sweep(tmp_path)
+    with pytest.raises(UserError, match="unknown paper table"):
+        find_spec("dmnet-table99")
+
+
+def test_callback_prints_the_summary(sweep_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    MultirunSummary().on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    )
+    out = capsys.readouterr().out
+    assert f"Sweep {sweep_dir}" in out and "| Regular conv |" in out
+
+
+def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: Path) -> None:
+    other = make_fabricated_sweep(tmp_path / "other")
+    sweep = load_sweep([sweep_dir, f"{other}:4"])
+    assert [j.job for j in sweep.jobs][-1] == "sweep/4" and len(sweep.jobs) == 7
+    assert sweep.experiment == EXPERIMENT  # the selection does not vote for the experiment
+    assert sweep.commands[1].endswith("# job 4 of this sweep")
+    table = build_paper_table(sweep, *find_spec("dmnet-table1"))
+    assert table.cells[2][3].values == pytest.approx([80.0, 80.0])  # both seed-1 runs

@@ -1,0 +1,123 @@
+"""SIGTERM/SIGINT at any step: a resumable checkpoint at that step, exit code 128+signal, and a
+resume that reaches the uninterrupted run's weights and metrics exactly (src/train.py subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ROOT, TINY
+
+MAX_STEPS = 10  # 4 steps per epoch (8 samples, batch 2): crosses two epoch boundaries
+ARGS = [*TINY, f"trainer.max_steps={MAX_STEPS}", "trainer.val_check_interval=5", "seed=3",
+        "test=false", "extras.print_config=false",
+        "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null"]  # fmt: skip
+
+
+def train(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]))
+    return subprocess.run(
+        [sys.executable, "src/train.py", *ARGS, f"hydra.run.dir={run_dir}", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+
+
+def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict, int]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return ckpt["state_dict"], metrics["val"], ckpt["global_step"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    proc = train(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    weights, val, step = final_state(run_dir)
+    ref_weights, ref_val, ref_step = final_state(reference)
+    assert step == ref_step == MAX_STEPS
+    differing = [k for k in ref_weights if not torch.equal(weights[k], ref_weights[k])]
+    assert not differing, f"{len(differing)} tensors differ, e.g. {differing[:3]}"
+    assert val["mIoU"] == ref_val["mIoU"] and val["per_class"] == ref_val["per_class"]
+
+
+def interrupt_and_resume(tmp_path: Path, step: int, signum: int, *extra: str) -> Path:
+    """Signal during ``step`` → checkpoint at ``step + 1`` → resume to the end."""
+    first = train(tmp_path / "first", "+callbacks.sig._target_=helpers.SignalAtStep",
+                  f"+callbacks.sig.step={step}", f"+callbacks.sig.signum={signum}", *extra)  # fmt: skip
+    assert first.returncode == 128 + signum, first.stderr[-3000:]
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    name = {15: "SIGTERM", 2: "SIGINT"}[signum]
+    lines = first.stderr.strip().splitlines()
+    assert lines[-2] == f"interrupted by {name} at step {step + 1}: resumable checkpoint {last}"
+    assert lines[-1].startswith("resume with: python src/train.py ")
+    assert lines[-1].endswith(f" ckpt_path={last}")
+    assert "Traceback" not in first.stderr
+    assert torch.load(last, weights_only=True)["global_step"] == step + 1
+    assert not (tmp_path / "first" / "metrics.json").exists()
+
+    resumed = train(tmp_path / "resumed", f"ckpt_path={last}", *extra)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {last} (step {step + 1})" in resumed.stderr
+    return tmp_path / "resumed"
+
+
+def test_sigterm_at_a_random_step_then_resume_equals_uninterrupted(
+    tmp_path: Path, uninterrupted: Path
+) -> None:
+    step = random.randrange(MAX_STEPS - 1)  # any step, epoch boundaries and validations included
+    print(f"SIGTERM during step {step}")
+    assert_same_run(interrupt_and_resume(tmp_path, step, 15), uninterrupted)
+
+
+@pytest.mark.slow  # the test above already compares two processes' runs weight for weight
+def test_same_seed_and_config_give_identical_runs(tmp_path: Path, uninterrupted: Path) -> None:
+    proc = train(tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_run(tmp_path / "again", uninterrupted)
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_worker_processes_resumes_exactly(tmp_path: Path, uninterrupted: Path) -> None:
+    """Order and augmentations do not depend on the workers: 2 workers, SIGINT, resume = the
+    in-process uninterrupted run."""
+    resumed = interrupt_and_resume(tmp_path, 4, 2, "data.num_workers=2")
+    assert_same_run(resumed, uninterrupted)
+
+
+def test_step_interval_checkpoint_survives_a_hard_kill(tmp_path: Path) -> None:
+    """``last.ckpt`` every 2 steps, no validation before step 50: SIGKILL (no handler can run)
+    during step 3 leaves the step-2 checkpoint."""
+    proc = train(tmp_path, "trainer.max_steps=6", "trainer.val_check_interval=50",
+                 "callbacks.fault_tolerance.every_n_steps=2",
+                 "+callbacks.sig._target_=helpers.SignalAtStep", "+callbacks.sig.step=3",
+                 "+callbacks.sig.signum=9")  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
+    wandb = ["logger=wandb", "logger.wandb.offline=true"]
+    first = train(tmp_path / "first", *wandb, "+callbacks.sig._target_=helpers.SignalAtStep",
+                  "+callbacks.sig.step=2")  # fmt: skip
+    assert first.returncode == 143, first.stderr[-3000:]
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    run_id = torch.load(last, weights_only=True)["dynaseg_run"]["wandb_run_id"]
+    assert run_id and list((tmp_path / "first" / "wandb").glob(f"offline-run-*-{run_id}"))
+    resumed = train(tmp_path / "resumed", *wandb, f"ckpt_path={last}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"W&B: continuing run {run_id} (wandb)" in resumed.stderr
+    assert list((tmp_path / "resumed" / "wandb").glob(f"offline-run-*-{run_id}"))
