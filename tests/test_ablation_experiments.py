@@ -80,7 +80,10 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     assert proc.returncode == 1  # Hydra reports the failed job after running the others
     failed = json.loads((tmp_path / "sweep/0/metrics.json").read_text())
     assert failed["status"] == "failed"
-    assert "DynamicConvModule: filter_size must be >= 1, got 0" in failed["error"]
+    assert (
+        "model.net.decode_head.filter_sizes=[0]: expected kernel sizes ≥ 1 (DMHead)"
+        in failed["error"]
+    )
     assert "model.net.decode_head.filter_sizes=[0]" in failed["provenance"]["overrides"]
     assert "job 0 failed; the sweep goes on" in proc.stdout
     records = load_sweep(tmp_path / "sweep")

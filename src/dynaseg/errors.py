@@ -114,7 +114,25 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
         user = user_error_in(err)
         if user is None:
             raise
+        if _in_multirun_job():  # let Hydra record this job as failed and launch the next one
+            print(f"error: {user}", file=sys.stderr, flush=True)
+            raise SweepJobFailed(f"error: {user}") from None
         _leave(f"error: {user}", 1)
+
+
+class SweepJobFailed(RuntimeError):
+    """A multirun job stopped on a user error: Hydra marks the job failed, the sweep goes on
+    (``sys.exit`` would end the whole sweep), and its ``metrics.json`` says ``status: failed``."""
+
+
+def _in_multirun_job() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        return False
 
 
 def _leave(message: str, code: int) -> NoReturn:

@@ -362,10 +362,10 @@ def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTab
                     if all(select(job.settings, k) == v for k, v in match.items()):
                         used.add(i)
                         value = job.metric(metric)
-                        if job.status == "failed" or (job.status == "completed" and value is None):
-                            cell.failed.append(job.job)
-                        elif job.status == "missing":
+                        if job.status == "missing":
                             cell.missing.append(job.job)
+                        elif job.status != "completed" or value is None:  # failed, interrupted
+                            cell.failed.append(job.job)
                         else:
                             cell.values.append(scale * value)
                             cell.jobs.append(job.job)

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dynaseg.errors import ConfigError, NonFiniteLossError
+from dynaseg.errors import ConfigError, NonFiniteLossError, TrainingInterrupted, causes
 from dynaseg.training.checkpoints import check_same_model, checkpoint_file, read_checkpoint
 from dynaseg.training.console import (
     print_config,
@@ -144,8 +144,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _fit_and_test(cfg, clock)
     except Exception as err:
         try:
+            interrupted = any(isinstance(e, TrainingInterrupted) for e in causes(err))
             failure = {
-                "status": "failed",
+                "status": "interrupted" if interrupted else "failed",
                 "error": f"{type(err).__name__}: {err}",
                 "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
             }
