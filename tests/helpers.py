@@ -88,3 +88,18 @@ class SignalAtStep(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
+    """Record every grid handed to ``F.grid_sample`` (SAC's sampling positions) in a list."""
+    import torch.nn.functional as F
+
+    grids: list = []
+    real = F.grid_sample
+
+    def recording(input, grid, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, A002
+        grids.append(grid.detach().clone())
+        return real(input, grid, *args, **kwargs)
+
+    monkeypatch.setattr(F, "grid_sample", recording)
+    return grids

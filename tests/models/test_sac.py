@@ -10,6 +10,7 @@ from torch import nn
 from dynaseg.errors import ConfigError
 from dynaseg.models.heads import SACHead
 from dynaseg.models.scale_adaptive import ScaleAdaptiveConv2d, scale_adaptive_conv2d
+from helpers import record_grid_sample
 
 CH = [4, 8, 8, 12, 16]
 
@@ -76,14 +77,7 @@ def test_bad_layout_arguments_are_config_errors(kwargs: dict, match: str) -> Non
 
 
 def test_head_positions_under_bf16_autocast_equal_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
-    grids: list[torch.Tensor] = []
-    real = F.grid_sample
-
-    def recording(input: torch.Tensor, grid: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        grids.append(grid.detach().clone())
-        return real(input, grid, *args, **kwargs)
-
-    monkeypatch.setattr(F, "grid_sample", recording)
+    grids = record_grid_sample(monkeypatch)
     head = SACHead(CH, 5, dilation=4).eval()
     with torch.no_grad():
         head.scale_regression.conv.bias.fill_(1.3)

@@ -15,6 +15,7 @@ from dynaseg.models.scale_adaptive import (
     sac_sampling_positions,
     scale_adaptive_conv2d,
 )
+from helpers import record_grid_sample
 
 
 @pytest.mark.parametrize("impl", ["grid", "deform"])
@@ -94,17 +95,6 @@ def test_sac_multiple_patches_stage5_and_starts_as_identity() -> None:
 
 
 # ---------------------------------------------------------------- mixed precision
-def _record_grids(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
-    """Record every grid handed to ``F.grid_sample`` (the SAC sampling positions)."""
-    grids: list[torch.Tensor] = []
-    real = F.grid_sample
-
-    def recording(input: torch.Tensor, grid: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        grids.append(grid.detach().clone())
-        return real(input, grid, *args, **kwargs)
-
-    monkeypatch.setattr(F, "grid_sample", recording)
-    return grids
 
 
 def _regression_with_varied_scales(channels: int) -> ScaleRegression:
@@ -125,7 +115,7 @@ def test_sampling_positions_under_autocast_equal_fp32(
     x = torch.randn(1, 8, 72, 80)
     regression = _regression_with_varied_scales(8)
     conv = ScaleAdaptiveConv2d(8, 5, 3, padding=4, dilation=4)
-    grids = _record_grids(monkeypatch)
+    grids = record_grid_sample(monkeypatch)
     with torch.no_grad():
         scale_ref = regression(x)
         out_ref = conv(x, scale_ref)
