@@ -1,16 +1,49 @@
-"""The fast dynamic depthwise convolution against the grouped-convolution reference."""
+"""The fast dynamic depthwise convolution against the grouped-convolution reference.
+
+``impl="fast"`` has two paths: the compiled CPU kernel (``native``) and, where that cannot run
+(GPU, bf16, ``torch.compile``, no C compiler), the custom backward made of forward convolutions
+(``convolutions``). The ``fast_path`` fixture runs a test on each.
+"""
 
 from __future__ import annotations
+
+import shutil
+import warnings
 
 import pytest
 import torch
 
+from dynaseg.models import native
 from dynaseg.models.layers import dynamic_depthwise_conv2d, grouped_dynamic_depthwise_conv2d
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
+)
+
+
+@pytest.fixture(params=["native", "convolutions"])
+def fast_path(request, monkeypatch) -> str:
+    if request.param == "native":
+        if native.native_kernel() is None:
+            pytest.skip("the native kernel could not be built here")
+    else:
+        monkeypatch.setattr(native, "supports", lambda x, filters: False)
+    return request.param
+
+
+@needs_compiler
+def test_native_kernel_is_built_and_used_on_cpu() -> None:
+    assert native.native_kernel() is not None
+    x, filters = torch.randn(1, 2, 5, 5), torch.randn(1, 2, 3, 3)
+    assert native.supports(x, filters) and native.supports(x.double(), filters.double())
+    assert not native.supports(x.bfloat16(), filters.bfloat16())
+    out = dynamic_depthwise_conv2d(x.requires_grad_(), filters)
+    assert type(out.grad_fn).__name__ == "NativeDynamicDepthwiseConvBackward"
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7])
 @pytest.mark.parametrize("dilation", [1, 2, 3])
-def test_fast_dynamic_conv_equals_grouped_reference(k: int, dilation: int) -> None:
+def test_fast_dynamic_conv_equals_grouped_reference(k: int, dilation: int, fast_path: str) -> None:
     torch.manual_seed(10 * k + dilation)
     x = torch.randn(2, 6, 13, 10, requires_grad=True)
     filters = torch.randn(2, 6, k, k, requires_grad=True)
@@ -27,7 +60,48 @@ def test_fast_dynamic_conv_equals_grouped_reference(k: int, dilation: int) -> No
     assert results["fast"][2].abs().sum() > 0
 
 
-def test_fast_dynamic_conv_passes_gradcheck() -> None:
+@pytest.mark.parametrize("shape, k, dilation", [((3, 4, 9, 37), 3, 1), ((1, 2, 12, 11), 9, 2)])
+def test_native_kernel_handles_ragged_widths_and_large_kernels(shape, k, dilation) -> None:
+    """Widths that are not a multiple of the vector width, and k > 7 (the generic loops)."""
+    torch.manual_seed(k)
+    x = torch.randn(*shape, requires_grad=True)
+    filters = torch.randn(*shape[:2], k, k, requires_grad=True)
+    grad = torch.randn(*shape)
+    fast = dynamic_depthwise_conv2d(x, filters, dilation)
+    ref = grouped_dynamic_depthwise_conv2d(x, filters, dilation)
+    for a, b in zip(
+        (fast, *torch.autograd.grad(fast, (x, filters), grad)),
+        (ref, *torch.autograd.grad(ref, (x, filters), grad)),
+        strict=True,
+    ):
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max().item())
+
+
+def test_missing_compiler_warns_once_and_falls_back(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    monkeypatch.setenv("DYNASEG_CACHE_DIR", str(tmp_path))
+    with pytest.warns(RuntimeWarning, match="no C compiler found.*grouped-convolution"):
+        assert native.native_kernel() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        x, filters = torch.randn(1, 2, 6, 6), torch.randn(1, 2, 3, 3)
+        out = dynamic_depthwise_conv2d(x, filters)
+    assert torch.allclose(out, grouped_dynamic_depthwise_conv2d(x, filters), atol=1e-6)
+
+
+@needs_compiler
+def test_kernel_is_compiled_into_the_cache_dir(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setenv("DYNASEG_CACHE_DIR", str(tmp_path))
+    assert native.native_kernel() is not None
+    built = list(tmp_path.glob("dynamic_depthwise-*"))
+    assert len(built) == 1 and built[0].stat().st_size > 0
+
+
+def test_fast_dynamic_conv_passes_gradcheck(fast_path: str) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 6, 5, dtype=torch.float64, requires_grad=True)
     filters = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
@@ -36,7 +110,7 @@ def test_fast_dynamic_conv_passes_gradcheck() -> None:
     )
 
 
-def test_only_requested_gradients_are_computed() -> None:
+def test_only_requested_gradients_are_computed(fast_path: str) -> None:
     x = torch.randn(1, 2, 5, 5, requires_grad=True)
     filters = torch.randn(1, 2, 3, 3)  # e.g. fixed filters
     dynamic_depthwise_conv2d(x, filters).sum().backward()
@@ -44,7 +118,7 @@ def test_only_requested_gradients_are_computed() -> None:
     assert torch.allclose(x.grad, ref, atol=1e-6)
 
 
-def test_one_by_one_filter_is_a_per_channel_scale() -> None:
+def test_one_by_one_filter_is_a_per_channel_scale(fast_path: str) -> None:
     x = torch.randn(2, 3, 4, 4)
     filters = torch.randn(2, 3, 1, 1)
     assert torch.equal(dynamic_depthwise_conv2d(x, filters), x * filters)
@@ -60,7 +134,7 @@ def test_fast_path_follows_autocast_dtype_like_the_reference() -> None:
     assert torch.allclose(ref.float(), fast.float(), atol=0.05)
 
 
-def test_channels_last_input_gives_the_same_result() -> None:
+def test_channels_last_input_gives_the_same_result(fast_path: str) -> None:
     torch.manual_seed(1)
     x = torch.randn(2, 4, 8, 8)
     filters = torch.randn(2, 4, 3, 3)

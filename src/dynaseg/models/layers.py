@@ -11,6 +11,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from dynaseg.models import native
+
 
 class ConvNormAct(nn.Sequential):
     """``conv → BatchNorm → ReLU``, the mmsegmentation ``ConvModule`` (names ``conv``/``bn``/``activate``
@@ -225,10 +227,13 @@ def dynamic_depthwise_conv2d(
         x: features ``(B, C, H, W)``.
         filters: per-image filters ``(B, C, k, k)``.
         dilation: dilation of the filter taps.
-        impl: ``"fast"`` (default): a ``1×1`` filter is a per-channel scale ``x · w``, larger ones
-            use a hand-written backward (:class:`_DynamicDepthwiseConv`); ``"grouped"``: the
-            reference :func:`grouped_dynamic_depthwise_conv2d` differentiated by autograd. Both give
-            the same values and gradients up to float rounding.
+        impl: ``"fast"`` (default): on the CPU (float32/float64) the compiled kernel of
+            :mod:`dynaseg.models.native`, which applies all taps of one plane while it is in cache
+            (forward and both gradients); elsewhere (GPU, bf16, under ``torch.compile`` or without
+            a C compiler) a ``1×1`` filter is a per-channel scale ``x · w`` and larger ones use a
+            hand-written backward of forward convolutions (:class:`_DynamicDepthwiseConv`).
+            ``"grouped"``: the reference :func:`grouped_dynamic_depthwise_conv2d` differentiated by
+            autograd. All give the same values and gradients up to float rounding.
 
     Returns:
         ``(B, C, H, W)``.
@@ -252,6 +257,9 @@ def dynamic_depthwise_conv2d(
         x, filters = x.to(dtype), filters.to(dtype)
     else:
         filters = filters.to(x.dtype)
+    if not torch.compiler.is_compiling() and native.supports(x, filters):
+        left, _, top, _ = same_padding(*filters.shape[-2:], dilation)
+        return native.NativeDynamicDepthwiseConv.apply(x, filters, dilation, left, top)
     if filters.shape[-2:] == (1, 1):
         return x * filters
     with torch.autocast(device, enabled=False):
