@@ -4,15 +4,16 @@
 Sections (``--only 1,4`` runs a subset):
 
 1. dynamic depthwise convolution (DMNet Eq. 1 / CaC-Net's depthwise conv), forward and
-   forward+backward, ``k ∈ {1,3,5,7}``, batch 2 and 8, 512 channels, 64×64: ``impl="fast"`` vs the
-   grouped-convolution reference (``impl="grouped"``), timed alternately;
+   forward+backward, ``k ∈ {1,3,5,7}``, batch 2 and 8, 512 channels, 64×64: ``impl="fast"`` (on
+   the CPU the compiled kernel of ``dynaseg.models.native``) vs the grouped-convolution reference
+   (``impl="grouped"``), timed alternately;
 2. DMNet-R50-D8 train step (forward + backward + SGD, 150 classes): the current path (grouped
    dynamic conv, literal upsample + cross-entropy) vs the lean one (fast conv, band-wise loss) vs
    lean + activation checkpointing, each in a fresh process for its peak RSS; FLOP/s of the step
    (``torch.utils.flop_counter``) as a fraction of the fp32 matrix-multiply peak measured in the
    same process; time split conv / norm / resize+loss / other (``torch.profiler``);
-3. inference images/s (whole image; slide and multi-scale + flip once those modes exist) and the
-   growth of the time from 256² to 1024²;
+3. inference images/s for whole, slide and multi-scale + flip at 512² (``model.inference``), and
+   the growth of the whole-image time from 256² to 1024²;
 4. metric update: ``SegmentationMetric`` vs torchmetrics ``MulticlassJaccardIndex`` (150 classes,
    16×512×512), equal confusion matrices asserted;
 5. data pipeline images/s (``scripts/bench_data_pipeline.py``).
@@ -114,7 +115,9 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
             grad = torch.randn(batch, 512, 64, 64, generator=gen)
 
             fwd, fwd_bwd = conv_closures(x, w, grad)
-            repeats, budget = (2, 4.0) if quick else (7, 60.0)
+            for fn in (fwd("grouped"), fwd("fast"), fwd_bwd("grouped"), fwd_bwd("fast")):
+                fn()  # warm-up: oneDNN primitives, the kernel build, allocator growth
+            repeats, budget = (3, 4.0) if quick else (7, 60.0)
             f = min_times({"grouped": fwd("grouped"), "fast": fwd("fast")}, repeats, budget)
             fb = min_times(
                 {"grouped": fwd_bwd("grouped"), "fast": fwd_bwd("fast")}, repeats, budget
@@ -140,7 +143,11 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
           f"{r['fwd_speedup']:.1f}", f"{r['fwdbwd_grouped_ms']:.1f}", f"{r['fwdbwd_fast_ms']:.1f}",
           f"**{r['fwdbwd_speedup']:.1f}**", r["repeats"]] for r in rows],
     )  # fmt: skip
-    return {"rows": rows, "markdown": md}
+    from dynaseg.models import native
+
+    path = "compiled CPU kernel" if native.native_kernel() is not None else "convolution-based"
+    md += f"\n\nfast path: {path} (`dynaseg.models.native`)."
+    return {"rows": rows, "fast_path": path, "markdown": md}
 
 
 # --------------------------------------------------------------------------- 2. train step
@@ -282,32 +289,68 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- 3. inference
+MS_FLIP_SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]  # mmseg's ADE20K/Context "MS + flip" setting
+
+
+def inference_modes(size: int) -> dict[str, dict[str, Any]]:
+    """The three test-time modes at one image size: slide uses 3/4-size windows at half-size
+    stride (2×2 windows), multi-scale + flip mmseg's six scales × {image, mirror} (12 passes)."""
+    crop, stride = [3 * size // 4] * 2, [size // 2] * 2
+    return {
+        "whole": {"mode": "whole", "scales": [1.0], "flip": False},
+        "slide": {"mode": "slide", "crop_size": crop, "stride": stride, "scales": [1.0], "flip": False},
+        "MS+flip": {"mode": "whole", "scales": MS_FLIP_SCALES, "flip": True},
+    }  # fmt: skip
+
+
 def bench_inference(quick: bool, bar: tqdm) -> dict[str, Any]:
     module = build_dmnet().eval()
     sizes = (128, 256) if quick else (256, 512, 768, 1024)
-    rows = []
-    base = None
-    for size in sizes:
-        bar.set_postfix_str(f"inference whole {size}²")
+    modes_size = 128 if quick else 512
+    repeats, budget = (3, 10.0) if quick else (5, 120.0)
+
+    def timed(size: int, mode: str) -> float:
+        module.set_inference(inference_modes(size)[mode])
         images = torch.randn(1, 3, size, size)
 
-        def run(images: torch.Tensor = images) -> None:
+        def run() -> None:
             with torch.no_grad():
                 module(images)
 
-        t = min_times({"whole": run}, 3 if quick else 5, 10.0 if quick else 120.0)["whole"]
-        base = base or t["s"]
+        return min_times({mode: run}, repeats, budget)[mode]["s"]
+
+    rows = []
+    base = None
+    for size in sizes:  # growth of whole-image time with size
+        bar.set_postfix_str(f"inference whole {size}²")
+        t = timed(size, "whole")
+        base = base or t
         rows.append(
-            {"mode": "whole", "size": size, "s": t["s"], "images_per_s": 1 / t["s"],
-             "relative_time": t["s"] / base, "pixels_relative": (size / sizes[0]) ** 2}
+            {"mode": "whole", "size": size, "s": t, "images_per_s": 1 / t,
+             "relative_time": t / base, "pixels_relative": (size / sizes[0]) ** 2}
         )  # fmt: skip
         bar.update(1)
+    whole_at = next(r["s"] for r in rows if r["size"] == modes_size)
+    for mode in ("slide", "MS+flip"):
+        bar.set_postfix_str(f"inference {mode} {modes_size}²")
+        t = timed(modes_size, mode)
+        rows.append(
+            {"mode": mode, "size": modes_size, "s": t, "images_per_s": 1 / t,
+             "relative_time": t / whole_at, "pixels_relative": None}
+        )  # fmt: skip
+        bar.update(1)
+    module.set_inference(inference_modes(modes_size)["whole"])
     md = table(
-        ["mode", "size", "s/image (min)", "images/s", f"time ÷ {sizes[0]}² time", f"pixels ÷ {sizes[0]}²"],
+        ["mode", "size", "s/image (min)", "images/s", "time ÷ reference", f"pixels ÷ {sizes[0]}²"],
         [[r["mode"], f"{r['size']}²", f"{r['s']:.2f}", f"{r['images_per_s']:.2f}",
-          f"{r['relative_time']:.1f}", f"{r['pixels_relative']:.1f}"] for r in rows],
+          f"{r['relative_time']:.1f}", "" if r["pixels_relative"] is None else f"{r['pixels_relative']:.1f}"]
+         for r in rows],
     )  # fmt: skip
-    md += "\n\nslide and multi-scale + flip: pending (inference modes not on this branch yet)."
+    md += (
+        f"\n\nReference: whole at {sizes[0]}² for the whole rows, whole at {modes_size}² for slide "
+        f"({3 * modes_size // 4}² windows, stride {modes_size // 2}: 4 windows) and MS+flip (scales "
+        f"{MS_FLIP_SCALES} × flip: 12 passes)."
+    )
     return {"rows": rows, "markdown": md}
 
 
@@ -397,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen or not set(chosen) <= set(SECTIONS):
         ap.error(f"--only: sections are {sorted(SECTIONS)}; got {args.only!r}")
     quick = args.quick
-    units = {1: 8, 2: 3 * (1 if quick else 2), 3: 2 if quick else 4, 4: 1, 5: 1}
+    units = {1: 8, 2: 3 * (1 if quick else 2), 3: 4 if quick else 6, 4: 1, 5: 1}
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,

@@ -177,6 +177,7 @@ typedef struct {
         const int span_h = d * (kh - 1), span_w = d * (kw - 1);                                    \
         const int ph = h + span_h, pw = wd + span_w;                                               \
         const int64_t plane = (int64_t)h * wd;                                                     \
+        const int unpadded = span_h == 0 && span_w == 0; /* 1x1: the plane is its own padding */   \
         T *pad = (T *)malloc(sizeof(T) * ((size_t)ph * pw + kw));           \
         if (!pad) {                                                                                \
             j->status = -1;                                                                        \
@@ -187,20 +188,24 @@ typedef struct {
             const T *in = (const T *)j->x + p * plane;                                             \
             const T *wt = (const T *)j->w + p * kh * kw;                                           \
             if (!backward) {                                                                       \
-                pad_plane_##SUFFIX(pad, in, h, wd, ph, pw, j->top, j->left);                       \
-                correlate_##SUFFIX((T *)j->out + p * plane, pad, wt, h, wd, pw, kh, kw, d, 0,      \
+                const T *src = unpadded ? in : pad;                                                \
+                if (!unpadded) pad_plane_##SUFFIX(pad, in, h, wd, ph, pw, j->top, j->left);        \
+                correlate_##SUFFIX((T *)j->out + p * plane, src, wt, h, wd, pw, kh, kw, d, 0,      \
                                    wrow);                                                          \
                 continue;                                                                          \
             }                                                                                      \
             const T *g = (const T *)j->g + p * plane;                                              \
             if (j->grad_x) {                                                                       \
-                pad_plane_##SUFFIX(pad, g, h, wd, ph, pw, span_h - j->top, span_w - j->left);      \
-                correlate_##SUFFIX((T *)j->grad_x + p * plane, pad, wt, h, wd, pw, kh, kw, d, 1,   \
+                const T *src = unpadded ? g : pad;                                                 \
+                if (!unpadded)                                                                     \
+                    pad_plane_##SUFFIX(pad, g, h, wd, ph, pw, span_h - j->top, span_w - j->left);  \
+                correlate_##SUFFIX((T *)j->grad_x + p * plane, src, wt, h, wd, pw, kh, kw, d, 1,   \
                                    wrow);                                                          \
             }                                                                                      \
             if (j->grad_w) {                                                                       \
-                pad_plane_##SUFFIX(pad, in, h, wd, ph, pw, j->top, j->left);                       \
-                wgrad_plane_##SUFFIX((T *)j->grad_w + p * kh * kw, g, pad, h, wd, pw, kh, kw, d);  \
+                const T *src = unpadded ? in : pad;                                                \
+                if (!unpadded) pad_plane_##SUFFIX(pad, in, h, wd, ph, pw, j->top, j->left);        \
+                wgrad_plane_##SUFFIX((T *)j->grad_w + p * kh * kw, g, src, h, wd, pw, kh, kw, d);  \
             }                                                                                      \
         }                                                                                          \
         free(pad);                                                                                 \
