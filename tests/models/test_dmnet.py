@@ -115,3 +115,24 @@ def test_fast_dynamic_conv_head_equals_grouped_reference(head: str) -> None:
     assert (fast[0] - ref[0]).abs().max() <= 1e-5
     for name, grad in ref[1].items():
         assert (fast[1][name] - grad).abs().max() <= 1e-5 * max(1.0, grad.abs().max().item()), name
+
+
+def test_split_bottleneck_trains_like_the_concatenation_and_evaluates_bit_for_bit() -> None:
+    channels = [8, 8, 8, 16, 32]
+    feats = [torch.randn(2, c, 9, 9) for c in channels]
+    results = {}
+    for split in (False, True):
+        torch.manual_seed(0)
+        model = DMHead(channels, 5, channels=8, filter_sizes=(1, 3), split_bottleneck=split)
+        with torch.no_grad():
+            evaluated = model.eval()(feats)  # before training updates the BN statistics
+        torch.manual_seed(1)  # same dropout mask
+        logits = model.train()(feats)
+        logits.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        results[split] = (logits, grads, evaluated)
+    literal, split = results[False], results[True]
+    assert (split[0] - literal[0]).abs().max() <= 1e-5
+    for name, grad in literal[1].items():
+        assert (split[1][name] - grad).abs().max() <= 1e-5 * max(1.0, grad.abs().max().item()), name
+    assert torch.equal(split[2], literal[2])  # evaluation concatenates: identical logits

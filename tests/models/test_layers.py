@@ -145,3 +145,50 @@ def test_channels_last_input_gives_the_same_result(fast_path: str) -> None:
 def test_unknown_impl_is_rejected() -> None:
     with pytest.raises(ValueError, match="impl must be one of"):
         dynamic_depthwise_conv2d(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3), impl="fft")
+
+
+def _conv_norm_act_pair():
+    from dynaseg.models.layers import ConvNormAct
+
+    torch.manual_seed(3)
+    module = ConvNormAct(10, 6, 3, dilation=2)
+    parts = [torch.randn(2, c, 9, 11, requires_grad=True) for c in (4, 1, 5)]
+    return module, parts
+
+
+def test_forward_concat_equals_the_concatenation_in_values_and_gradients() -> None:
+    module, parts = _conv_norm_act_pair()
+    module.train()
+    grad = torch.randn(2, 6, 9, 11)
+    literal = module(torch.cat(parts, dim=1))
+    split = module.forward_concat(parts)
+    wrt = [*parts, module.conv.weight, module.bn.weight]
+    for a, b in zip(
+        (literal, *torch.autograd.grad(literal, wrt, grad)),
+        (split, *torch.autograd.grad(split, wrt, grad)),
+        strict=True,
+    ):
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, a.abs().max().item())
+    # No tensor of the concatenation's size is kept for backward.
+    saved: list[tuple[int, ...]] = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(tuple(t.shape)) or t, lambda t: t
+    ):
+        module.forward_concat(parts)
+    assert (2, 10, 9, 11) not in saved and (2, 4, 9, 11) in saved
+
+
+def test_forward_concat_without_gradients_is_the_literal_concatenation() -> None:
+    module, parts = _conv_norm_act_pair()
+    module.eval()
+    with torch.no_grad():
+        assert torch.equal(module.forward_concat(parts), module(torch.cat(parts, dim=1)))
+
+
+def test_forward_concat_rejects_parts_that_do_not_add_up() -> None:
+    module, parts = _conv_norm_act_pair()
+    with pytest.raises(
+        ValueError, match=r"parts have \[4, 1\] channels \(sum 5\), the conv expects 10"
+    ):
+        module.forward_concat(parts[:2])

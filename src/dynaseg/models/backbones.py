@@ -88,8 +88,8 @@ class TimmBackbone(nn.Module):
         self.reductions: list[int] = list(self.body.feature_info.reduction())
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Activation checkpointing of every stage (timm's ``set_grad_checkpointing`` for bodies
-        that are not a plain feature list)."""
+        """Activation checkpointing (see :meth:`forward`; timm's ``set_grad_checkpointing`` for
+        bodies that are not a plain feature list)."""
         self.grad_checkpointing = enable
         if not hasattr(self.body, "return_layers"):
             self.body.set_grad_checkpointing(enable)
@@ -101,13 +101,31 @@ class TimmBackbone(nn.Module):
             and hasattr(self.body, "return_layers")
         ):
             return list(self.body(x))
-        # timm's FeatureListNet loop, with our checkpoint (BN running stats updated once, last
-        # stage included). The first module and in-place ones (a stem ReLU) run plainly: nothing
-        # to save, and an in-place op would modify a tensor saved for the recomputation.
+        # timm's FeatureListNet loop, checkpointed in two levels: each run of modules up to a
+        # returned feature (the stem with maxpool and layer1; then each stage) keeps only its
+        # input, and while a stage is recomputed in backward its blocks are checkpointed again,
+        # so at most one block's activations are alive at a time. BN running statistics are
+        # updated once (the recomputations freeze them).
         features = []
-        for i, (name, module) in enumerate(self.body.items()):
-            plain = i == 0 or getattr(module, "inplace", False) is True
-            x = module(x) if plain else checkpointed(module, x)
+        segment: list[nn.Module] = []
+        for name, module in self.body.items():
+            segment.append(module)
             if name in self.body.return_layers:
+                x = checkpointed(_CheckpointedChain(*segment), x)
                 features.append(x)
+                segment = []
         return features
+
+
+class _CheckpointedChain(nn.Sequential):
+    """Modules applied in turn; a stage (an ``nn.Sequential`` of blocks) has each block
+    checkpointed when gradients are on — the inner level of :meth:`TimmBackbone.forward`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self:
+            if isinstance(module, nn.Sequential) and len(module) > 1 and torch.is_grad_enabled():
+                for block in module:
+                    x = checkpointed(block, x)
+            else:
+                x = module(x)
+        return x

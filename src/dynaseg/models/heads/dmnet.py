@@ -162,6 +162,11 @@ class DMHead(DecodeHead):
         dilations: if set, one 3×3 branch per dilation (Table 2), overriding ``filter_sizes``.
         dynamic_conv: ``"fast"`` | ``"grouped"`` implementation of the dynamic depthwise conv
             (same numbers; ``"grouped"`` is the simple reference).
+        split_bottleneck: in training, apply the 3×3 bottleneck to each branch with its slice of
+            the weight and sum (:meth:`ConvNormAct.forward_concat`) instead of convolving the
+            concatenation: same values up to rounding, ~270 MB less at 2×512² (the 4096-channel
+            concatenation and its gradient). ``False`` is the literal formulation; evaluation
+            always concatenates (mmseg's numerics bit for bit).
     """
 
     def __init__(
@@ -177,8 +182,10 @@ class DMHead(DecodeHead):
         filter_type: FilterType = "dynamic",
         dilations: Sequence[int] | None = None,
         dynamic_conv: DynamicConvImpl = "fast",
+        split_bottleneck: bool = True,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
+        self.split_bottleneck = split_bottleneck
         if dilations is not None:
             self.dilations: tuple[int, ...] = tuple(int(d) for d in dilations)
             self.filter_sizes = (3,) * len(self.dilations)
@@ -215,4 +222,6 @@ class DMHead(DecodeHead):
         x = features[self.in_index]
         context = features[self.context_index]
         outs = [x] + [dcm(x, context) for dcm in self.dcm_modules]
+        if self.split_bottleneck:
+            return self.cls_seg(self.bottleneck.forward_concat(outs))
         return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
