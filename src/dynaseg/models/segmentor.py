@@ -107,6 +107,8 @@ class Segmentor(nn.Module):
                     "no set_grad_checkpointing()"
                 )
             backbone.set_grad_checkpointing(True)
+            for head in (self.decode_head, *self.auxiliary_head):
+                head.grad_checkpointing = True
 
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dynaseg.errors import check_arg
+from dynaseg.models.layers import checkpointed
 
 
 class DecodeHead(nn.Module):
@@ -46,6 +47,16 @@ class DecodeHead(nn.Module):
         self.num_classes = num_classes
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
+        # Set by Segmentor(grad_checkpointing=True): the head is then recomputed in backward, and
+        # a head with parallel branches checkpoints each one inside that recomputation
+        # (:meth:`branch`), so one branch's activations are alive at a time.
+        self.grad_checkpointing = False
+
+    def branch(self, module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+        """``module(*args)``, checkpointed when this head is (see ``grad_checkpointing``)."""
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpointed(module, *args)
+        return module(*args)
 
     def feature_index(self, key: str, index: int) -> int:
         """Check that ``index`` (the head argument ``key``, e.g. ``context_index``) picks one of

@@ -221,7 +221,7 @@ class DMHead(DecodeHead):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
         context = features[self.context_index]
-        outs = [x] + [dcm(x, context) for dcm in self.dcm_modules]
+        outs = [x] + [self.branch(dcm, x, context) for dcm in self.dcm_modules]
         if self.split_bottleneck:
             return self.cls_seg(self.bottleneck.forward_concat(outs))
         return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
