@@ -128,7 +128,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         "_target_": "dynaseg.models.heads.dmnet.DMHead", "_partial_": True, "in_index": 4,
         "context_index": 4, "channels": 512, "filter_sizes": [1, 3, 5, 7],
         "filter_type": "dynamic", "dilations": None, "fusion": False, "dropout_ratio": 0.1,
-        "dynamic_conv": "fast",
+        "dynamic_conv": "fast", "split_bottleneck": True,
     }  # fmt: skip
     assert fcn["net"]["decode_head"] == {
         "_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 4,
