@@ -97,6 +97,9 @@ def build_model(cfg: DictConfig, datamodule: Any | None = None) -> SegmentationM
     return instantiate(cfg.model, _recursive_=False, **dataset_info(datamodule))
 
 
+WANDB_TARGETS = ("WandbLogger", "loggers.wandb_logger")
+
+
 def build_trainer(cfg: DictConfig, resume: dict[str, Any] | None = None) -> L.Trainer:
     """The trainer with the config's callbacks and loggers; ``resume`` (the run state of the
     checkpoint being resumed) makes a W&B logger continue the checkpoint's W&B run."""
@@ -105,7 +108,8 @@ def build_trainer(cfg: DictConfig, resume: dict[str, Any] | None = None) -> L.Tr
     if loggers and wandb_id:
         loggers = loggers.copy()
         for name, node in loggers.items():
-            if node is not None and str(node.get("_target_", "")).endswith("WandbLogger"):
+            # Lightning's WandbLogger itself, or our factory in conf/logger/wandb.yaml
+            if node is not None and str(node.get("_target_", "")).endswith(WANDB_TARGETS):
                 with open_dict(node):
                     node.id, node.resume = wandb_id, "allow"
                 rank_zero_info(f"W&B: continuing run {wandb_id} ({name})")
