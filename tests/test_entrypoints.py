@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,78 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
         # left half of the overlay is the input image itself
         original = np.asarray(Image.open(images_dir / f"{name}.png"))
         assert (np.asarray(overlay)[:, :w] == original).all()
+
+
+# ---------------------------------------------------------------- the README's commands, as given
+def fresh_clone(tmp: Path) -> Path:
+    """The entry points and ``conf/`` copied into ``tmp``, as a fresh clone holds them (the
+    package comes from this checkout's ``src/``): runs there write into ``tmp/logs/...``, their
+    *default* run directory, instead of littering this checkout."""
+    import shutil
+
+    (tmp / "src").mkdir(parents=True)
+    for script in ("train.py", "eval.py", "predict.py"):
+        shutil.copy(ROOT / "src" / script, tmp / "src" / script)
+    shutil.copytree(ROOT / "conf", tmp / "conf")
+    return tmp
+
+
+def run_in_clone(clone: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python src/<script> <args>`` in ``clone`` with no run-directory override and no
+    ``DYNASEG_ROOT`` (the entry point sets it to its own checkout, as on a fresh clone)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DYNASEG_ROOT"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    command = [sys.executable, f"src/{script}", *args]
+    proc = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def only_run_dir(clone: Path, task: str) -> Path:
+    """The one ``logs/<task>/runs/<time>_<suffix>`` directory a run created in ``clone``."""
+    runs = list((clone / "logs" / task / "runs").iterdir())
+    assert len(runs) == 1, runs
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}", runs[0].name), runs[0].name
+    return runs[0]
+
+
+def test_the_readme_commands_run_with_their_default_run_directory(tmp_path: Path) -> None:
+    """README: ``python src/predict.py ckpt_path=<ckpt> inputs=photos/``, ``python src/eval.py
+    ckpt_path=<ckpt>`` and ``python src/train.py experiment=quickstart`` (+ ``debug=fdr``, the
+    README's one-batch run; the full 1000 steps: the slow test below), nothing else given."""
+    from PIL import Image
+
+    from dynaseg.data.datasets.synthetic import SyntheticScenes
+
+    clone = fresh_clone(tmp_path / "clone")
+    ckpt = tiny_checkpoint(clone / "tiny.ckpt")
+    (clone / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(SyntheticScenes("val", size=(48, 40), eval_length=2).load(i)[0]).save(
+            clone / "photos" / f"p{i}.jpg"
+        )
+
+    run_in_clone(clone, "predict.py", f"ckpt_path={ckpt}", "inputs=photos/")
+    predictions = only_run_dir(clone, "predict") / "predictions"
+    names = sorted(p.name for p in predictions.glob("*.png"))
+    assert names == ["p0.png", "p0_overlay.png", "p1.png", "p1_overlay.png"]
+    assert Image.open(predictions / "p0.png").size == (40, 48)
+
+    run_in_clone(clone, "eval.py", f"ckpt_path={ckpt}")
+    evaluated = json.loads((only_run_dir(clone, "eval") / "eval_metrics.json").read_text())
+    assert 0.0 <= evaluated["test"]["mIoU"] <= 1.0 and evaluated["checkpoint"] == str(ckpt)
+
+    run_in_clone(clone, "train.py", "experiment=quickstart", "debug=fdr")
+    assert (only_run_dir(clone, "train") / ".hydra" / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_make_train_command_runs_with_its_default_run_directory(tmp_path: Path) -> None:
+    """``make train`` is ``python src/train.py experiment=quickstart``: 1000 steps, then test."""
+    clone = fresh_clone(tmp_path / "clone")
+    run_in_clone(clone, "train.py", "experiment=quickstart")
+    metrics = json.loads((only_run_dir(clone, "train") / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["global_step"] == 1000
+    assert Path(metrics["best_checkpoint"]).is_relative_to(clone / "logs" / "train" / "runs")

@@ -262,3 +262,45 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     assert (
         "ADE_val_00000002.png has raw value(s) 222" in metrics["bad_samples"]["val"]["problems"][0]
     )
+
+
+# ---------------------------------------------------------------- output locations
+@pytest.mark.parametrize(
+    ("script", "override", "key"),
+    [
+        ("train.py", "paths.output_dir=/proc/x", "paths.output_dir"),
+        ("eval.py", "hydra.run.dir=/proc/x", "hydra.run.dir"),
+        ("train.py", "paths.log_dir=/proc/x", "paths.log_dir"),
+        ("predict.py", "output_dir=/proc/x", "output_dir"),
+    ],
+)
+def test_unusable_output_location_names_the_key(script: str, override: str, key: str) -> None:
+    """Hydra creates the run directory before the task runs; the check (a Hydra callback of
+    ``conf/hydra/default.yaml``) comes first, so no FileNotFoundError traceback from Hydra."""
+    args = {
+        "train.py": [],
+        "eval.py": ["ckpt_path=nope"],
+        "predict.py": ["ckpt_path=nope", "inputs=x"],
+    }
+    proc = subprocess.run(
+        [sys.executable, f"src/{script}", *args[script], override],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"error: {key}='/proc/x': cannot create this directory (No such file or directory); "
+        "expected a writable directory path\n"
+    )
+
+
+def test_unusable_sweep_directory_names_the_key() -> None:
+    proc = subprocess.run(
+        [sys.executable, "src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.endswith(
+        "error: hydra.sweep.dir='/proc/x/sweep': cannot create this directory (No such file or "
+        "directory); expected a writable directory path\n"
+    )
+    assert "Traceback" not in proc.stderr
