@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
-        help="load the source with torch.load(weights_only=False) (only for files you trust)",
+        help="allow any pickled object in the source (can run code from it: files you trust only)",
     )
     args = parser.parse_args(argv)
     from dynaseg.errors import UserError

@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from dynaseg.data.datasets.voc import voc_colormap
 from dynaseg.data.prep import read_list, report_missing_images, run_parallel
+from dynaseg.palettes import voc_colormap
 
 FULL_TRAINAUG_LEN = 10582
 NUM_CLASSES = 21

@@ -304,3 +304,28 @@ def test_unusable_sweep_directory_names_the_key() -> None:
         "directory); expected a writable directory path\n"
     )
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- scripts
+def test_export_onnx_on_a_garbage_checkpoint_names_the_file(tmp_path: Path) -> None:
+    """The checkpoint layer checks the file first: no UnpicklingError advising the unsafe
+    ``weights_only=False``."""
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x80\x04not a checkpoint" * 100)
+    proc = subprocess.run(
+        [sys.executable, "scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"error: checkpoint='{garbage}' is not a checkpoint (1800 bytes, not a torch.save zip "
+        "archive; a truncated copy?); expected a .ckpt file written by src/train.py\n"
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_no_message_recommends_unsafe_loading() -> None:
+    """No error text of the package or scripts advises ``weights_only=False``."""
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    offenders = [str(p) for p in sources if "weights_only=False" in p.read_text()]
+    assert offenders == []
