@@ -50,11 +50,15 @@ def load_source(path: Path, trust_pickle: bool) -> dict:
         raise CheckpointNotFoundError(f"mmseg checkpoint '{path}' does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError as err:  # torch's text advises unsafe loading: keep the reason
+        lines = str(err).splitlines()
+        reason = next(
+            (ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else ""
+        )
         raise CheckpointConversionError(
-            f"'{path}' holds objects torch's safe loader refuses ({err}). If you trust the file, "
-            "rerun with --trust-pickle"
-        ) from err
+            f"'{path}' holds objects torch's safe loader refuses ({reason.strip()}). If you trust "
+            "the file, rerun with --trust-pickle"
+        ) from None
 
 
 def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: bool = False):

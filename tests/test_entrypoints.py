@@ -39,7 +39,10 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert "mean (aAcc" in train.stdout  # the per-class table was printed
     # a quiet start: a short header instead of the composed config, no upstream noise
     out = train.stdout + train.stderr
-    assert "model    dmnet: DMHead on resnet18 (OS8), aux FCNHead" in train.stdout
+    assert (  # the tiny quick-start backbone, not a plain resnet18
+        "model    dmnet: DMHead on resnet18 with widths 32-64-128-256 and 1-1-1-1 blocks (OS8), "
+        "aux FCNHead" in train.stdout
+    )
     assert f"run dir  {tmp_path}/train/run" in train.stdout
     assert "filter_sizes" not in out and "💡" not in out and "LeafSpec" not in out
     assert "/-2" not in out and "Total FLOPs" not in out
@@ -62,7 +65,15 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["test"]["mIoU"] == pytest.approx(test["mIoU"], abs=1e-9)
     assert "mean (aAcc" in ev.stdout
-    assert f"eval of {ckpt}" in ev.stdout  # the header names the whole checkpoint path
+    header = ev.stdout[ev.stdout.index("dynaseg eval of") :].splitlines()[:5]
+    assert header[0] == f"dynaseg eval of {ckpt}"  # the whole checkpoint path
+    assert header[1].startswith("  model    DMHead on resnet18 with widths 32-64-128-256")
+    assert header[2] == (  # what eval runs on, not the training schedule
+        "  data     synthetic: SyntheticScenes split 'val', 10 classes, test scale as is, batch 2 "
+        "per process"
+    )
+    assert header[3] == "  infer    whole, cpu × 1, precision 32-true"
+    assert "max_steps" not in ev.stdout and "seed" not in ev.stdout
 
 
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
@@ -139,7 +150,7 @@ def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["inference"]["mode"] == "slide"
     assert evaluated["inference"]["crop_size"] == [48, 48]
-    assert "inference: slide 48x48/32x32" in ev.stdout + ev.stderr
+    assert "  infer    slide 48x48/32x32" in ev.stdout
 
     # the same numbers in-process: the checkpoint's network, sliding windows, the 4 val images
     model = SegmentationModule.load_from_checkpoint(ckpt).eval()

@@ -27,6 +27,7 @@ from dynaseg.training.checkpoints import (
 )
 from dynaseg.training.console import (
     print_config,
+    print_eval_header,
     print_run_header,
     save_config,
     silence_upstream_noise,
@@ -242,9 +243,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "evaluate it on the dataset it was trained for"
         )
     inference = model.set_inference(cfg.get("model", {}).get("inference"))
-    print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
-    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
+    print_eval_header(cfg, ckpt_path, model, datamodule, inference, trainer)
     trainer.test(model, datamodule=datamodule, verbose=False)
     results = {
         "test": model.last_results.get("test"),
