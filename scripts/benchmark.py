@@ -163,13 +163,12 @@ VARIANTS = {
 
 def build_dmnet(variant: dict[str, Any] | None = None):
     """DMNet-R50-D8 for ADE20K (150 classes) from the real Hydra configs, random weights."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from dynaseg.entry import compose
     from dynaseg.training.recipes import build_model
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["model=dmnet", "data=ade20k"])
+    cfg = compose("train", ["model=dmnet", "data=ade20k"])
     variant = variant or VARIANTS["lean"]
     with open_dict(cfg):
         cfg.model.net.decode_head.dynamic_conv = variant["dynamic_conv"]

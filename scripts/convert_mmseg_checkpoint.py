@@ -25,22 +25,6 @@ from pathlib import Path
 
 import torch
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def compose(overrides: Sequence[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(
-            config_name="train",
-            overrides=[*overrides, "model.net.backbone.pretrained=false",
-                       "model.net.backbone.checkpoint_path=null"],
-        )  # fmt: skip
-
 
 def load_source(path: Path, trust_pickle: bool) -> dict:
     from dynaseg.errors import CheckpointNotFoundError
@@ -65,12 +49,14 @@ def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: 
     """Build the model of ``overrides``, fill it from ``source`` and save a Lightning checkpoint."""
     import lightning as L
 
+    from dynaseg.entry import compose
     from dynaseg.models.mmseg_import import convert_mmseg_state_dict, unwrap_state_dict
     from dynaseg.training.recipes import build_model
 
     checkpoint = load_source(source, trust_pickle)
     mmseg_state = unwrap_state_dict(checkpoint)
-    cfg = compose(overrides)
+    offline = ["model.net.backbone.pretrained=false", "model.net.backbone.checkpoint_path=null"]
+    cfg = compose("train", [*overrides, *offline])  # every weight comes from the file
     module = build_model(cfg)
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)

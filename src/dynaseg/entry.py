@@ -67,17 +67,26 @@ def entry_point(
     return decorate
 
 
-def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
-    """``conf/<config_name>.yaml`` composed with Hydra ``overrides``, as the entry points compose
-    it (``hydra.*`` and ``paths.output_dir`` are not resolvable outside a Hydra run)."""
+def compose(
+    config_name: str = "train",
+    overrides: Sequence[str] = (),
+    return_hydra_config: bool = False,
+    config_dir: str | Path | None = None,
+) -> DictConfig:
+    """``conf/<config_name>.yaml`` (of ``config_dir``, default this checkout's ``conf/``)
+    composed with Hydra ``overrides``, as the entry points compose it; ``hydra.*`` (kept with
+    ``return_hydra_config``) and ``paths.output_dir`` are not resolvable outside a Hydra run."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     register_resolvers()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_dir(str(config_dir or conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name, list(overrides), return_hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 # ---------------------------------------------------------------------------- output paths
