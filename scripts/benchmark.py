@@ -5,7 +5,7 @@ Sections (``--only 1,4`` runs a subset):
 
 1. dynamic depthwise convolution (DMNet Eq. 1 / CaC-Net's depthwise conv), forward and
    forward+backward, ``k ∈ {1,3,5,7}``, batch 2 and 8, 512 channels, 64×64: ``impl="fast"`` (on
-   the CPU the compiled kernel of ``dynaseg.models.native``) vs the grouped-convolution reference
+   the CPU the compiled kernel of ``dynaseg.models.ops.native``) vs the grouped-convolution reference
    (``impl="grouped"``), timed alternately;
 2. DMNet-R50-D8 train step (forward + backward + SGD, 150 classes): the current path (grouped
    dynamic conv, literal upsample + cross-entropy) vs the lean one (fast conv, band-wise loss) vs
@@ -143,10 +143,10 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
           f"{r['fwd_speedup']:.1f}", f"{r['fwdbwd_grouped_ms']:.1f}", f"{r['fwdbwd_fast_ms']:.1f}",
           f"**{r['fwdbwd_speedup']:.1f}**", r["repeats"]] for r in rows],
     )  # fmt: skip
-    from dynaseg.models import native
+    from dynaseg.models.ops import native
 
     path = "compiled CPU kernel" if native.native_kernel() is not None else "convolution-based"
-    md += f"\n\nfast path: {path} (`dynaseg.models.native`)."
+    md += f"\n\nfast path: {path} (`dynaseg.models.ops.native`)."
     return {"rows": rows, "fast_path": path, "markdown": md}
 
 

@@ -56,7 +56,8 @@ from torch import nn
 
 from dynaseg.errors import ConfigError
 from dynaseg.models.heads.base import DecodeHead, record_internal
-from dynaseg.models.layers import ConvNormAct, DynamicConvImpl, dynamic_depthwise_conv2d
+from dynaseg.models.layers import ConvNormAct
+from dynaseg.models.ops import DynamicConvImpl, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
 Weighting = Literal["cac", "fixed", "gap", "se"]

@@ -90,7 +90,7 @@ def _build(source: bytes, compiler: str) -> Path:
 
 
 def _load() -> ctypes.CDLL:
-    source = resources.files("dynaseg.models").joinpath("csrc", SOURCE_NAME).read_bytes()
+    source = resources.files("dynaseg.models.ops").joinpath("csrc", SOURCE_NAME).read_bytes()
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
