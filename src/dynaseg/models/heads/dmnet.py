@@ -89,19 +89,15 @@ class DynamicConvModule(nn.Module):
         dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
-        if filter_size < 1:
-            raise ValueError(f"DynamicConvModule: filter_size must be >= 1, got {filter_size}")
-        if filter_type not in FILTER_TYPES:
-            raise ValueError(
-                f"DynamicConvModule: filter_type must be one of {FILTER_TYPES}, got {filter_type!r}"
-            )
-        if dilation < 1:
-            raise ValueError(f"DynamicConvModule: dilation must be >= 1, got {dilation}")
-        if dynamic_conv not in DYNAMIC_CONV_IMPLS:
-            raise ValueError(
-                f"DynamicConvModule: dynamic_conv must be one of {DYNAMIC_CONV_IMPLS}, "
-                f"got {dynamic_conv!r}"
-            )
+        check_arg(filter_size >= 1, "filter_size", filter_size, "a kernel size ≥ 1")
+        check_arg(filter_type in FILTER_TYPES, "filter_type", filter_type, f"one of {FILTER_TYPES}")
+        check_arg(dilation >= 1, "dilation", dilation, "a dilation ≥ 1")
+        check_arg(
+            dynamic_conv in DYNAMIC_CONV_IMPLS,
+            "dynamic_conv",
+            dynamic_conv,
+            f"one of {DYNAMIC_CONV_IMPLS}",
+        )
         self.dynamic_conv = dynamic_conv
         self.filter_size = filter_size
         self.channels = channels
