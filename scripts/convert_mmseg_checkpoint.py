@@ -88,15 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="allow any pickled object in the source (can run code from it: files you trust only)",
     )
     args = parser.parse_args(argv)
-    from dynaseg.errors import UserError
-
-    try:
-        convert(args.source, args.output, args.overrides, args.trust_pickle)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    convert(args.source, args.output, args.overrides, args.trust_pickle)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dynaseg.errors import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))
