@@ -265,6 +265,12 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
 
 
 # ---------------------------------------------------------------- output locations
+def python(*args: str) -> subprocess.CompletedProcess:
+    """``python <args>`` from the repository root, output captured."""
+    command = [sys.executable, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize(
     ("script", "override", "key"),
     [
@@ -282,10 +288,7 @@ def test_unusable_output_location_names_the_key(script: str, override: str, key:
         "eval.py": ["ckpt_path=nope"],
         "predict.py": ["ckpt_path=nope", "inputs=x"],
     }
-    proc = subprocess.run(
-        [sys.executable, f"src/{script}", *args[script], override],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = python(f"src/{script}", *args[script], override)
     assert proc.returncode == 1
     assert proc.stderr == (
         f"error: {key}='/proc/x': cannot create this directory (No such file or directory); "
@@ -294,10 +297,7 @@ def test_unusable_output_location_names_the_key(script: str, override: str, key:
 
 
 def test_unusable_sweep_directory_names_the_key() -> None:
-    proc = subprocess.run(
-        [sys.executable, "src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = python("src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep")
     assert proc.returncode == 1
     assert proc.stderr.endswith(
         "error: hydra.sweep.dir='/proc/x/sweep': cannot create this directory (No such file or "
@@ -312,10 +312,7 @@ def test_export_onnx_on_a_garbage_checkpoint_names_the_file(tmp_path: Path) -> N
     ``weights_only=False``."""
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x80\x04not a checkpoint" * 100)
-    proc = subprocess.run(
-        [sys.executable, "scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = python("scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx"))
     assert proc.returncode == 1
     assert proc.stderr == (
         f"error: checkpoint='{garbage}' is not a checkpoint (1800 bytes, not a torch.save zip "
