@@ -207,8 +207,12 @@ def test_slurm_launcher_config_follows_the_trainer() -> None:
     for trainer.num_nodes nodes × trainer.devices tasks/GPUs; composition only, no cluster."""
     from dynaseg.entry import compose
 
-    overrides = ["trainer=ddp", "trainer.num_nodes=2", "hydra/launcher=slurm",
-                 "hydra.launcher.partition=gpu"]  # fmt: skip
+    overrides = [
+        "trainer=ddp",
+        "trainer.num_nodes=2",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+    ]
     cfg = compose("train", overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")

@@ -75,8 +75,18 @@ def categorise(name: str) -> str:
         return "conv"
     if "batch_norm" in name:
         return "norm"
-    loss_ops = ("upsample", "log_softmax", "nll_loss", "cross_entropy", "logsumexp", "index_add",
-                "index_select", "gather", "scatter", "resizedcrossentropy")  # fmt: skip
+    loss_ops = (
+        "upsample",
+        "log_softmax",
+        "nll_loss",
+        "cross_entropy",
+        "logsumexp",
+        "index_add",
+        "index_select",
+        "gather",
+        "scatter",
+        "resizedcrossentropy",
+    )
     if any(op in name for op in loss_ops):
         return "resize+loss"
     return "other"
