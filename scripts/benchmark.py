@@ -5,7 +5,7 @@ Sections (``--only 1,4`` runs a subset):
 
 1. dynamic depthwise convolution (DMNet Eq. 1 / CaC-Net's depthwise conv), forward and
    forward+backward, ``k ∈ {1,3,5,7}``, batch 2 and 8, 512 channels, 64×64: ``impl="fast"`` (on
-   the CPU the compiled kernel of ``dynaseg.models.native``) vs the grouped-convolution reference
+   the CPU the compiled kernel of ``dynaseg.models.ops.native``) vs the grouped-convolution reference
    (``impl="grouped"``), timed alternately;
 2. DMNet-R50-D8 train step (forward + backward + SGD, 150 classes): the current path (grouped
    dynamic conv, literal upsample + cross-entropy) vs the lean one (fast conv, band-wise loss) vs
@@ -24,7 +24,8 @@ repeat. ``--quick`` uses fewer repeats (a measurement stops early once its time 
 a 2×128² train step and inference at 128² and 256²; the default is the full suite (2×512² train
 step, inference up to 1024²).
 
-Usage: ``python scripts/benchmark.py [--quick] [--json benchmark.json] [--only 1,2,3,4,5]``
+Usage: ``python scripts/benchmark.py [--quick] [--json out.json] [--only 1,2,3,4,5]`` (results go
+to ``logs/benchmark/<time>/benchmark.json`` unless ``--json`` names a file)
 """
 
 from __future__ import annotations
@@ -33,12 +34,10 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,64 +45,22 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from dynaseg.benchmarking import (
+    categorise,
+    conv_closures,
+    matmul_peak_gflops,
+    min_times,
+    peak_rss_mb,
+    reset_peak_rss,
+    table,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 150
 
 
 # --------------------------------------------------------------------------- timing helpers
-def min_times(
-    fns: dict[str, Callable[[], object]], repeats: int, budget_s: float = float("inf")
-) -> dict[str, dict[str, float]]:
-    """Run ``fns`` round-robin (A B A B …) and keep each one's minimum wall time.
-
-    Stops early once ``budget_s`` is spent (at least one run each), so a 20-s reference does not
-    make ``--quick`` slow; the number of runs is reported beside the time.
-    """
-    best = {name: float("inf") for name in fns}
-    runs = {name: 0 for name in fns}
-    start = time.perf_counter()
-    for r in range(repeats):
-        if r > 0 and time.perf_counter() - start > budget_s:
-            break
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-            runs[name] += 1
-    return {name: {"s": best[name], "n": runs[name]} for name in fns}
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """fp32 matrix-multiply throughput (best of ``repeats``), the machine's practical peak."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    t = min_times({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]["s"]
-    return 2 * n**3 / t / 1e9
-
-
 # --------------------------------------------------------------------------- 1. dynamic conv
-def conv_closures(x: torch.Tensor, w: torch.Tensor, grad: torch.Tensor):
-    """``fwd(impl)`` and ``fwd_bwd(impl)`` callables for one problem size."""
-    from dynaseg.models.layers import dynamic_depthwise_conv2d
-
-    def fwd(impl: str) -> Callable[[], object]:
-        def run() -> None:
-            with torch.no_grad():
-                dynamic_depthwise_conv2d(x, w, impl=impl)
-
-        return run
-
-    def fwd_bwd(impl: str) -> Callable[[], object]:
-        return lambda: torch.autograd.grad(dynamic_depthwise_conv2d(x, w, impl=impl), (x, w), grad)
-
-    return fwd, fwd_bwd
-
-
 def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
     rows = []
     for batch in (2, 8):
@@ -143,10 +100,10 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
           f"{r['fwd_speedup']:.1f}", f"{r['fwdbwd_grouped_ms']:.1f}", f"{r['fwdbwd_fast_ms']:.1f}",
           f"**{r['fwdbwd_speedup']:.1f}**", r["repeats"]] for r in rows],
     )  # fmt: skip
-    from dynaseg.models import native
+    from dynaseg.models.ops import native
 
     path = "compiled CPU kernel" if native.native_kernel() is not None else "convolution-based"
-    md += f"\n\nfast path: {path} (`dynaseg.models.native`)."
+    md += f"\n\nfast path: {path} (`dynaseg.models.ops.native`)."
     return {"rows": rows, "fast_path": path, "markdown": md}
 
 
@@ -163,13 +120,12 @@ VARIANTS = {
 
 def build_dmnet(variant: dict[str, Any] | None = None):
     """DMNet-R50-D8 for ADE20K (150 classes) from the real Hydra configs, random weights."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from dynaseg.entry import compose
     from dynaseg.training.recipes import build_model
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["model=dmnet", "data=ade20k"])
+    cfg = compose("train", ["model=dmnet", "data=ade20k"])
     variant = variant or VARIANTS["lean"]
     with open_dict(cfg):
         cfg.model.net.decode_head.dynamic_conv = variant["dynamic_conv"]
@@ -179,44 +135,6 @@ def build_dmnet(variant: dict[str, Any] | None = None):
         cfg.model.lean_loss = variant["lean_loss"]
     torch.manual_seed(0)
     return build_model(cfg)
-
-
-def categorise(name: str) -> str:
-    name = name.lower()
-    if "conv" in name:
-        return "conv"
-    if "batch_norm" in name:
-        return "norm"
-    loss_ops = ("upsample", "log_softmax", "nll_loss", "cross_entropy", "logsumexp", "index_add",
-                "index_select", "gather", "scatter", "resizedcrossentropy")  # fmt: skip
-    if any(op in name for op in loss_ops):
-        return "resize+loss"
-    return "other"
-
-
-def peak_rss_mb() -> float:
-    """The process's resident-set high-water mark (``VmHWM``; ``ru_maxrss`` where there is no
-    ``/proc``)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / (2**20 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
-
-
-def reset_peak_rss() -> bool:
-    """Restart the high-water mark from the current RSS (Linux ≥ 4.0: ``5 > clear_refs``), so a
-    peak can be read for the steady-state steps alone; ``False`` where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict[str, Any]:
@@ -469,7 +387,12 @@ SECTIONS = {
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
-    ap.add_argument("--json", type=Path, default=Path("benchmark.json"), help="results file")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="results file (default: logs/benchmark/<time>/benchmark.json, like a run dir)",
+    )
     ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated section numbers")
     ap.add_argument("--train-worker", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
@@ -487,8 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only: sections are {sorted(SECTIONS)}; got {args.only!r}")
     quick = args.quick
     units = {1: 8, 2: 3 * (1 if quick else 2), 3: 4 if quick else 6, 4: 1, 5: 1}
+    now = datetime.now(UTC)
+    run_dir = ROOT / "logs" / "benchmark" / now.strftime("%Y-%m-%d_%H-%M-%S")
+    json_path = args.json or run_dir / "benchmark.json"
     report: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now.isoformat(timespec="seconds"),
         "quick": quick,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -507,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     for number, result in report["sections"].items():
         print(f"\n### {number}. {result['title']}\n\n{result['markdown']}")
     print(f"\n{'quick' if quick else 'full'} run: {report['wall_s']:.0f} s, torch "
-          f"{report['torch']}, {report['threads']} threads; results in {args.json}")  # fmt: skip
-    args.json.write_text(json.dumps(report, indent=2))
+          f"{report['torch']}, {report['threads']} threads; results in {json_path}")  # fmt: skip
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2))
     return 0
 
 

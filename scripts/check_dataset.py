@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from dynaseg.data.datasets.files import FileSegDataset
 from dynaseg.data.preflight import check_split
+from dynaseg.entry import compose
 from dynaseg.errors import DatasetError, DatasetNotFoundError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 KINDS = {
     "missing_image": "missing images",
     "missing_label": "images without a label",
@@ -67,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [o for o in overrides if "=" not in o]
     if unknown:
         ap.error(f"unrecognised arguments {unknown}; expected Hydra overrides key=value")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides)
     data = cfg.data
     splits = args.splits or list(dict.fromkeys([data.train_split, data.val_split, data.test_split]))
     print(f"dataset: {data.dataset._target_} at {data.dataset.get('root', '-')}")

@@ -25,22 +25,6 @@ from pathlib import Path
 
 import torch
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def compose(overrides: Sequence[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(
-            config_name="train",
-            overrides=[*overrides, "model.net.backbone.pretrained=false",
-                       "model.net.backbone.checkpoint_path=null"],
-        )  # fmt: skip
-
 
 def load_source(path: Path, trust_pickle: bool) -> dict:
     from dynaseg.errors import CheckpointNotFoundError
@@ -50,23 +34,29 @@ def load_source(path: Path, trust_pickle: bool) -> dict:
         raise CheckpointNotFoundError(f"mmseg checkpoint '{path}' does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError as err:  # torch's text advises unsafe loading: keep the reason
+        lines = str(err).splitlines()
+        reason = next(
+            (ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else ""
+        )
         raise CheckpointConversionError(
-            f"'{path}' holds objects torch's safe loader refuses ({err}). If you trust the file, "
-            "rerun with --trust-pickle"
-        ) from err
+            f"'{path}' holds objects torch's safe loader refuses ({reason.strip()}). If you trust "
+            "the file, rerun with --trust-pickle"
+        ) from None
 
 
 def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: bool = False):
     """Build the model of ``overrides``, fill it from ``source`` and save a Lightning checkpoint."""
     import lightning as L
 
+    from dynaseg.entry import compose
     from dynaseg.models.mmseg_import import convert_mmseg_state_dict, unwrap_state_dict
     from dynaseg.training.recipes import build_model
 
     checkpoint = load_source(source, trust_pickle)
     mmseg_state = unwrap_state_dict(checkpoint)
-    cfg = compose(overrides)
+    offline = ["model.net.backbone.pretrained=false", "model.net.backbone.checkpoint_path=null"]
+    cfg = compose("train", [*overrides, *offline])  # every weight comes from the file
     module = build_model(cfg)
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)
@@ -95,18 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
-        help="load the source with torch.load(weights_only=False) (only for files you trust)",
+        help="allow any pickled object in the source (can run code from it: files you trust only)",
     )
     args = parser.parse_args(argv)
-    from dynaseg.errors import UserError
-
-    try:
-        convert(args.source, args.output, args.overrides, args.trust_pickle)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    convert(args.source, args.output, args.overrides, args.trust_pickle)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dynaseg.errors import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))

@@ -36,17 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=1e-4)
     args = parser.parse_args(argv)
 
-    from dynaseg.errors import CheckpointNotFoundError, UserError
     from dynaseg.models.export import export_onnx, onnx_max_abs_diff
-    from dynaseg.training.module import SegmentationModule
+    from dynaseg.training.checkpoints import load_module
 
-    try:
-        if not args.checkpoint.is_file():
-            raise CheckpointNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
-        module = SegmentationModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    module = load_module(args.checkpoint, "checkpoint")
     net = module.net.eval()
     align = module.inference.align_corners
     h, w = args.size
@@ -71,4 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dynaseg.errors import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main))

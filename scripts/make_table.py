@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dynaseg.errors import UserError
+from dynaseg.errors import exit_on_user_error
 from dynaseg.tables import doc_section, load_sweep, paper_specs, render, update_doc
 
 
@@ -33,22 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         help="write one section per argument (A+B:3 joins sweeps) into this file's generated block",
     )
     args = parser.parse_args(argv)
-    try:
-        if args.doc:
-            sections = [
-                doc_section(load_sweep(str(arg).split("+")), args.paper) for arg in args.sweep_dirs
-            ]
-            update_doc(args.doc, sections)
-            print(f"wrote {len(sections)} section(s) to {args.doc}")
-            return 0
-        sweep = load_sweep(args.sweep_dirs)
-        text = render(sweep, args.paper, args.format, runs=not args.no_runs)
-        print(text, end="" if text.endswith("\n") else "\n")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    if args.doc:
+        sections = [
+            doc_section(load_sweep(str(arg).split("+")), args.paper) for arg in args.sweep_dirs
+        ]
+        update_doc(args.doc, sections)
+        print(f"wrote {len(sections)} section(s) to {args.doc}")
+        return 0
+    sweep = load_sweep(args.sweep_dirs)
+    text = render(sweep, args.paper, args.format, runs=not args.no_runs)
+    print(text, end="" if text.endswith("\n") else "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

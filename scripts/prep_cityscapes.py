@@ -21,7 +21,7 @@ from PIL import Image
 from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, label_id_lut
 from dynaseg.data.datasets.files import read_label
 from dynaseg.data.prep import run_parallel
-from dynaseg.errors import DatasetError
+from dynaseg.errors import DatasetError, exit_on_user_error
 
 _LUT = label_id_lut()
 
@@ -29,14 +29,12 @@ _LUT = label_id_lut()
 def convert(job: tuple[Path, Path]) -> str:
     """One labelIds PNG → trainIds PNG (greyscale)."""
     src, dst = job
-    try:
-        raw = read_label(src)
-    except DatasetError as err:
-        raise SystemExit(f"error: {err}") from None
+    raw = read_label(src)
     bad = np.flatnonzero((np.bincount(raw.ravel(), minlength=256) > 0) & (_LUT < 0))
     if len(bad):
-        raise SystemExit(f"error: {src} has label ids {bad.tolist()}; expected Cityscapes ids "
-                         "0..33 (or 255)")  # fmt: skip
+        raise DatasetError(
+            f"{src} has label ids {bad.tolist()}; expected Cityscapes ids 0..33 (or 255)"
+        )
     Image.fromarray(_LUT.astype(np.uint8)[raw]).save(dst)
     return src.name
 
@@ -52,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or args.data_dir / "cityscapes"
     gt = root / "gtFine"
     if not gt.is_dir():
-        raise SystemExit(
-            f"error: {gt} does not exist; expected gtFine/<split>/<city>/*{LABEL_ID_SUFFIX} "
+        raise DatasetError(
+            f"{gt} does not exist; expected gtFine/<split>/<city>/*{LABEL_ID_SUFFIX} "
             "from gtFine_trainvaltest.zip (or pass --root)"
         )
     jobs = []
@@ -73,4 +71,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

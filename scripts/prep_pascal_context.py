@@ -38,6 +38,7 @@ from scipy.io import loadmat
 
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES, CONTEXT60_PALETTE
 from dynaseg.data.prep import read_list, report_missing_images, run_parallel
+from dynaseg.errors import DatasetError, exit_on_user_error
 
 _LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 _PALETTE = [c for rgb in CONTEXT60_PALETTE for c in rgb] + [0] * (3 * (256 - 60))
@@ -51,15 +52,17 @@ def norm(name: str) -> str:
 def parse_labels(path: Path, numbered: bool = True) -> dict[int, str]:
     """``<id>: <name>`` lines → {id: name}; un-numbered lines are numbered from 1."""
     if not path.is_file():
-        raise SystemExit(f"error: {path} does not exist; expected the PASCAL-Context class list "
-                         "(one '<id>: <name>' per line)")  # fmt: skip
+        raise DatasetError(
+            f"{path} does not exist; expected the PASCAL-Context class list "
+            "(one '<id>: <name>' per line)"
+        )
     out: dict[int, str] = {}
     for n, line in enumerate((ln for ln in path.read_text().splitlines() if ln.strip()), 1):
         m = _LINE.match(line)
         if m:
             out[int(m.group(1))] = m.group(2)
         elif numbered:
-            raise SystemExit(f"error: {path} line {n} {line!r}: expected '<id>: <name>'")
+            raise DatasetError(f"{path} line {n} {line!r}: expected '<id>: <name>'")
         else:
             out[n] = line.strip()
     return out
@@ -72,15 +75,17 @@ def build_lut(labels: Path, labels59: Path) -> np.ndarray:
     by_name = {norm(v): k for k, v in full.items()}
     ours = {norm(c): i + 1 for i, c in enumerate(CONTEXT59_CLASSES)}
     if len(chosen) != 59:
-        raise SystemExit(f"error: {labels59} lists {len(chosen)} classes; expected 59")
+        raise DatasetError(f"{labels59} lists {len(chosen)} classes; expected 59")
     lut = np.zeros(max(full) + 1, np.uint8)
     for name in chosen.values():
         key = norm(name)
         if key not in ours:
-            raise SystemExit(f"error: class {name!r} of {labels59} is not one of the 59 "
-                             f"PASCAL-Context classes {list(CONTEXT59_CLASSES)}")  # fmt: skip
+            raise DatasetError(
+                f"class {name!r} of {labels59} is not one of the 59 "
+                f"PASCAL-Context classes {list(CONTEXT59_CLASSES)}"
+            )
         if key not in by_name:
-            raise SystemExit(f"error: class {name!r} of {labels59} is not in {labels}")
+            raise DatasetError(f"class {name!r} of {labels59} is not in {labels}")
         lut[by_name[key]] = ours[key]
     return lut
 
@@ -89,12 +94,11 @@ def read_label_map(path: Path) -> np.ndarray:
     try:
         mat = loadmat(str(path), squeeze_me=True)
     except Exception as err:  # scipy raises several types for corrupt files
-        raise SystemExit(f"error: {path} is not a readable MATLAB file ({err})") from None
+        raise DatasetError(f"{path} is not a readable MATLAB file ({err})") from None
     if "LabelMap" not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
-        raise SystemExit(
-            f"error: {path} has no LabelMap; expected a PASCAL-Context trainval/*.mat "
-            f"(variables: {found})"
+        raise DatasetError(
+            f"{path} has no LabelMap; expected a PASCAL-Context trainval/*.mat (variables: {found})"
         )
     return np.asarray(mat["LabelMap"])
 
@@ -103,9 +107,11 @@ def _convert(job: tuple[Path, Path], lut: np.ndarray) -> str:
     mat, out = job
     raw = read_label_map(mat)
     if raw.ndim != 2 or raw.size == 0 or raw.min() < 0 or raw.max() >= len(lut):
-        raise SystemExit(f"error: {mat}: LabelMap has shape {raw.shape}, values "
-                         f"{raw.min() if raw.size else '-'}..{raw.max() if raw.size else '-'}; "
-                         f"expected a 2-D map of ids 0..{len(lut) - 1}")  # fmt: skip
+        raise DatasetError(
+            f"{mat}: LabelMap has shape {raw.shape}, values "
+            f"{raw.min() if raw.size else '-'}..{raw.max() if raw.size else '-'}; "
+            f"expected a 2-D map of ids 0..{len(lut) - 1}"
+        )
     img = Image.fromarray(lut[raw.astype(np.int64)])
     img.putpalette(_PALETTE)
     img.save(out)
@@ -126,11 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     voc = args.voc2010 or args.data_dir / "VOCdevkit" / "VOC2010"
     mat_dir = context / "trainval"
     if not mat_dir.is_dir():
-        raise SystemExit(f"error: {mat_dir} does not exist; expected the PASCAL-Context release "
-                         "(trainval.tar.gz → trainval/*.mat) there, or pass --context")  # fmt: skip
+        raise DatasetError(
+            f"{mat_dir} does not exist; expected the PASCAL-Context release "
+            "(trainval.tar.gz → trainval/*.mat) there, or pass --context"
+        )
     if not voc.is_dir():
-        raise SystemExit(
-            f"error: VOC 2010 directory {voc} does not exist; expected VOCdevkit/VOC2010 "
+        raise DatasetError(
+            f"VOC 2010 directory {voc} does not exist; expected VOCdevkit/VOC2010 "
             "from VOCtrainval_03-May-2010.tar (or pass --voc2010)"
         )
     lut = build_lut(
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mats = sorted(mat_dir.glob("*.mat"))
     if not mats:
-        raise SystemExit(f"error: no .mat files in {mat_dir}")
+        raise DatasetError(f"no .mat files in {mat_dir}")
     have = {m.stem for m in mats}
     split_dir = voc / "ImageSets" / "SegmentationContext"
     split_dir.mkdir(parents=True, exist_ok=True)
@@ -149,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             ids = read_list(args.split_lists / f"{split}.txt", f"the {split} list")
             lost = [i for i in ids if i not in have]
             if lost:
-                raise SystemExit(f"error: {len(lost)} ids of {args.split_lists / f'{split}.txt'} "
-                                 f"have no label, e.g. {mat_dir / (lost[0] + '.mat')}")  # fmt: skip
+                raise DatasetError(
+                    f"{len(lost)} ids of {args.split_lists / f'{split}.txt'} "
+                    f"have no label, e.g. {mat_dir / (lost[0] + '.mat')}"
+                )
         else:
             src = voc / "ImageSets" / "Main" / f"{split}.txt"
             ids = [i for i in read_list(src, f"the VOC 2010 {split} list") if i in have]
@@ -170,4 +180,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

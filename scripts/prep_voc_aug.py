@@ -28,8 +28,9 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from dynaseg.data.datasets.voc import voc_colormap
 from dynaseg.data.prep import read_list, report_missing_images, run_parallel
+from dynaseg.errors import DatasetError, exit_on_user_error
+from dynaseg.palettes import voc_colormap
 
 FULL_TRAINAUG_LEN = 10582
 NUM_CLASSES = 21
@@ -41,18 +42,18 @@ def read_sbd_mat(path: Path) -> np.ndarray:
     try:
         mat = loadmat(str(path), squeeze_me=True, struct_as_record=False)
     except Exception as err:  # scipy raises several types for corrupt files
-        raise SystemExit(f"error: {path} is not a readable MATLAB file ({err})") from None
+        raise DatasetError(f"{path} is not a readable MATLAB file ({err})") from None
     gt = mat.get("GTcls")
     seg = getattr(gt, "Segmentation", None)
     if seg is None:
-        raise SystemExit(
-            f"error: {path} has no GTcls.Segmentation; expected an SBD cls/*.mat file "
+        raise DatasetError(
+            f"{path} has no GTcls.Segmentation; expected an SBD cls/*.mat file "
             f"(variables found: {sorted(k for k in mat if not k.startswith('__'))})"
         )
     seg = np.asarray(seg)
     if seg.ndim != 2 or seg.size == 0 or seg.min() < 0 or seg.max() >= NUM_CLASSES:
-        raise SystemExit(
-            f"error: {path}: GTcls.Segmentation has shape {seg.shape} and values "
+        raise DatasetError(
+            f"{path}: GTcls.Segmentation has shape {seg.shape} and values "
             f"{seg.min() if seg.size else '-'}..{seg.max() if seg.size else '-'}; "
             f"expected a 2-D map of class indices 0..{NUM_CLASSES - 1}"
         )
@@ -94,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     sbd = args.sbd or args.data_dir / "benchmark_RELEASE"
     cls_dir = sbd / "dataset" / "cls"
     if not voc.is_dir():
-        raise SystemExit(
-            f"error: VOC 2012 directory {voc} does not exist; expected VOCdevkit/VOC2012 "
+        raise DatasetError(
+            f"VOC 2012 directory {voc} does not exist; expected VOCdevkit/VOC2012 "
             "from VOCtrainval_11-May-2012.tar (or pass --voc)"
         )
     if not cls_dir.is_dir():
-        raise SystemExit(
-            f"error: SBD directory {cls_dir} does not exist; expected "
+        raise DatasetError(
+            f"SBD directory {cls_dir} does not exist; expected "
             "benchmark_RELEASE/dataset/cls/*.mat from SBD benchmark.tgz (or pass --sbd)"
         )
     seg_sets = voc / "ImageSets" / "Segmentation"
@@ -115,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     mats = sorted(cls_dir.glob("*.mat"))
     missing = sorted(set(sbd_ids) - {m.stem for m in mats})
     if missing:
-        raise SystemExit(f"error: {len(missing)} SBD ids listed in train/val.txt have no .mat in "
-                         f"{cls_dir}, e.g. {cls_dir / (missing[0] + '.mat')}")  # fmt: skip
+        raise DatasetError(
+            f"{len(missing)} SBD ids listed in train/val.txt have no .mat in "
+            f"{cls_dir}, e.g. {cls_dir / (missing[0] + '.mat')}"
+        )
     jobs = [(m, out_dir / f"{m.stem}.png") for m in mats]
     for _ in run_parallel(_convert, jobs, args.workers, "SBD .mat → PNG"):
         pass
@@ -135,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dynaseg.errors import ConfigError, exit_on_user_error
+
 
 def parse_parameter(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` → ``(NAME, value)``; VALUE a Python literal, otherwise a string."""
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
-        raise SystemExit(f"error: -p expects NAME=VALUE with a Python identifier, got {text!r}")
+        raise ConfigError(f"-p expects NAME=VALUE with a Python identifier, got {text!r}")
     try:
         return name, ast.literal_eval(raw)
     except (ValueError, SyntaxError):
@@ -42,7 +44,7 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> None:
 
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     if not tagged:
-        raise SystemExit("error: the notebook has no cell tagged 'parameters' to override")
+        raise ConfigError("the notebook has no cell tagged 'parameters' to override")
     source = "# Injected parameters\n" + "\n".join(
         f"{name} = {value!r}" for name, value in parameters.items()
     )
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
-        raise SystemExit(f"error: notebook '{args.notebook}' does not exist")
+        raise ConfigError(f"notebook '{args.notebook}' does not exist")
     from nbclient.exceptions import CellExecutionError
 
     params = dict(parse_parameter(p) for p in args.param)
@@ -105,4 +107,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

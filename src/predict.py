@@ -1,24 +1,15 @@
 """Predict label PNGs: ``python src/predict.py ckpt_path=... inputs=<folder|glob|list.txt|image>``."""
 
-import os
-import sys
-from pathlib import Path
-
-import hydra
 from omegaconf import DictConfig
 
-os.environ.setdefault("DYNASEG_ROOT", str(Path(__file__).resolve().parents[1]))
+from dynaseg.entry import entry_point
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict.yaml")
+@entry_point(__file__, "predict")
 def main(cfg: DictConfig) -> None:
-    from dynaseg.errors import UserError
     from dynaseg.prediction import predict
 
-    try:
-        predict(cfg)
-    except UserError as err:  # bad input: the message says what was expected, no traceback
-        sys.exit(f"error: {err}")
+    predict(cfg)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from scipy.io import savemat
 
 from dynaseg.data.datasets.cityscapes import CITYSCAPES_LABELS
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES
-from dynaseg.data.datasets.voc import voc_colormap
+from dynaseg.palettes import voc_colormap
 
 SIZE = (36, 48)  # (h, w) of fixture images
 

@@ -8,8 +8,6 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
@@ -39,9 +37,9 @@ def compose_config(
     config_name: str = "train", overrides: list[str] | None = None, output_dir: Path | None = None
 ) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` exactly as the entry points do."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides or [])
+    from dynaseg.entry import compose
+
+    cfg = compose(config_name, overrides or [])
     if output_dir is not None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)

@@ -141,8 +141,7 @@ def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:
     (momentum) and every composed model follows."""
     import shutil
 
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from dynaseg.entry import compose
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -150,13 +149,10 @@ def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:
     text = recipe.read_text()
     assert text.count("momentum: 0.9\n") == 1
     recipe.write_text(text.replace("momentum: 0.9\n", "momentum: 0.77\n"))
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        for model in MODELS:
-            cfg = compose("train", overrides=[f"model={model}"], return_hydra_config=True)
-            assert cfg.model.optimizer.momentum == 0.77, model
-            assert cfg.hydra.runtime.choices["model/recipe"] == "sgd_poly", model
-    GlobalHydra.instance().clear()
+    for model in MODELS:
+        cfg = compose("train", [f"model={model}"], return_hydra_config=True, config_dir=conf)
+        assert cfg.model.optimizer.momentum == 0.77, model
+        assert cfg.hydra.runtime.choices["model/recipe"] == "sgd_poly", model
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -209,17 +205,15 @@ def test_data_variant_extends_its_base() -> None:
 def test_slurm_launcher_config_follows_the_trainer() -> None:
     """`hydra/launcher=slurm` (Hydra's submitit plugin, the `slurm` extra) composes and asks SLURM
     for trainer.num_nodes nodes × trainer.devices tasks/GPUs; composition only, no cluster."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from dynaseg.entry import compose
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=["trainer=ddp", "trainer.num_nodes=2", "hydra/launcher=slurm",
-                       "hydra.launcher.partition=gpu"],
-            return_hydra_config=True,
-        )  # fmt: skip
+    overrides = [
+        "trainer=ddp",
+        "trainer.num_nodes=2",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+    ]
+    cfg = compose("train", overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,10 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert "mean (aAcc" in train.stdout  # the per-class table was printed
     # a quiet start: a short header instead of the composed config, no upstream noise
     out = train.stdout + train.stderr
-    assert "model    dmnet: DMHead on resnet18 (OS8), aux FCNHead" in train.stdout
+    assert (  # the tiny quick-start backbone, not a plain resnet18
+        "model    dmnet: DMHead on resnet18 with widths 32-64-128-256 and 1-1-1-1 blocks (OS8), "
+        "aux FCNHead" in train.stdout
+    )
     assert f"run dir  {tmp_path}/train/run" in train.stdout
     assert "filter_sizes" not in out and "💡" not in out and "LeafSpec" not in out
     assert "/-2" not in out and "Total FLOPs" not in out
@@ -61,7 +65,15 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["test"]["mIoU"] == pytest.approx(test["mIoU"], abs=1e-9)
     assert "mean (aAcc" in ev.stdout
-    assert f"eval of {ckpt}" in ev.stdout  # the header names the whole checkpoint path
+    header = ev.stdout[ev.stdout.index("dynaseg eval of") :].splitlines()[:5]
+    assert header[0] == f"dynaseg eval of {ckpt}"  # the whole checkpoint path
+    assert header[1].startswith("  model    DMHead on resnet18 with widths 32-64-128-256")
+    assert header[2] == (  # what eval runs on, not the training schedule
+        "  data     synthetic: SyntheticScenes split 'val', 10 classes, test scale as is, batch 2 "
+        "per process"
+    )
+    assert header[3] == "  infer    whole, cpu × 1, precision 32-true"
+    assert "max_steps" not in ev.stdout and "seed" not in ev.stdout
 
 
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
@@ -138,7 +150,7 @@ def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["inference"]["mode"] == "slide"
     assert evaluated["inference"]["crop_size"] == [48, 48]
-    assert "inference: slide 48x48/32x32" in ev.stdout + ev.stderr
+    assert "  infer    slide 48x48/32x32" in ev.stdout
 
     # the same numbers in-process: the checkpoint's network, sliding windows, the 4 val images
     model = SegmentationModule.load_from_checkpoint(ckpt).eval()
@@ -193,3 +205,78 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
         # left half of the overlay is the input image itself
         original = np.asarray(Image.open(images_dir / f"{name}.png"))
         assert (np.asarray(overlay)[:, :w] == original).all()
+
+
+# ---------------------------------------------------------------- the README's commands, as given
+def fresh_clone(tmp: Path) -> Path:
+    """The entry points and ``conf/`` copied into ``tmp``, as a fresh clone holds them (the
+    package comes from this checkout's ``src/``): runs there write into ``tmp/logs/...``, their
+    *default* run directory, instead of littering this checkout."""
+    import shutil
+
+    (tmp / "src").mkdir(parents=True)
+    for script in ("train.py", "eval.py", "predict.py"):
+        shutil.copy(ROOT / "src" / script, tmp / "src" / script)
+    shutil.copytree(ROOT / "conf", tmp / "conf")
+    return tmp
+
+
+def run_in_clone(clone: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python src/<script> <args>`` in ``clone`` with no run-directory override and no
+    ``DYNASEG_ROOT`` (the entry point sets it to its own checkout, as on a fresh clone)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DYNASEG_ROOT"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    command = [sys.executable, f"src/{script}", *args]
+    proc = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def only_run_dir(clone: Path, task: str) -> Path:
+    """The one ``logs/<task>/runs/<time>_<suffix>`` directory a run created in ``clone``."""
+    runs = list((clone / "logs" / task / "runs").iterdir())
+    assert len(runs) == 1, runs
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}", runs[0].name), runs[0].name
+    return runs[0]
+
+
+def test_the_readme_commands_run_with_their_default_run_directory(tmp_path: Path) -> None:
+    """README: ``python src/predict.py ckpt_path=<ckpt> inputs=photos/``, ``python src/eval.py
+    ckpt_path=<ckpt>`` and ``python src/train.py experiment=quickstart`` (+ ``debug=fdr``, the
+    README's one-batch run; the full 1000 steps: the slow test below), nothing else given."""
+    from PIL import Image
+
+    from dynaseg.data.datasets.synthetic import SyntheticScenes
+
+    clone = fresh_clone(tmp_path / "clone")
+    ckpt = tiny_checkpoint(clone / "tiny.ckpt")
+    (clone / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(SyntheticScenes("val", size=(48, 40), eval_length=2).load(i)[0]).save(
+            clone / "photos" / f"p{i}.jpg"
+        )
+
+    run_in_clone(clone, "predict.py", f"ckpt_path={ckpt}", "inputs=photos/")
+    predictions = only_run_dir(clone, "predict") / "predictions"
+    names = sorted(p.name for p in predictions.glob("*.png"))
+    assert names == ["p0.png", "p0_overlay.png", "p1.png", "p1_overlay.png"]
+    assert Image.open(predictions / "p0.png").size == (40, 48)
+
+    run_in_clone(clone, "eval.py", f"ckpt_path={ckpt}")
+    evaluated = json.loads((only_run_dir(clone, "eval") / "eval_metrics.json").read_text())
+    assert 0.0 <= evaluated["test"]["mIoU"] <= 1.0 and evaluated["checkpoint"] == str(ckpt)
+
+    run_in_clone(clone, "train.py", "experiment=quickstart", "debug=fdr")
+    assert (only_run_dir(clone, "train") / ".hydra" / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_make_train_command_runs_with_its_default_run_directory(tmp_path: Path) -> None:
+    """``make train`` is ``python src/train.py experiment=quickstart``: 1000 steps, then test."""
+    clone = fresh_clone(tmp_path / "clone")
+    run_in_clone(clone, "train.py", "experiment=quickstart")
+    metrics = json.loads((only_run_dir(clone, "train") / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["global_step"] == 1000
+    assert Path(metrics["best_checkpoint"]).is_relative_to(clone / "logs" / "train" / "runs")

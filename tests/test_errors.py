@@ -262,3 +262,67 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     assert (
         "ADE_val_00000002.png has raw value(s) 222" in metrics["bad_samples"]["val"]["problems"][0]
     )
+
+
+# ---------------------------------------------------------------- output locations
+def python(*args: str) -> subprocess.CompletedProcess:
+    """``python <args>`` from the repository root, output captured."""
+    command = [sys.executable, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("script", "override", "key"),
+    [
+        ("train.py", "paths.output_dir=/proc/x", "paths.output_dir"),
+        ("eval.py", "hydra.run.dir=/proc/x", "hydra.run.dir"),
+        ("train.py", "paths.log_dir=/proc/x", "paths.log_dir"),
+        ("predict.py", "output_dir=/proc/x", "output_dir"),
+    ],
+)
+def test_unusable_output_location_names_the_key(script: str, override: str, key: str) -> None:
+    """Hydra creates the run directory before the task runs; the check (a Hydra callback of
+    ``conf/hydra/default.yaml``) comes first, so no FileNotFoundError traceback from Hydra."""
+    args = {
+        "train.py": [],
+        "eval.py": ["ckpt_path=nope"],
+        "predict.py": ["ckpt_path=nope", "inputs=x"],
+    }
+    proc = python(f"src/{script}", *args[script], override)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"error: {key}='/proc/x': cannot create this directory (No such file or directory); "
+        "expected a writable directory path\n"
+    )
+
+
+def test_unusable_sweep_directory_names_the_key() -> None:
+    proc = python("src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep")
+    assert proc.returncode == 1
+    assert proc.stderr.endswith(
+        "error: hydra.sweep.dir='/proc/x/sweep': cannot create this directory (No such file or "
+        "directory); expected a writable directory path\n"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- scripts
+def test_export_onnx_on_a_garbage_checkpoint_names_the_file(tmp_path: Path) -> None:
+    """The checkpoint layer checks the file first: no UnpicklingError advising the unsafe
+    ``weights_only=False``."""
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x80\x04not a checkpoint" * 100)
+    proc = python("scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx"))
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"error: checkpoint='{garbage}' is not a checkpoint (1800 bytes, not a torch.save zip "
+        "archive; a truncated copy?); expected a .ckpt file written by src/train.py\n"
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_no_message_recommends_unsafe_loading() -> None:
+    """No error text of the package or scripts advises ``weights_only=False``."""
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    offenders = [str(p) for p in sources if "weights_only=False" in p.read_text()]
+    assert offenders == []

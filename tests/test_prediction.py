@@ -6,16 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lightning.pytorch.utilities.parsing import AttributeDict
-from omegaconf import OmegaConf
 from PIL import Image
 
-from dynaseg.data.datasets.synthetic import SyntheticScenes
+from dynaseg.palettes import voc_colormap
 from dynaseg.prediction import (
     NoImagesError,
-    fallback_palette,
     label_image,
-    model_palette,
     overlay_image,
     resolve_inputs,
     unique_names,
@@ -62,8 +58,7 @@ def test_repeated_stems_get_distinct_names() -> None:
 
 
 def test_label_png_keeps_indices_and_colours(tmp_path: Path) -> None:
-    palette = fallback_palette(12)
-    assert len(set(palette)) == 12 and palette[1] == (128, 0, 0)  # VOC colour map
+    palette = voc_colormap(12)
     label = np.array([[0, 1, 11], [2, 3, 4]])
     label_image(label, palette).save(tmp_path / "l.png")
     back = Image.open(tmp_path / "l.png")
@@ -73,24 +68,3 @@ def test_label_png_keeps_indices_and_colours(tmp_path: Path) -> None:
     side = np.asarray(overlay_image(image, label, palette, opacity=0.5))
     assert side.shape == (2, 6, 3)
     assert side[0, 4].tolist() == [round(0.5 * 200 + 0.5 * 128), 100, 100]
-
-
-class FakeModel:
-    def __init__(self, **hparams) -> None:
-        self.hparams = AttributeDict(hparams)
-
-
-def test_palette_from_checkpoint_then_dataset_class_then_generated() -> None:
-    data = OmegaConf.create(
-        {"dataset": {"_target_": "dynaseg.data.datasets.synthetic.SyntheticScenes"}}
-    )
-    own = [[1, 2, 3]] * 10
-    assert model_palette(FakeModel(num_classes=10, palette=own), data) == (
-        [(1, 2, 3)] * 10,
-        "checkpoint",
-    )
-    # older checkpoints carry no palette: the configured dataset class's colours
-    palette, source = model_palette(FakeModel(num_classes=10), data)
-    assert palette == list(SyntheticScenes.PALETTE) and source.endswith("SyntheticScenes")
-    # a class count the dataset does not have: generated colours
-    assert model_palette(FakeModel(num_classes=3), data) == (fallback_palette(3), "generated")

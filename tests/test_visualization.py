@@ -15,21 +15,6 @@ PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
 NAMES = ["a", "b", "c"]
 
 
-def test_colorize_uses_the_palette_and_blacks_out_ignored_pixels() -> None:
-    label = np.array([[0, 1], [2, 255]])
-    rgb = vis.colorize(label, PALETTE)
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
-    assert rgb[0, 0].tolist() == [255, 0, 0] and rgb[1, 0].tolist() == [0, 0, 255]
-    assert rgb[1, 1].tolist() == [0, 0, 0]
-    image = np.full((2, 2, 3), 100, np.uint8)
-    blended = vis.overlay(image, label, PALETTE, alpha=0.5)
-    assert blended[1, 1].tolist() == [100, 100, 100]  # ignored: the image itself
-    assert blended[0, 0].tolist() == [178, 50, 50]  # (100 + 255) / 2 rounded, 100 / 2
-    # without a palette: distinct colours per class
-    auto = vis.palette_array(None, 12)
-    assert len({tuple(c) for c in auto}) == 12
-
-
 def test_confusion_matrix_figure_draws_the_row_normalised_matrix() -> None:
     confmat = torch.tensor([[8, 2, 0], [0, 0, 0], [1, 1, 2]])
     fig = vis.plot_confusion_matrix(confmat, NAMES)

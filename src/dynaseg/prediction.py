@@ -25,7 +25,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from dynaseg.data.transforms import build_eval_transform
-from dynaseg.errors import CheckpointNotFoundError, ConfigError, UserError
+from dynaseg.errors import ConfigError, UserError
+from dynaseg.palettes import colorize, model_palette, overlay
+from dynaseg.training.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -90,39 +92,6 @@ def unique_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def fallback_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """Distinct deterministic colours (the bit-interleaved PASCAL VOC colour map)."""
-    palette = []
-    for i in range(num_classes):
-        r = g = b = 0
-        c = i
-        for shift in range(7, -1, -1):
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette.append((r, g, b))
-    return palette
-
-
-def model_palette(
-    model: SegmentationModule, data_cfg: DictConfig | None
-) -> tuple[list[tuple[int, int, int]], str]:
-    """The class colours and where they came from: the checkpoint's ``hparams.palette``, else the
-    configured dataset class's ``PALETTE`` when it has one colour per class, else
-    :func:`fallback_palette`."""
-    k = int(model.hparams.num_classes)
-    palette = model.hparams.get("palette")
-    if palette and len(palette) == k:
-        return [tuple(int(v) for v in c) for c in palette], "checkpoint"
-    target = data_cfg.get("dataset", {}).get("_target_") if data_cfg else None
-    if target:
-        dataset_palette = getattr(get_class(target), "PALETTE", ())
-        if len(dataset_palette) == k:
-            return [tuple(int(v) for v in c) for c in dataset_palette], target
-    return fallback_palette(k), "generated"
-
-
 def label_image(label: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Image:
     """Indexed ("P") PNG: values are class indices, the palette colours them (≤ 256 classes);
     more classes get an RGB image."""
@@ -131,21 +100,14 @@ def label_image(label: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Im
         flat = [v for colour in palette for v in colour]
         img.putpalette(flat + [0] * (768 - len(flat)))
         return img
-    return Image.fromarray(colourise(label, palette))
-
-
-def colourise(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
-    """RGB ``(H, W, 3)`` uint8 image of a label map."""
-    return np.asarray(palette, dtype=np.uint8)[label]
+    return Image.fromarray(colorize(label, palette))
 
 
 def overlay_image(
     image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], opacity: float
 ) -> Image.Image:
     """The image (left) beside the image blended with the coloured prediction (right)."""
-    colour = colourise(label, palette).astype(np.float32)
-    blend = (1 - opacity) * image.astype(np.float32) + opacity * colour
-    return Image.fromarray(np.concatenate([image, blend.round().astype(np.uint8)], axis=1))
+    return Image.fromarray(np.concatenate([image, overlay(image, label, palette, opacity)], axis=1))
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -218,21 +180,18 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
             "predict needs a checkpoint: python src/predict.py ckpt_path=/path/to/file.ckpt "
             "inputs=/path/to/images"
         )
-    ckpt_path = Path(ckpt).expanduser()
-    if not ckpt_path.is_file():
-        raise CheckpointNotFoundError(
-            f"ckpt_path '{ckpt_path}' does not exist (expected a .ckpt file)"
-        )
+    ckpt_path = checkpoint_file(ckpt)
     if cfg.get("inputs") in (None, "", "???"):
         raise ConfigError("predict needs inputs=<folder | glob | list.txt | image>")
     inputs = cfg.inputs
     inputs = OmegaConf.to_container(inputs) if OmegaConf.is_config(inputs) else inputs
     paths = resolve_inputs(inputs)
 
-    model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    model = load_module(ckpt_path)
     inference = model.set_inference(cfg.get("model", {}).get("inference"))
     data_cfg = cfg.get("data")
-    palette, source = model_palette(model, data_cfg)
+    target = data_cfg.get("dataset", {}).get("_target_") if data_cfg else None
+    palette, source = model_palette(model, get_class(target) if target else None)
     output_dir = Path(cfg.output_dir)
     rank_zero_info(
         f"predicting {len(paths)} image(s) with {ckpt_path.name} ({inference.describe()}), "

@@ -4,8 +4,8 @@
 ``<time>_${run_suffix:}``. The suffix is drawn once per process (random, 6 hex digits), so two
 runs started in the same second — a job array, two shells — never share a directory, while
 everything inside one run (``hydra.run.dir``, ``paths.output_dir``, a sweep's jobs) agrees on it.
-The entry points import this module before Hydra composes the config, which registers the
-resolver.
+The entry points register the resolver (:func:`dynaseg.entry.entry_point`) before Hydra
+composes the config.
 """
 
 from __future__ import annotations

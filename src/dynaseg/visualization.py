@@ -6,7 +6,7 @@ notebooks alike: ``fig.savefig("x.png")``, :func:`figure_to_array` for loggers, 
 show it. The figures:
 
 - :func:`plot_predictions` — image / ground truth / prediction overlays with a legend of class
-  names, one row per image (colours from the dataset palette, :func:`colorize`);
+  names, one row per image (colours: :mod:`dynaseg.palettes`, the same as predicted PNGs);
 - :func:`plot_confusion_matrix` — row-normalised confusion matrix with class names;
 - :func:`plot_per_class` — per-class IoU (and Acc) bar chart;
 - :func:`plot_dmnet_filters` — DMNet's generated ``k×k`` filters per branch for two images side by
@@ -23,9 +23,9 @@ show it. The figures:
 - :func:`plot_run_comparison` — per-class IoU of several runs from their ``metrics.json``.
 
 The internals come from :func:`dynaseg.models.heads.base.capture_internals`;
-:func:`predict_samples` runs a model on dataset images and collects predictions and internals, and
-:func:`load_checkpoint_run` / :func:`newest_checkpoint` find and load a training run's checkpoint
-with its stored configuration (what the notebooks use).
+:func:`predict_samples` runs a model on dataset images and collects predictions and internals.
+Plotting only: finding and loading a run's checkpoint is
+:mod:`dynaseg.training.checkpoints`, class colours :mod:`dynaseg.palettes`.
 """
 
 from __future__ import annotations
@@ -45,13 +45,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.palettes import overlay, palette_array
 
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
-    from dynaseg.training.module import SegmentationModule
 
 ArrayLike = np.ndarray | torch.Tensor
-IGNORE_COLOUR = (0, 0, 0)
 
 
 def to_numpy(x: ArrayLike) -> np.ndarray:
@@ -62,68 +61,6 @@ def to_numpy(x: ArrayLike) -> np.ndarray:
             x = x.float()
         return x.numpy()
     return np.asarray(x)
-
-
-# ---------------------------------------------------------------------------- label maps
-def palette_array(palette: Sequence[Sequence[int]] | None, num_classes: int) -> np.ndarray:
-    """``(num_classes, 3)`` uint8 colours: the dataset palette, or distinct HSV colours if none."""
-    if palette is not None and len(palette) > 0:
-        colours = np.asarray(palette, dtype=np.int64)
-        if colours.ndim != 2 or colours.shape[1] != 3 or len(colours) < num_classes:
-            raise ConfigError(
-                f"palette must give one RGB triple per class ({num_classes}), got shape "
-                f"{tuple(colours.shape)}"
-            )
-        return colours[:num_classes].clip(0, 255).astype(np.uint8)
-    from matplotlib.colors import hsv_to_rgb
-
-    # golden-ratio hue steps: neighbouring class indices get clearly different colours
-    hues = (np.arange(num_classes) * 0.618033988749895) % 1.0
-    sat = np.where(np.arange(num_classes) % 2 == 0, 0.75, 0.55)
-    hsv = np.stack([hues, sat, np.full(num_classes, 0.9)], axis=1)
-    return (hsv_to_rgb(hsv) * 255).round().astype(np.uint8)
-
-
-def colorize(
-    label: ArrayLike,
-    palette: Sequence[Sequence[int]] | np.ndarray | None,
-    ignore_index: int = 255,
-    num_classes: int | None = None,
-) -> np.ndarray:
-    """Label map ``(H, W)`` of class indices → RGB ``(H, W, 3)`` uint8 in the palette's colours.
-
-    Pixels equal to ``ignore_index`` (or outside the palette) are black.
-    """
-    lab = to_numpy(label).astype(np.int64)
-    if num_classes is None:
-        num_classes = (
-            len(palette)
-            if palette is not None
-            else int(lab[lab != ignore_index].max(initial=0)) + 1
-        )
-    colours = palette_array(palette, num_classes)
-    valid = (lab >= 0) & (lab < num_classes) & (lab != ignore_index)
-    out = np.zeros((*lab.shape, 3), np.uint8)
-    out[:] = IGNORE_COLOUR
-    out[valid] = colours[lab[valid]]
-    return out
-
-
-def overlay(
-    image: ArrayLike,
-    label: ArrayLike,
-    palette: Sequence[Sequence[int]] | np.ndarray | None,
-    alpha: float = 0.6,
-    ignore_index: int = 255,
-    num_classes: int | None = None,
-) -> np.ndarray:
-    """Blend the colourised ``label`` over an RGB uint8 ``image``; ignored pixels show the image."""
-    img = to_numpy(image).astype(np.float32)
-    lab = to_numpy(label)
-    coloured = colorize(lab, palette, ignore_index, num_classes).astype(np.float32)
-    keep = (lab == ignore_index)[..., None]
-    blended = np.where(keep, img, (1 - alpha) * img + alpha * coloured)
-    return blended.round().clip(0, 255).astype(np.uint8)
 
 
 def figure_to_array(fig: Figure, dpi: int | None = None) -> np.ndarray:
@@ -644,7 +581,7 @@ class Sample:
 
 @torch.no_grad()
 def predict_samples(
-    model: SegmentationModule | torch.nn.Module,
+    model: torch.nn.Module,
     dataset: SegmentationDataset,
     indices: Sequence[int],
     capture: bool = False,
@@ -699,62 +636,3 @@ def evenly_spaced(n: int, total: int) -> list[int]:
     if n >= total:
         return list(range(total))
     return sorted({round(i * (total - 1) / max(n - 1, 1)) for i in range(n)})
-
-
-def newest_checkpoint(runs_dir: str | Path = "logs/train/runs") -> Path:
-    """The most recently written best checkpoint (not ``last.ckpt``) under ``runs_dir``."""
-    runs_dir = Path(runs_dir)
-    found = [p for p in runs_dir.glob("*/checkpoints/*.ckpt") if p.name != "last.ckpt"]
-    if not found:
-        found = list(runs_dir.glob("*/checkpoints/*.ckpt"))
-    if not found:
-        raise CheckpointNotFoundError(
-            f"no checkpoint under '{runs_dir}/*/checkpoints/' — train one first (`make train`) or "
-            "set the checkpoint path"
-        )
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
-def load_checkpoint_run(
-    checkpoint: str | Path,
-    data_overrides: Sequence[str] = (),
-    split: str = "val",
-) -> tuple[SegmentationModule, SegmentationDataset]:
-    """Load a checkpoint and the dataset split it was validated on.
-
-    The data configuration is the one stored with the run (``<run dir>/.hydra/config.yaml``,
-    which Hydra writes next to ``checkpoints/``), with ``data_overrides`` (dotlist, e.g.
-    ``["data.dataset.eval_length=20"]``, or ``["paths.data_dir=/datasets"]``) applied on top.
-    """
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from dynaseg.training.module import SegmentationModule
-
-    checkpoint = Path(checkpoint).expanduser()
-    if not checkpoint.is_file():
-        raise CheckpointNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    stored = checkpoint.parent.parent / ".hydra" / "config.yaml"
-    if not stored.is_file():
-        raise ConfigError(
-            f"no stored run config at '{stored}' (a training run dir holds .hydra/config.yaml "
-            "beside checkpoints/); keep the checkpoint in its run directory"
-        )
-    cfg = OmegaConf.load(stored)
-    cfg.merge_with_dotlist(list(data_overrides))
-    OmegaConf.update(cfg, "paths.output_dir", str(checkpoint.parent.parent), force_add=True)
-    OmegaConf.update(cfg, "paths.work_dir", str(Path.cwd()), force_add=True)
-    model = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    datamodule = instantiate(cfg.data)
-    dataset = datamodule.make_dataset(split)
-    return model.eval(), dataset
-
-
-def class_palette(model: Any, dataset: Any = None) -> list[tuple[int, int, int]] | None:
-    """The run's palette: the model's stored ``palette`` hyper-parameter if any, else the dataset
-    class's ``PALETTE`` (``None``: :func:`palette_array` picks distinct colours)."""
-    hparams = getattr(model, "hparams", {}) or {}
-    palette = hparams.get("palette") if hasattr(hparams, "get") else None
-    if not palette and dataset is not None:
-        palette = getattr(dataset, "PALETTE", None)
-    return [tuple(int(v) for v in c) for c in palette] if palette else None

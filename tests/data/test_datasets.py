@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -22,6 +21,7 @@ from dynaseg.data.datasets import (  # noqa: E402
     VOCAug,
 )
 from dynaseg.data.datasets.cityscapes import LABEL_ID_TO_TRAIN_ID  # noqa: E402
+from dynaseg.entry import compose
 from fixtures_real import (  # noqa: E402
     CITY_IDS,
     CONTEXT59_CLASSES,
@@ -36,8 +36,6 @@ from fixtures_real import (  # noqa: E402
     write_prepared_datasets,
     write_voc,
 )
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 # -- fixtures: each dataset prepared once per module ---------------------------------------------
@@ -189,8 +187,7 @@ def test_cityscapes_table_is_the_official_one() -> None:
      ("cityscapes", 3), ("cityscapes_769", 3)],
 )  # fmt: skip
 def test_data_config_builds_batches(data_dir: Path, name: str, train_len: int) -> None:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data={name}", f"paths.data_dir={data_dir}"])
+    cfg = compose("train", [f"data={name}", f"paths.data_dir={data_dir}"])
     dm = instantiate(cfg.data, num_workers=0, batch_size=2)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == train_len

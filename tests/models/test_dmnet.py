@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dynaseg.models.heads import DMHead, DynamicConvModule, FCNHead
-from dynaseg.models.layers import dynamic_depthwise_conv2d
+from dynaseg.models.ops import dynamic_depthwise_conv2d
 
 RESNET50_CHANNELS = [64, 256, 512, 1024, 2048]
 

@@ -130,10 +130,13 @@ def test_scaled_size_rounds_like_mmcv() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"mode": "tiles"}, "mode must be one of"),
+        ({"mode": "tiles"}, r"model.inference.mode='tiles': expected one of \['whole', 'slide'\]"),
         ({"mode": "slide", "crop_size": [64, 64]}, "needs crop_size and stride"),
-        ({"mode": "slide", "crop_size": [64], "stride": [32, 32]}, "crop_size must be"),
-        ({"scales": []}, "scales must be"),
+        (
+            {"mode": "slide", "crop_size": [64], "stride": [32, 32]},
+            r"model.inference.crop_size=\[64\]: expected \[h, w\] of positive ints",
+        ),
+        ({"scales": []}, r"model.inference.scales=\[\]: expected a non-empty list"),
         ({"flips": True}, "unknown key"),
     ],
 )

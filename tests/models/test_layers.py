@@ -13,8 +13,7 @@ import warnings
 import pytest
 import torch
 
-from dynaseg.models import native
-from dynaseg.models.layers import dynamic_depthwise_conv2d, grouped_dynamic_depthwise_conv2d
+from dynaseg.models.ops import dynamic_depthwise_conv2d, grouped_dynamic_depthwise_conv2d, native
 
 needs_compiler = pytest.mark.skipif(
     shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"

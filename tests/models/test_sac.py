@@ -66,9 +66,9 @@ def test_baseline_is_the_same_layers_with_standard_convs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"layout": "classifier"}, "layout must be"),
-        ({"layout": "fcn_last_conv", "num_convs": 0}, "num_convs must be >= 1"),
-        ({"num_convs": -1}, "num_convs must be >= 0"),
+        ({"layout": "classifier"}, "layout='classifier': expected 'sac_classifier'"),
+        ({"layout": "fcn_last_conv", "num_convs": 0}, "num_convs=0: expected ≥ 1"),
+        ({"num_convs": -1}, "num_convs=-1: expected ≥ 0"),
     ],
 )
 def test_bad_layout_arguments_are_config_errors(kwargs: dict, match: str) -> None:

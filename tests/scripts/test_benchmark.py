@@ -1,4 +1,5 @@
-"""scripts/benchmark.py: the timing helper, the op categories, the metric section and its CLI."""
+"""dynaseg.benchmarking (the timing helper, the op categories) and scripts/benchmark.py (the metric
+section and its CLI)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from dynaseg import benchmarking
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +28,7 @@ def bench():
     sys.path.remove(str(ROOT / "scripts"))
 
 
-def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget(bench) -> None:
+def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget() -> None:
     calls: list[str] = []
     delays = iter([0.03, 0.0, 0.01, 0.0, 0.02, 0.0])
 
@@ -37,35 +40,37 @@ def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget(bench) -
         calls.append("fast")
         next(delays)
 
-    result = bench.min_times({"slow": slow, "fast": fast}, repeats=3)
+    result = benchmarking.min_times({"slow": slow, "fast": fast}, repeats=3)
     assert calls == ["slow", "fast"] * 3  # round-robin, so drift hits both alike
     assert result["slow"]["s"] >= 0.01 and result["slow"]["n"] == result["fast"]["n"] == 3
     assert result["fast"]["s"] < result["slow"]["s"]
-    budgeted = bench.min_times({"sleep": lambda: time.sleep(0.02)}, repeats=10, budget_s=0.01)
+    budgeted = benchmarking.min_times(
+        {"sleep": lambda: time.sleep(0.02)}, repeats=10, budget_s=0.01
+    )
     assert budgeted["sleep"]["n"] == 1
 
 
-def test_profiler_ops_are_categorised(bench) -> None:
-    assert bench.categorise("aten::mkldnn_convolution") == "conv"
-    assert bench.categorise("aten::convolution_backward") == "conv"
-    assert bench.categorise("aten::native_batch_norm_backward") == "norm"
-    assert bench.categorise("aten::upsample_bilinear2d") == "resize+loss"
-    assert bench.categorise("_ResizedCrossEntropyBackward") == "resize+loss"
-    assert bench.categorise("aten::add_") == "other"
+def test_profiler_ops_are_categorised() -> None:
+    assert benchmarking.categorise("aten::mkldnn_convolution") == "conv"
+    assert benchmarking.categorise("aten::convolution_backward") == "conv"
+    assert benchmarking.categorise("aten::native_batch_norm_backward") == "norm"
+    assert benchmarking.categorise("aten::upsample_bilinear2d") == "resize+loss"
+    assert benchmarking.categorise("_ResizedCrossEntropyBackward") == "resize+loss"
+    assert benchmarking.categorise("aten::add_") == "other"
 
 
-def test_conv_closures_compute_the_same_gradients(bench) -> None:
+def test_conv_closures_compute_the_same_gradients() -> None:
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     w = torch.randn(2, 3, 3, 3, requires_grad=True)
-    fwd, fwd_bwd = bench.conv_closures(x, w, torch.randn(2, 3, 8, 8))
+    fwd, fwd_bwd = benchmarking.conv_closures(x, w, torch.randn(2, 3, 8, 8))
     fwd("fast")()
     grads = [fwd_bwd(impl)() for impl in ("grouped", "fast")]
     for ref, fast in zip(*grads, strict=True):
         assert torch.allclose(ref, fast, atol=1e-5)
 
 
-def test_markdown_table(bench) -> None:
-    assert bench.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+def test_markdown_table() -> None:
+    assert benchmarking.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
 
 
 def test_cli_rejects_unknown_sections(bench, capsys) -> None:

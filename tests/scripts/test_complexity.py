@@ -1,26 +1,20 @@
-"""scripts/complexity.py: FLOP/param counts of known small layers match hand counts."""
+"""dynaseg.complexity (behind scripts/complexity.py): FLOP/param counts of known small layers match
+hand counts."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-ROOT = Path(__file__).resolve().parents[2]
+from dynaseg import complexity
+from dynaseg.entry import compose
 
 
 @pytest.fixture(scope="module")
 def cx():
-    spec = importlib.util.spec_from_file_location("complexity", ROOT / "scripts" / "complexity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["complexity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return complexity
 
 
 def test_conv_hand_count(cx) -> None:
@@ -62,7 +56,7 @@ def test_head_complexity_excludes_classifier(cx) -> None:
 
 
 def test_composed_config_table(cx) -> None:
-    cfg = cx.compose(["model=fcn", "model/backbone=resnet_tiny", "data=synthetic"])
+    cfg = compose("train", ["model=fcn", "model/backbone=resnet_tiny", "data=synthetic"])
     rows = dict((r[0], r[1:]) for r in cx.model_complexity(cfg, (32, 32)))
     whole = rows["whole model (backbone + heads)"]
     backbone = rows["backbone"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dynaseg.errors import DatasetError
 from fixtures_real import (  # noqa: E402
     AUG,
     CITY_IDS,
@@ -44,13 +45,13 @@ def test_prep_voc_aug_reports_bad_mat(tmp_path: Path) -> None:
     write_sbd(tmp_path)
     bad = tmp_path / "benchmark_RELEASE" / "dataset" / "cls" / f"{SBD_TRAIN[0]}.mat"
     bad.write_bytes(b"not a mat file")
-    with pytest.raises(SystemExit, match=str(bad)):
+    with pytest.raises(DatasetError, match=str(bad)):
         load_script("prep_voc_aug").main(["--data-dir", str(tmp_path), "--workers", "1"])
 
 
 def test_prep_voc_aug_missing_sbd(tmp_path: Path) -> None:
     write_voc(tmp_path)
-    with pytest.raises(SystemExit, match="benchmark_RELEASE"):
+    with pytest.raises(DatasetError, match="benchmark_RELEASE"):
         load_script("prep_voc_aug").main(["--data-dir", str(tmp_path)])
 
 
@@ -73,7 +74,7 @@ def test_prep_pascal_context_unknown_class_name(tmp_path: Path) -> None:
     info = write_pascal_context_raw(tmp_path)
     labels59 = info["release"] / "59_labels.txt"
     labels59.write_text(labels59.read_text().replace("tvmonitor", "television"))
-    with pytest.raises(SystemExit, match="television"):
+    with pytest.raises(DatasetError, match="television"):
         load_script("prep_pascal_context").main(["--data-dir", str(tmp_path), "--workers", "1"])
 
 

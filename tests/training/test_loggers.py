@@ -29,17 +29,12 @@ def test_list_of_loggers_composes_and_builds_each(tmp_path: Path) -> None:
 
 
 def test_wandb_group_is_the_sweep_dir_in_a_multirun(tmp_path: Path) -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=["hydra.sweep.dir=/sweeps/dmnet_table1", "hydra.job.num=3", "seed=7"],
-            return_hydra_config=True,
-        )
+    from dynaseg.entry import compose
+
+    overrides = ["hydra.sweep.dir=/sweeps/dmnet_table1", "hydra.job.num=3", "seed=7"]
+    cfg = compose("train", overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN
         cfg.hydra.job.override_dirname = "seed=7"

@@ -3,9 +3,9 @@
 The per-image depthwise convolution of DMNet (Eq. 1, "Dynamic Multi-scale Filters for Semantic
 Segmentation", He et al., ICCV 2019) and CaC-Net ("CaC-Net: Context-adaptive Convolution
 Network", Liu et al., ECCV 2020, §3.2) runs at training time as one grouped convolution with
-``groups = B·C`` (:func:`~dynaseg.models.layers.dynamic_depthwise_conv2d`). ONNX's ``Conv`` takes
+``groups = B·C`` (:func:`~dynaseg.models.ops.dynamic_depthwise_conv2d`). ONNX's ``Conv`` takes
 its weight and ``group`` as fixed per graph, so that form exports neither with a dynamic batch nor
-with generated (non-constant) weights. :func:`shift_add_depthwise_conv2d` computes the same
+with generated (non-constant) weights. :func:`~dynaseg.models.ops.shift_add_depthwise_conv2d` computes the same
 correlation as ``k²`` shifted slices of the zero-padded input, each multiplied by one filter tap
 (``(B, C, 1, 1)``, broadcast) and summed: only Pad, Slice, Mul and Add, with every size taken
 from the input, so batch and image size stay dynamic. It costs the same multiply-adds as the
@@ -23,37 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def shift_add_depthwise_conv2d(
-    x: torch.Tensor, filters: torch.Tensor, dilation: int = 1
-) -> torch.Tensor:
-    """Per-image depthwise correlation ``out[b, c] = x[b, c] ⋆ filters[b, c]`` ("same" size).
-
-    Identical in result and padding convention to
-    :func:`~dynaseg.models.layers.dynamic_depthwise_conv2d` (even kernels: one more zero on the
-    left/top): ``out[b, c, y, x] = Σ_ij x_pad[b, c, y + i·d, x + j·d] · filters[b, c, i, j]``.
-
-    Args:
-        x: features ``(B, C, H, W)``.
-        filters: per-image filters ``(B, C, k_h, k_w)``.
-        dilation: dilation of the filter taps.
-    """
-    kh, kw = int(filters.shape[-2]), int(filters.shape[-1])
-    span_h, span_w = dilation * (kh - 1), dilation * (kw - 1)
-    padded = F.pad(x, (span_w - span_w // 2, span_w // 2, span_h - span_h // 2, span_h // 2))
-    h, w = x.shape[-2], x.shape[-1]
-    filters = filters.to(x.dtype)
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = filters[:, :, i : i + 1, j : j + 1]
-            term = (
-                padded[:, :, i * dilation : i * dilation + h, j * dilation : j * dilation + w] * tap
-            )
-            out = term if out is None else out + term
-    assert out is not None
-    return out
 
 
 def adaptive_pool_matrix(size: int, bins: int, like: torch.Tensor) -> torch.Tensor:
@@ -91,7 +60,7 @@ def matmul_adaptive_avg_pool2d(x: torch.Tensor, output_size: int | tuple[int, in
 def exportable_ops() -> Iterator[None]:
     """While exporting: ``F.adaptive_avg_pool2d`` → :func:`matmul_adaptive_avg_pool2d` (global
     pooling stays a mean). The per-image depthwise conv switches by itself
-    (:func:`~dynaseg.models.layers.dynamic_depthwise_conv2d` checks ``is_in_onnx_export``)."""
+    (:func:`~dynaseg.models.ops.dynamic_depthwise_conv2d` checks ``is_in_onnx_export``)."""
     original = F.adaptive_avg_pool2d
 
     def pool(x: torch.Tensor, output_size: Any) -> torch.Tensor:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ConfigError, check_arg
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 """Images ``(B, 3, h, w)`` → raw decode logits ``(B, K, h', w')`` at any (feature) resolution."""
@@ -47,8 +47,8 @@ def _pair(value: Any, key: str) -> tuple[int, int] | None:
     if value is None:
         return None
     values = [value, value] if isinstance(value, int) else list(value)
-    if len(values) != 2 or not all(isinstance(v, int) and v > 0 for v in values):
-        raise ConfigError(f"model.inference.{key} must be [h, w] of positive ints, got {value!r}")
+    ok = len(values) == 2 and all(isinstance(v, int) and v > 0 for v in values)
+    check_arg(ok, f"model.inference.{key}", value, "[h, w] of positive ints")
     return int(values[0]), int(values[1])
 
 
@@ -74,8 +74,7 @@ class InferenceConfig:
                 f"model.inference: unknown key(s) {unknown}; expected some of {sorted(known)}"
             )
         mode = raw.get("mode") or "whole"
-        if mode not in MODES:
-            raise ConfigError(f"model.inference.mode must be one of {list(MODES)}, got {mode!r}")
+        check_arg(mode in MODES, "model.inference.mode", mode, f"one of {list(MODES)}")
         crop = _pair(raw.get("crop_size"), "crop_size")
         stride = _pair(raw.get("stride"), "stride")
         if mode == "slide" and (crop is None or stride is None):
@@ -85,10 +84,8 @@ class InferenceConfig:
             )
         scales = raw.get("scales")
         scales = [1.0] if scales is None else list(scales)
-        if not scales or not all(isinstance(s, int | float) and s > 0 for s in scales):
-            raise ConfigError(
-                f"model.inference.scales must be a non-empty list of positive factors, got {scales}"
-            )
+        ok = bool(scales) and all(isinstance(s, int | float) and s > 0 for s in scales)
+        check_arg(ok, "model.inference.scales", scales, "a non-empty list of positive factors")
         return cls(
             mode=mode,
             crop_size=crop,

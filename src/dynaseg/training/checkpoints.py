@@ -1,17 +1,27 @@
-"""Reading checkpoints with errors that name the file: a missing path, a directory, a file that is
-not a Lightning checkpoint and a checkpoint of another model each get one clear message."""
+"""Finding and loading checkpoints, with errors that name the file: a missing path, a directory, a
+file that is not a Lightning checkpoint and a checkpoint of another model each get one clear message.
+
+The one checkpoint layer: ``src/eval.py``, ``src/predict.py``, ``scripts/export_onnx.py`` and the
+notebooks load through :func:`load_module` / :func:`load_checkpoint_run`, the notebooks find a run's
+newest checkpoint with :func:`newest_checkpoint`.
+"""
 
 from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from dynaseg.errors import CheckpointError, CheckpointNotFoundError
+from dynaseg.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from dynaseg.training.module import SegmentationModule
+
+if TYPE_CHECKING:
+    from dynaseg.data.base import SegmentationDataset
 
 _SHOWN = 4  # parameter names quoted in a mismatch message
 
@@ -104,3 +114,53 @@ def check_same_model(ckpt: dict[str, Any], model: nn.Module, path: str | Path, k
         f"({ours_desc}): {'; '.join(details)}; expected a checkpoint of the same model=… and "
         "head settings"
     )
+
+
+def load_module(path: str | Path, key: str = "ckpt_path") -> SegmentationModule:
+    """The :class:`~dynaseg.training.module.SegmentationModule` of a checkpoint (on the CPU), after
+    :func:`read_checkpoint` has checked that the file is one (errors name ``key`` and the file)."""
+    ckpt = checkpoint_file(path, key)
+    read_checkpoint(ckpt, key)
+    return SegmentationModule.load_from_checkpoint(ckpt, map_location="cpu")
+
+
+def newest_checkpoint(runs_dir: str | Path = "logs/train/runs") -> Path:
+    """The most recently written best checkpoint (not ``last.ckpt``) under ``runs_dir``."""
+    runs_dir = Path(runs_dir)
+    found = [p for p in runs_dir.glob("*/checkpoints/*.ckpt") if p.name != "last.ckpt"]
+    if not found:
+        found = list(runs_dir.glob("*/checkpoints/*.ckpt"))
+    if not found:
+        raise CheckpointNotFoundError(
+            f"no checkpoint under '{runs_dir}/*/checkpoints/' — train one first (`make train`) or "
+            "set the checkpoint path"
+        )
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def load_checkpoint_run(
+    checkpoint: str | Path, data_overrides: Sequence[str] = (), split: str = "val"
+) -> tuple[SegmentationModule, SegmentationDataset]:
+    """Load a checkpoint (eval mode) and the dataset split it was validated on.
+
+    The data configuration is the one stored with the run (``<run dir>/.hydra/config.yaml``,
+    which Hydra writes next to ``checkpoints/``), with ``data_overrides`` (dotlist, e.g.
+    ``["data.dataset.eval_length=20"]``, or ``["paths.data_dir=/datasets"]``) applied on top.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    checkpoint = checkpoint_file(checkpoint, "checkpoint")
+    stored = checkpoint.parent.parent / ".hydra" / "config.yaml"
+    if not stored.is_file():
+        raise ConfigError(
+            f"no stored run config at '{stored}' (a training run dir holds .hydra/config.yaml "
+            "beside checkpoints/); keep the checkpoint in its run directory"
+        )
+    cfg = OmegaConf.load(stored)
+    cfg.merge_with_dotlist(list(data_overrides))
+    OmegaConf.update(cfg, "paths.output_dir", str(checkpoint.parent.parent), force_add=True)
+    OmegaConf.update(cfg, "paths.work_dir", str(Path.cwd()), force_add=True)
+    model = load_module(checkpoint, "checkpoint")
+    datamodule = instantiate(cfg.data)
+    return model.eval(), datamodule.make_dataset(split)

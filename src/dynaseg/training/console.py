@@ -92,26 +92,45 @@ def _size(value: Any) -> str:
     return "×".join(str(v) for v in value) if value else "as is"
 
 
+def describe_backbone(model: Any) -> str:
+    """The backbone as configured: its timm name plus the widths/blocks a config overrides
+    (``resnet18 with widths 32-64-128-256 and 1-1-1-1 blocks``, the quick-start's tiny ResNet),
+    and the output stride."""
+    backbone = model.net.backbone
+    name = getattr(backbone, "name", type(backbone).__name__)
+    node = (model.hparams.get("net") or {}).get("backbone") or {}
+    changed = []
+    if node.get("channels"):
+        changed.append("widths " + "-".join(str(c) for c in node["channels"]))
+    if node.get("layers"):
+        changed.append("-".join(str(n) for n in node["layers"]) + " blocks")
+    text = f"{name} with {' and '.join(changed)}" if changed else name
+    return f"{text} (OS{getattr(backbone, 'output_stride', '?')})"
+
+
+def _model_line(model: Any, choice: str | None) -> str:
+    net = model.net
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    aux = ", ".join(type(h).__name__ for h in net.auxiliary_head) or "none"
+    named = f"{choice}: " if choice else ""
+    return (
+        f"  model    {named}{type(net.decode_head).__name__} on {describe_backbone(model)}, "
+        f"aux {aux}, {params:.2f}M params"
+    )
+
+
 @rank_zero_only
 def print_run_header(
     cfg: DictConfig, task: str, model: Any | None = None, datamodule: Any | None = None
 ) -> None:
-    """Four lines: what runs (model, data, trainer) and where it writes."""
+    """What a training run does (model, data, schedule) and where it writes."""
     choices = hydra_choices()
     lines = [
         f"dynaseg {task}"
         + (f" · experiment={choices['experiment']}" if "experiment" in choices else "")
     ]
     if model is not None:
-        net = model.net
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        backbone = getattr(net.backbone, "name", type(net.backbone).__name__)
-        stride = getattr(net.backbone, "output_stride", "?")
-        aux = ", ".join(type(h).__name__ for h in net.auxiliary_head) or "none"
-        lines.append(
-            f"  model    {choices.get('model', 'model')}: {type(net.decode_head).__name__} on "
-            f"{backbone} (OS{stride}), aux {aux}, {params:.2f}M params"
-        )
+        lines.append(_model_line(model, choices.get("model")))
     if datamodule is not None:
         data = cfg.data
         lines.append(
@@ -128,4 +147,26 @@ def print_run_header(
     )
     out = cfg.get("paths", {}).get("output_dir")
     lines.append(f"  run dir  {out}  (full config: config.yaml)")
+    print("\n".join(lines), flush=True)
+
+
+@rank_zero_only
+def print_eval_header(
+    cfg: DictConfig, checkpoint: Any, model: Any, datamodule: Any, inference: Any, trainer: Any
+) -> None:
+    """What an evaluation does: which checkpoint, on which split of which data, how it infers
+    (mode, device, precision) — no training schedule."""
+    choices = hydra_choices()
+    device = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    split = datamodule.splits["test"]
+    lines = [
+        f"dynaseg eval of {checkpoint}",
+        _model_line(model, None),
+        f"  data     {choices.get('data', 'data')}: {datamodule.dataset_class.__name__} split "
+        f"'{split}', {datamodule.num_classes} classes, test scale "
+        f"{_size(cfg.data.get('test_scale'))}, batch {datamodule.val_batch_size} per process",
+        f"  infer    {inference.describe()}, {device} × {trainer.num_devices}, "
+        f"precision {trainer.precision}",
+        f"  run dir  {cfg.get('paths', {}).get('output_dir')}  (full config: config.yaml)",
+    ]
     print("\n".join(lines), flush=True)

@@ -35,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from dynaseg import visualization as vis
 from dynaseg.complexity import count_flops, count_params
+from dynaseg.palettes import model_palette
 from dynaseg.training.loggers import finish_loggers, git_info, hardware_info
 
 
@@ -189,9 +190,7 @@ class SegmentationLogging(L.Callback):
             return
         indices = vis.evenly_spaced(self.num_images, len(dataset))
         samples = vis.predict_samples(pl_module, dataset, indices)
-        palette = vis.class_palette(pl_module, dataset)
-        if palette is None:
-            palette = getattr(trainer.datamodule, "palette", None)
+        palette, _ = model_palette(pl_module, dataset)
         ignore_index = int(getattr(pl_module, "ignore_index", 255))
         fig = vis.plot_predictions(
             [s.image for s in samples], [s.label for s in samples],

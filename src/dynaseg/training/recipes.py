@@ -19,9 +19,15 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dynaseg.errors import ConfigError, NonFiniteLossError, TrainingInterrupted, causes
-from dynaseg.training.checkpoints import check_same_model, checkpoint_file, read_checkpoint
+from dynaseg.training.checkpoints import (
+    check_same_model,
+    checkpoint_file,
+    load_module,
+    read_checkpoint,
+)
 from dynaseg.training.console import (
     print_config,
+    print_eval_header,
     print_run_header,
     save_config,
     silence_upstream_noise,
@@ -228,10 +234,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "eval needs a checkpoint: python src/eval.py ckpt_path=/path/to/file.ckpt"
         )
     ckpt_path = checkpoint_file(ckpt)
-    read_checkpoint(ckpt_path)  # a clear message if the file is not a checkpoint
-
+    model = load_module(ckpt_path)  # a clear message if the file is not a checkpoint
     datamodule = instantiate(cfg.data)
-    model = SegmentationModule.load_from_checkpoint(ckpt_path, map_location="cpu")
     if model.hparams.num_classes != datamodule.num_classes:
         raise ConfigError(
             f"checkpoint '{ckpt_path}' predicts {model.hparams.num_classes} classes but "
@@ -239,9 +243,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "evaluate it on the dataset it was trained for"
         )
     inference = model.set_inference(cfg.get("model", {}).get("inference"))
-    print_run_header(cfg, f"eval of {ckpt_path}", model, datamodule)
-    rank_zero_info(f"inference: {inference.describe()}")
     trainer = build_trainer(cfg)
+    print_eval_header(cfg, ckpt_path, model, datamodule, inference, trainer)
     trainer.test(model, datamodule=datamodule, verbose=False)
     results = {
         "test": model.last_results.get("test"),

@@ -24,21 +24,7 @@ from typing import Any
 
 from dynaseg.data.base import check_palette
 from dynaseg.data.datasets.files import FileSegDataset, Sample, read_split_file
-
-
-def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The standard PASCAL VOC colour map (bit-interleaved); entry 255 is the boundary colour."""
-    cmap = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap.append((r, g, b))
-    return cmap
+from dynaseg.palettes import voc_colormap
 
 
 class VOCAug(FileSegDataset):

@@ -54,13 +54,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
-from dynaseg.models.layers import ConvNormAct, DynamicConvImpl, dynamic_depthwise_conv2d
+from dynaseg.models.layers import ConvNormAct
+from dynaseg.models.ops import DynamicConvImpl, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
 Weighting = Literal["cac", "fixed", "gap", "se"]
 WEIGHTINGS: tuple[str, ...] = ("cac", "fixed", "gap", "se")
+QUERY_NORMS: tuple[str, ...] = ("none", "softmax", "mean")
 
 
 class CaCModule(nn.Module):
@@ -93,20 +95,20 @@ class CaCModule(nn.Module):
         dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
-        if weighting not in WEIGHTINGS:
-            raise ConfigError(
-                f"CaCModule: weighting must be one of {WEIGHTINGS} (CaC-Net Table 6), got "
-                f"{weighting!r}"
-            )
-        if not reduce and in_channels != channels:
-            raise ValueError(
-                f"CaCModule: reduce=False needs in_channels == channels, got {in_channels} "
-                f"and {channels}"
-            )
-        if query_norm not in ("none", "softmax", "mean"):
-            raise ValueError(f"CaCModule: unknown query_norm {query_norm!r}")
-        if not dilations:
-            raise ValueError("CaCModule: dilations must name at least one dilation")
+        check_arg(
+            weighting in WEIGHTINGS,
+            "weighting",
+            weighting,
+            f"one of {WEIGHTINGS} (CaC-Net Table 6)",
+        )
+        check_arg(
+            reduce or in_channels == channels,
+            "reduce",
+            reduce,
+            f"True unless in_channels == channels ({in_channels} vs {channels})",
+        )
+        check_arg(query_norm in QUERY_NORMS, "query_norm", query_norm, f"one of {QUERY_NORMS}")
+        check_arg(len(dilations) > 0, "dilations", list(dilations), "at least one dilation")
         self.kernel_size = kernel_size
         self.dilations = tuple(int(d) for d in dilations)
         self.query_norm = query_norm
@@ -215,11 +217,13 @@ class CaCHead(DecodeHead):
         if isinstance(kernel_sizes, int):
             kernel_sizes = [kernel_sizes] * num_heads
         kernel_sizes = [int(k) for k in kernel_sizes]
-        if num_heads < 1 or len(kernel_sizes) != num_heads:
-            raise ValueError(
-                f"CaCHead: need num_heads >= 1 and one kernel size per head, got "
-                f"num_heads={num_heads}, kernel_sizes={kernel_sizes}"
-            )
+        check_arg(num_heads >= 1, "num_heads", num_heads, "an integer ≥ 1")
+        check_arg(
+            len(kernel_sizes) == num_heads,
+            "kernel_sizes",
+            kernel_sizes,
+            f"one kernel size per head (num_heads={num_heads})",
+        )
         self.kernel_sizes = tuple(kernel_sizes)
         self.global_pool = global_pool
         self.cac_modules = nn.ModuleList(

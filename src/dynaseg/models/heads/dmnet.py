@@ -46,12 +46,8 @@ from torch import nn
 
 from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
-from dynaseg.models.layers import (
-    DYNAMIC_CONV_IMPLS,
-    ConvNormAct,
-    DynamicConvImpl,
-    dynamic_depthwise_conv2d,
-)
+from dynaseg.models.layers import ConvNormAct
+from dynaseg.models.ops import DYNAMIC_CONV_IMPLS, DynamicConvImpl, dynamic_depthwise_conv2d
 
 FilterType = Literal["dynamic", "regular", "depthwise"]
 FILTER_TYPES: tuple[str, ...] = ("dynamic", "regular", "depthwise")
@@ -59,7 +55,7 @@ FILTER_TYPES: tuple[str, ...] = ("dynamic", "regular", "depthwise")
 
 def same_pad(x: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
     """Zero-pad ``x`` so a stride-1 ``kernel_size`` conv keeps its size (even k: one more left/top,
-    the convention of :func:`~dynaseg.models.layers.dynamic_depthwise_conv2d`)."""
+    the convention of :func:`~dynaseg.models.ops.dynamic_depthwise_conv2d`)."""
     span = dilation * (kernel_size - 1)
     return F.pad(x, (span - span // 2, span // 2, span - span // 2, span // 2))
 
@@ -78,7 +74,7 @@ class DynamicConvModule(nn.Module):
             ``"depthwise"`` (fixed learned ``k×k`` filters instead of ``g_k(x)``).
         dilation: dilation of the filter taps (Table 2's dilated branches).
         dynamic_conv: implementation of ``⊛`` (``"fast"`` | ``"grouped"``, same numbers; see
-            :func:`~dynaseg.models.layers.dynamic_depthwise_conv2d`).
+            :func:`~dynaseg.models.ops.dynamic_depthwise_conv2d`).
     """
 
     def __init__(
@@ -93,19 +89,15 @@ class DynamicConvModule(nn.Module):
         dynamic_conv: DynamicConvImpl = "fast",
     ) -> None:
         super().__init__()
-        if filter_size < 1:
-            raise ValueError(f"DynamicConvModule: filter_size must be >= 1, got {filter_size}")
-        if filter_type not in FILTER_TYPES:
-            raise ValueError(
-                f"DynamicConvModule: filter_type must be one of {FILTER_TYPES}, got {filter_type!r}"
-            )
-        if dilation < 1:
-            raise ValueError(f"DynamicConvModule: dilation must be >= 1, got {dilation}")
-        if dynamic_conv not in DYNAMIC_CONV_IMPLS:
-            raise ValueError(
-                f"DynamicConvModule: dynamic_conv must be one of {DYNAMIC_CONV_IMPLS}, "
-                f"got {dynamic_conv!r}"
-            )
+        check_arg(filter_size >= 1, "filter_size", filter_size, "a kernel size ≥ 1")
+        check_arg(filter_type in FILTER_TYPES, "filter_type", filter_type, f"one of {FILTER_TYPES}")
+        check_arg(dilation >= 1, "dilation", dilation, "a dilation ≥ 1")
+        check_arg(
+            dynamic_conv in DYNAMIC_CONV_IMPLS,
+            "dynamic_conv",
+            dynamic_conv,
+            f"one of {DYNAMIC_CONV_IMPLS}",
+        )
         self.dynamic_conv = dynamic_conv
         self.filter_size = filter_size
         self.channels = channels

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from dynaseg.errors import check_arg
 from dynaseg.models.heads.aspp import ASPPModule
 from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct, resize
@@ -58,8 +59,7 @@ class DynamicSamplingConv2d(nn.Module):
         self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = False
     ) -> None:
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError(f"DynamicSamplingConv2d: kernel_size must be odd, got {kernel_size}")
+        check_arg(kernel_size % 2 == 1, "kernel_size", kernel_size, "an odd kernel size")
         self.kernel_size = kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
@@ -133,8 +133,12 @@ class DSHead(DecodeHead):
                 for i in range(num_fuse_convs)
             ]
         )
-        if num_fuse_convs == 0 and fused != channels:
-            raise ValueError("DSHead: num_fuse_convs=0 needs the concat width to equal channels")
+        check_arg(
+            num_fuse_convs > 0 or fused == channels,
+            "num_fuse_convs",
+            num_fuse_convs,
+            f"≥ 1 unless the concatenated width {fused} equals channels={channels}",
+        )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         high = features[self.in_index]

@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct
 from dynaseg.models.scale_adaptive import SACImpl, ScaleAdaptiveConv2d, ScaleRegression
@@ -72,17 +72,15 @@ class SACHead(DecodeHead):
         dropout_ratio: float = 0.1,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
-        if layout not in ("sac_classifier", "fcn_last_conv"):
-            raise ConfigError(
-                f"SACHead: layout must be 'sac_classifier' (the paper's SAC-single) or "
-                f"'fcn_last_conv', got {layout!r}"
-            )
+        check_arg(
+            layout in ("sac_classifier", "fcn_last_conv"),
+            "layout",
+            layout,
+            "'sac_classifier' (the paper's SAC-single) or 'fcn_last_conv'",
+        )
         sac_classifier = layout == "sac_classifier"
-        if num_convs < (0 if sac_classifier else 1):
-            raise ConfigError(
-                f"SACHead: num_convs must be >= {0 if sac_classifier else 1} for layout "
-                f"{layout!r}, got {num_convs}"
-            )
+        least = 0 if sac_classifier else 1
+        check_arg(num_convs >= least, "num_convs", num_convs, f"≥ {least} for layout {layout!r}")
         self.layout = layout
         n_plain = num_convs if sac_classifier else num_convs - 1
         self.convs = nn.Sequential(

@@ -6,7 +6,7 @@ builds it for this CPU (``-march=native``) in about a second; the shared library
 called through :mod:`ctypes` on the tensors' memory. Nothing here touches the network.
 
 If there is no C compiler (or ``DYNASEG_NATIVE_KERNELS=0``), :func:`native_kernel` returns ``None``
-once with a warning and :func:`dynaseg.models.layers.dynamic_depthwise_conv2d` uses its
+once with a warning and :func:`dynaseg.models.ops.dynamic_depthwise_conv2d` uses its
 grouped-convolution formulation instead: same numbers, slower backward.
 """
 
@@ -90,7 +90,7 @@ def _build(source: bytes, compiler: str) -> Path:
 
 
 def _load() -> ctypes.CDLL:
-    source = resources.files("dynaseg.models").joinpath("csrc", SOURCE_NAME).read_bytes()
+    source = resources.files("dynaseg.models.ops").joinpath("csrc", SOURCE_NAME).read_bytes()
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")

@@ -9,7 +9,7 @@
  * grouped-convolution formulation (groups = B*C) does not manage in its backward. Planes are
  * split over threads; each plane is summed by one thread in a fixed order, so results are
  * deterministic. Plain C with GCC/Clang vector extensions (no Python or torch headers):
- * dynaseg.models.native compiles it for the machine it runs on (-march=native) on first use and
+ * dynaseg.models.ops.native compiles it for the machine it runs on (-march=native) on first use and
  * calls it through ctypes.
  *
  * Geometry (one plane, zero outside the image, output the size of the input):
