@@ -109,3 +109,16 @@ def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
 
     monkeypatch.setattr(F, "grid_sample", recording)
     return grids
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """A checkpoint of the TINY model (random weights) written the way training writes one."""
+    import lightning as L
+
+    from dynaseg.training.recipes import build_model
+
+    module = build_model(compose_config("train", TINY))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
