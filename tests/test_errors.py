@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from dynaseg.errors import ConfigError, NonFiniteLossError, exit_on_user_error, user_error_in
@@ -87,13 +88,23 @@ def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
         ("model.net.backbone.name=resnet5O",
          "model.net.backbone.name='resnet5O': not a timm model; expected a name from "
          "timm.list_models()"),
+        ("data.batch_size=0", "data.batch_size=0: expected an integer ≥ 1 (samples per batch)"),
+        ("data.batch_size=-2", "data.batch_size=-2: expected an integer ≥ 1 (samples per batch)"),
+        ("data.batch_size=eight",
+         "data.batch_size='eight': expected an integer ≥ 1 (samples per batch)"),
+        ("data.num_workers=-1", "data.num_workers=-1: expected an integer ≥ 0 (loader worker "
+         "processes; 0 loads in the main process)"),
+        # checked for every dataset, not only by the pre-flight check of on-disk ones
+        ("data.on_bad_sample=bogus", "data.on_bad_sample='bogus': expected one of error, skip"),
     ],
 )  # fmt: skip
-def test_model_arguments_are_checked_at_construction(
+def test_config_values_are_checked_at_construction(
     override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Model and data settings fail where the entry points build them (Hydra's wrapper
+    unwrapped), before any training."""
     cfg = cfg_for(tmp_path, override)
-    code, err = user_facing(lambda: build_model(cfg), capsys)
+    code, err = user_facing(lambda: (instantiate(cfg.data), build_model(cfg)), capsys)
     assert code == 1 and err.startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1
 
@@ -114,29 +125,6 @@ def test_unknown_config_names_are_hydras_one_message(tmp_path: Path) -> None:
     proc = entry_point(tmp_path, "trainer.max_stepz=3")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "Could not override 'trainer.max_stepz'" in proc.stderr
-
-
-# ---------------------------------------------------------------- data loader settings
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("data.batch_size=0", "data.batch_size=0: expected an integer ≥ 1 (samples per batch)"),
-        ("data.batch_size=-2", "data.batch_size=-2: expected an integer ≥ 1 (samples per batch)"),
-        ("data.batch_size=eight",
-         "data.batch_size='eight': expected an integer ≥ 1 (samples per batch)"),
-        ("data.num_workers=-1", "data.num_workers=-1: expected an integer ≥ 0 (loader worker "
-         "processes; 0 loads in the main process)"),
-        # checked for every dataset, not only by the pre-flight check of on-disk ones
-        ("data.on_bad_sample=bogus", "data.on_bad_sample='bogus': expected one of error, skip"),
-    ],
-)  # fmt: skip
-def test_bad_loader_settings_name_the_data_key(
-    override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    cfg = cfg_for(tmp_path, override)
-    code, err = user_facing(lambda: train(cfg), capsys)
-    assert code == 1 and "Traceback" not in err
-    assert [line for line in err.splitlines() if "error" in line.lower()] == [f"error: {message}"]
 
 
 def test_pretrained_backbone_offline_fails_at_once(
