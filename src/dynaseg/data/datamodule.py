@@ -81,7 +81,7 @@ def seed_worker(worker_id: int) -> None:
         transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
-def check_counts(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
+def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
     """Loader sizes are whole numbers: batches of at least one sample, zero or more workers
     (``"eight"`` or ``0`` would otherwise surface as a PyTorch ValueError naming no key)."""
 
@@ -172,7 +172,7 @@ class SegDataModule(L.LightningDataModule):
         preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        check_counts(batch_size, val_batch_size, num_workers)
+        check_loader_sizes(batch_size, val_batch_size, num_workers)
         check_arg(on_bad_sample in ON_BAD_SAMPLE, "data.on_bad_sample", on_bad_sample,
                   f"one of {', '.join(ON_BAD_SAMPLE)}")  # fmt: skip
         self.preflight = preflight
