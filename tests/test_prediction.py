@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from dynaseg.prediction import (
     resolve_inputs,
     unique_names,
 )
+from helpers import compose_config, tiny_checkpoint
 
 
 def write_images(folder: Path, names: list[str]) -> list[Path]:
@@ -50,6 +52,45 @@ def test_bad_inputs_say_what_was_given(tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("x")
     with pytest.raises(NoImagesError, match="neither an image"):
         resolve_inputs(tmp_path / "notes.md")
+
+
+def test_readable_images_are_predicted_and_the_rest_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder with a corrupt image, a truncated one and a .txt: the good image is predicted,
+    each skipped file gets one line with the reason, and the run ends in one error (exit 1)."""
+    from dynaseg.errors import exit_on_user_error
+    from dynaseg.prediction import NOT_AN_IMAGE, predict
+
+    folder = tmp_path / "imgs"
+    (good,) = write_images(folder, ["good.png"])
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / "cut.png")
+    (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:60])
+    (folder / "corrupt.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "notes.txt").write_text("x")
+    (folder / ".hidden").write_text("x")  # hidden files are not inputs
+    out = tmp_path / "pred"
+    cfg = compose_config("predict", [f"ckpt_path={tiny_checkpoint(tmp_path / 't.ckpt')}",
+                                     f"inputs={folder}", f"output_dir={out}", "overlay=false",
+                                     "device=cpu"])  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        exit_on_user_error(lambda: predict(cfg))
+    assert exc.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-4] == f"skipped {folder / 'notes.txt'}: {NOT_AN_IMAGE}"
+    assert lines[-3].startswith(f"skipped {folder / 'corrupt.jpg'}: cannot identify image file")
+    assert lines[-2].startswith(f"skipped {folder / 'cut.png'}: ")
+    assert lines[-1] == (
+        f"error: 3 of 4 input file(s) skipped (notes.txt, corrupt.jpg, cut.png): listed above and "
+        f"in {out / 'predictions.json'}; 1 image(s) predicted"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "predictions.json"]
+    summary = json.loads((out / "predictions.json").read_text())
+    assert [r["image"] for r in summary["images"]] == [str(good)]
+    assert [s["file"] for s in summary["skipped"]] == [
+        str(folder / n) for n in ("notes.txt", "corrupt.jpg", "cut.png")
+    ]
 
 
 def test_repeated_stems_get_distinct_names() -> None:

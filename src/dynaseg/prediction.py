@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,30 +32,44 @@ from dynaseg.training.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+NOT_AN_IMAGE = f"not an image (expected {', '.join(IMAGE_SUFFIXES)})"
 
 
 class NoImagesError(UserError, FileNotFoundError):
     """The inputs name no readable image."""
 
 
+class SkippedInputsError(UserError):
+    """Some inputs were not predicted (not an image, unreadable); the others were written."""
+
+
+Skipped = tuple[Path, str]  # an input file left out, and why
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def resolve_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+def resolve_inputs(
+    inputs: str | Path | Sequence[str | Path], skipped: list[Skipped] | None = None
+) -> list[Path]:
     """Image paths from a folder (its images, sorted, not recursive), a glob pattern, a ``.txt``
     list (one path per line, relative paths from the list's folder, ``#`` comments) or one image;
-    a list may mix these. Raises :class:`NoImagesError` naming what was given if nothing is found.
+    a list may mix these. Other files in a folder (not hidden ones) are appended to ``skipped``
+    with the reason. Raises :class:`NoImagesError` naming what was given if nothing is found.
     """
     items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     found: list[Path] = []
+    left_out: list[Skipped] = []
     for item in items:
         text = str(item)
         path = Path(text).expanduser()
         if any(ch in text for ch in "*?["):
             found += sorted(Path(p) for p in glob.glob(text, recursive=True) if is_image(Path(p)))
         elif path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found += [p for p in files if is_image(p)]
+            left_out += [(p, NOT_AN_IMAGE) for p in files if not is_image(p)]
         elif path.is_file() and path.suffix.lower() == ".txt":
             for line in path.read_text().splitlines():
                 line = line.strip()
@@ -78,6 +93,8 @@ def resolve_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
         raise NoImagesError(
             f"no images found in {[str(i) for i in items]} (looked for {', '.join(IMAGE_SUFFIXES)})"
         )
+    if skipped is not None:
+        skipped += left_out
     return found
 
 
@@ -136,10 +153,13 @@ def predict_images(
     overlay: bool = True,
     opacity: float = 0.5,
     device: torch.device | None = None,
+    skipped: list[Skipped] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict every image (one at a time, any size) and write its label/overlay PNGs.
 
     Returns one record per image: source, written files, height, width and the classes present.
+    An image that cannot be read is appended to ``skipped`` (with the reason) and the others are
+    still predicted; without a ``skipped`` list it raises :class:`NoImagesError`.
     """
     device = device or torch.device("cpu")
     model = model.to(device).eval()
@@ -150,7 +170,13 @@ def predict_images(
     for path, name in tqdm(
         list(zip(paths, unique_names(paths), strict=True)), desc="predict", unit="img"
     ):
-        image = load_rgb(path)
+        try:
+            image = load_rgb(path)
+        except NoImagesError as err:
+            if skipped is None:
+                raise
+            skipped.append((path, str(err.__cause__ or err)))
+            continue
         tensor = transform(image=image)["image"].float().unsqueeze(0).to(device)
         scores = model(tensor, image.shape[:2])
         label = scores.argmax(1)[0].cpu().numpy()
@@ -185,7 +211,8 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError("predict needs inputs=<folder | glob | list.txt | image>")
     inputs = cfg.inputs
     inputs = OmegaConf.to_container(inputs) if OmegaConf.is_config(inputs) else inputs
-    paths = resolve_inputs(inputs)
+    skipped: list[Skipped] = []
+    paths = resolve_inputs(inputs, skipped)
 
     model = load_module(ckpt_path)
     inference = model.set_inference(cfg.get("model", {}).get("inference"))
@@ -208,6 +235,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         overlay=bool(cfg.get("overlay", True)),
         opacity=float(cfg.get("opacity", 0.5)),
         device=choose_device(str(cfg.get("device", "auto"))),
+        skipped=skipped,
     )
     summary = {
         "checkpoint": str(ckpt_path),
@@ -215,7 +243,17 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         "palette_source": source,
         "class_names": list(model.class_names),
         "images": records,
+        "skipped": [{"file": str(path), "reason": reason} for path, reason in skipped],
     }
     (output_dir / "predictions.json").write_text(json.dumps(summary, indent=2))
     rank_zero_info(f"wrote {len(records)} prediction(s) to {output_dir}")
+    if skipped:
+        for path, reason in skipped:
+            print(f"skipped {path}: {reason}", file=sys.stderr, flush=True)
+        names = ", ".join(path.name for path, _ in skipped)
+        raise SkippedInputsError(
+            f"{len(skipped)} of {len(skipped) + len(records)} input file(s) skipped ({names}): "
+            f"listed above and in {output_dir / 'predictions.json'}; "
+            f"{len(records) or 'no'} image(s) predicted"
+        )
     return records

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import warnings
 from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,12 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
 from dynaseg.data.base import SegmentationDataset
 from dynaseg.data.datasets.files import FileSegDataset
-from dynaseg.data.preflight import preflight
+from dynaseg.data.preflight import ON_BAD_SAMPLE, preflight
 from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
@@ -25,7 +28,7 @@ from dynaseg.data.transforms import (
     build_eval_transform,
     build_train_transform,
 )
-from dynaseg.errors import ConfigError
+from dynaseg.errors import ConfigError, check_arg
 
 DatasetFactory = Callable[..., SegmentationDataset]
 
@@ -59,7 +62,15 @@ class UnpaddedDistributedSampler(DistributedSampler):
 def seed_worker(worker_id: int) -> None:
     """``worker_init_fn``: Lightning's per-worker, per-rank seeding of torch/random/numpy, then the
     albumentations pipeline's *own* generator, which follows none of them. Without this every
-    forked worker (and every DDP rank) replays the same crops, flips and colour jitter."""
+    forked worker (and every DDP rank) replays the same crops, flips and colour jitter.
+
+    Workers also ignore SIGTERM and SIGINT: ``timeout``, SLURM preemption and Ctrl+C in a terminal
+    signal the whole process group, and a worker that died of it would abort the main process
+    (torch raises "DataLoader worker … killed by signal") before it could save the checkpoint at
+    the current step (:mod:`dynaseg.training.fault_tolerance`). The main process alone decides
+    when to stop; its loader ends the workers as usual."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     pl_worker_init_function(worker_id)
     info = torch.utils.data.get_worker_info()
     dataset = info.dataset if info is not None else None
@@ -68,6 +79,19 @@ def seed_worker(worker_id: int) -> None:
     transform = getattr(dataset, "transform", None)
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
+    """Loader sizes are whole numbers: batches of at least one sample, zero or more workers
+    (``"eight"`` or ``0`` would otherwise surface as a PyTorch ValueError naming no key)."""
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+    for key, value in (("data.batch_size", batch_size), ("data.val_batch_size", val_batch_size)):
+        check_arg(whole(value) and value >= 1, key, value, "an integer ≥ 1 (samples per batch)")
+    check_arg(whole(num_workers) and num_workers >= 0, "data.num_workers", num_workers,
+              "an integer ≥ 0 (loader worker processes; 0 loads in the main process)")  # fmt: skip
 
 
 def is_file_dataset(factory: DatasetFactory) -> bool:
@@ -148,6 +172,9 @@ class SegDataModule(L.LightningDataModule):
         preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
+        check_loader_sizes(batch_size, val_batch_size, num_workers)
+        check_arg(on_bad_sample in ON_BAD_SAMPLE, "data.on_bad_sample", on_bad_sample,
+                  f"one of {', '.join(ON_BAD_SAMPLE)}")  # fmt: skip
         self.preflight = preflight
         self.on_bad_sample = on_bad_sample
         self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
@@ -238,11 +265,7 @@ class SegDataModule(L.LightningDataModule):
             # Lightning leaves DistributedSampler subclasses alone (no sampler injected).
             sampler = ResumableSampler(dataset, world, rank, seed=torch.initial_seed() % 2**31)
             if self._resume_state is not None:
-                sampler.seed = self._resume_state["seed"]
-                sampler.resume_from(
-                    self._resume_state["epoch"], self._resume_state["batches"] * batch_size
-                )
-                self._resume_state = None
+                self._resume_sampler(sampler, batch_size)
             self.train_sampler = sampler
             dataset = SeededSamples(dataset)
         elif world > 1:
@@ -257,6 +280,32 @@ class SegDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             worker_init_fn=seed_worker,
         )
+
+    def _resume_sampler(self, sampler: ResumableSampler, batch_size: int) -> None:
+        """Point ``sampler`` at the checkpoint's place in the training stream.
+
+        The sampler is moved to the checkpoint's epoch here, not left to Lightning's
+        ``set_epoch``: a resumed fit creates its first iterator *before* it sets the epoch, and
+        loader workers draw their first indices at once, so they would replay epoch 0. A
+        checkpoint at the last batch of an epoch resumes at the start of the next one, as
+        Lightning's loop does.
+        """
+        state, self._resume_state = self._resume_state, None
+        assert state is not None
+        epoch, batches = state["epoch"], state["batches"]
+        if batches >= len(sampler) // batch_size:  # drop_last: the epoch was complete
+            epoch, batches = epoch + 1, 0
+        sampler.seed = state["seed"]
+        sampler.set_epoch(epoch)
+        sampler.resume_from(epoch, batches * batch_size)
+        # Lightning warns that a mid-epoch resume of a loader without its own state_dict is
+        # "unreliable"; here the datamodule's state (epoch, batches, seed) restores the order and
+        # the augmentations exactly (tests/training/test_fault_tolerance.py), so the warning
+        # would be wrong. Only this process, which resumes through that state, drops it.
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch",
+            category=PossibleUserWarning,
+        )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import timm
 import torch
@@ -12,6 +15,42 @@ from torch import nn
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
 from dynaseg.models.layers import checkpointed
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub address timm downloads pretrained weights from."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub accepts a connection: ``False`` at once under ``HF_HUB_OFFLINE=1``,
+    otherwise one name lookup and TCP connect of at most ``timeout`` seconds."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return False
+    url = urlsplit(hub_endpoint())
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@contextmanager
+def hub_offline(offline: bool = True) -> Iterator[None]:
+    """huggingface_hub's offline mode for the block (cached files only, no retries)."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = before or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 class TimmBackbone(nn.Module):
@@ -70,17 +109,28 @@ class TimmBackbone(nn.Module):
                 )
             kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
             pretrained = True
+        # Offline (no route to the Hub, or HF_HUB_OFFLINE=1): use cached weights only and fail at
+        # once, instead of after huggingface_hub's minute of retries per file.
+        offline = pretrained and not checkpoint_path and not hub_reachable()
         try:
-            self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
+            with hub_offline(offline):
+                self.body = timm.create_model(name, pretrained=pretrained, **kwargs)
         except RuntimeError as err:
             raise RuntimeError(
                 f"could not create backbone '{name}' (pretrained={pretrained}): {err}"
             ) from err
-        except OSError as err:  # e.g. offline and the weights are not cached
+        except OSError as err:  # not cached and no network, or the download failed
+            why = (
+                f"the Hugging Face Hub ({hub_endpoint()}) cannot be reached and they are not in "
+                "the local cache"
+                if offline
+                else f"the download failed ({err})"
+            )
             raise ConfigError(
-                f"could not fetch ImageNet weights for backbone '{name}': {err}\n"
-                "Offline? Set model.net.backbone.checkpoint_path=/path/to/weights, or "
-                "model.net.backbone.pretrained=false to train from scratch."
+                f"{key}.pretrained=true: could not load ImageNet weights for backbone '{name}': "
+                f"{why}; expected network access, a local weight file "
+                f"({key}.checkpoint_path=/path/to/weights) or {key}.pretrained=false to train "
+                "from scratch"
             ) from err
         self.name = name
         self.output_stride = output_stride

@@ -159,7 +159,9 @@ class FaultTolerance(Checkpoint):
     def save(self, trainer: L.Trainer) -> Path:
         """Write ``last.ckpt`` atomically (temporary file, then rename)."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
+        # weights_only=False: a full checkpoint (optimizer, loops, callbacks) that can resume;
+        # saying so also keeps Lightning from logging that it chose this default on every save
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         trainer.strategy.barrier("fault_tolerance_save")

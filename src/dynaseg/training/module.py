@@ -255,6 +255,16 @@ class SegmentationModule(L.LightningModule):
         self.log("train/loss", loss, on_step=True, prog_bar=True)
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Validate the final weights, as mmseg's iteration-based loop does at its last iteration
+        # whatever the interval: Lightning validates only every `val_check_interval` steps, so a
+        # run with max_steps=700 and val every 500 would end unvalidated after step 500 — and one
+        # with max_steps below the interval would test its last weights without any validation.
+        # `should_stop` makes Lightning's loop validate after this step (once, if it was due anyway).
+        trainer = self.trainer
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
+
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict[str, Any], metric: SegmentationMetric) -> None:
         labels = batch["label"]
