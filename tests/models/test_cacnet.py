@@ -61,3 +61,17 @@ def test_se_weighting_is_a_global_channel_reweighting() -> None:
 def test_unknown_weighting_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="Table 6"):
         CaCModule(4, 4, weighting="fc")
+
+
+@pytest.mark.parametrize("weighting", ["cac", "fixed", "gap", "se"])
+def test_cac_head_runs_in_float64_and_matches_float32(weighting: str) -> None:
+    """Issue 19 item 8: Eq. (1) used to return float32 for a float64 input (BN then raised)."""
+    torch.manual_seed(0)
+    channels = 64 if weighting == "se" else 8
+    head = CaCHead(CH, 3, channels=channels, weighting=weighting).eval()
+    feats = [torch.randn(2, c, 12, 12) for c in CH]
+    out32 = head(feats)
+    head64 = head.double()
+    out64 = head64([f.double() for f in feats])
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64.float(), out32, rtol=1e-4, atol=1e-5)

@@ -33,7 +33,8 @@ Choices where the paper is silent (all constructor arguments):
   of another size) it does not — the kernel would change with the test resolution. The default
   ``query_norm="mean"`` divides by ``n`` (a no-op for BN at a fixed size, size-independent
   otherwise); ``"none"`` is the literal Eq. (1); ``"softmax"`` makes each query column a spatial
-  distribution. Eq. (1) is computed in float32 even under mixed precision (a sum over ``n``).
+  distribution. Eq. (1) is computed in float32 even under mixed precision (a sum over ``n``),
+  in float64 for a float64 module.
 - BN on ``D``: ``BatchNorm2d(c)`` over ``(B, c, s, s)``, i.e. statistics per channel over the
   batch and the ``s×s`` taps (a per-element BN over the batch alone would be degenerate at
   batch 1).
@@ -140,8 +141,10 @@ class CaCModule(nn.Module):
             q = q.softmax(dim=-1)
         elif self.query_norm == "mean":
             q = q / q.shape[-1]
+        # at least float32 (a sum over n; fp16/bf16 under autocast), float64 stays float64
+        dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            d = torch.bmm(q.float(), k.transpose(1, 2).float())  # (B, s², c) = Q̄ᵀ K̄
+            d = torch.bmm(q.to(dtype), k.transpose(1, 2).to(dtype))  # (B, s², c) = Q̄ᵀ K̄
         return d.transpose(1, 2).reshape(b, c, self.kernel_size, self.kernel_size)
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
