@@ -186,7 +186,9 @@ class CaCHead(DecodeHead):
 
     Args:
         in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
-        num_heads: ``H`` (paper 2; Table 3 ablates 1–4).
+        num_heads: ``H`` (paper 2; Table 3 ablates 1–4). ``0`` with ``global_pool=False`` is
+            Table 1's FCN baseline ("removing the proposed CaC modules and the global pooling
+            branch", §4.2): the input goes straight to the fusion conv and the classifier.
         kernel_sizes: ``s`` per head, an int for all heads or a list of ``H`` (Table 4: 3+3, 3+5,
             3+7).
         dilations: dilation set of the weight generation (Table 5: {1}, {1,2}, {1,2,3}, ...).
@@ -218,10 +220,15 @@ class CaCHead(DecodeHead):
         if isinstance(kernel_sizes, int):
             kernel_sizes = [kernel_sizes] * num_heads
         kernel_sizes = [int(k) for k in kernel_sizes]
-        if num_heads < 1 or len(kernel_sizes) != num_heads:
+        if num_heads < 0 or len(kernel_sizes) != num_heads:
             raise ValueError(
-                f"CaCHead: need num_heads >= 1 and one kernel size per head, got "
+                f"CaCHead: need num_heads >= 0 and one kernel size per head, got "
                 f"num_heads={num_heads}, kernel_sizes={kernel_sizes}"
+            )
+        if num_heads == 0 and global_pool:
+            raise ConfigError(
+                "CaCHead: num_heads=0 (Table 1's FCN baseline) needs global_pool=false; the "
+                "global pooling branch alone would drop every spatial feature"
             )
         self.kernel_sizes = tuple(kernel_sizes)
         self.global_pool = global_pool
@@ -237,12 +244,13 @@ class CaCHead(DecodeHead):
             )
             for k in kernel_sizes
         )
-        fused = num_heads * channels + (self.in_channels if global_pool else 0)
+        # no CaC module and no pooling branch (Table 1 "FCN"): the input itself is fused
+        fused = num_heads * channels + (self.in_channels if global_pool or not num_heads else 0)
         self.bottleneck = ConvNormAct(fused, channels, fuse_kernel_size)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
-        outs = [m(x) for m in self.cac_modules]
+        outs = [m(x) for m in self.cac_modules] or [x]
         if self.global_pool:
             outs.append(F.adaptive_avg_pool2d(x, 1).expand(-1, -1, *x.shape[-2:]))
         return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
