@@ -61,3 +61,30 @@ def count_flops(
         per_module[name] = int(sum(ops.values()))
     total = int(counter.get_total_flops())
     return total - sum(per_module.get(e, 0) for e in exclude), per_module
+
+
+def branch_complexity(net: nn.Module, input_size: Sequence[int] | None = None) -> dict[str, int]:
+    """DMNet Table 3's basis for a segmentor whose decode head has DMNet-structure branches
+    (``dcm_modules``: DMNet, its regular/dilated variants, Inception): their parameters, and —
+    for an image of ``input_size`` (H, W) — their multiply-adds (the paper's "FLOPs"). Empty for
+    other heads."""
+    head = getattr(net, "decode_head", None)
+    if head is None or not hasattr(head, "dcm_modules"):
+        return {}
+    out = {"branch_params": count_params(head.dcm_modules)}
+    if input_size:
+        param = next(net.parameters())
+        image = torch.zeros(1, 3, *[int(v) for v in input_size], dtype=param.dtype)
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                feats = net.backbone(image.to(param.device))
+            _, per = count_flops(head, feats)
+        finally:
+            net.train(was_training)
+        flops = per.get("dcm_modules", 0) or sum(
+            v for k, v in per.items() if k.startswith("dcm_modules.") and k.count(".") == 1
+        )
+        out["branch_macs"] = flops // 2
+    return out

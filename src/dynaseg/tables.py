@@ -367,7 +367,11 @@ def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTab
             cell = Cell(expected_seeds=n_seeds)
             cell.paper = paper[r][c] if r < len(paper) and c < len(paper[r]) else None
             only = row.get("only")
-            cell.applicable = not row.get("note") and (not only or col["label"] in only)
+            cell.applicable = (
+                not row.get("note")
+                and not col.get("note")  # a column that cannot be run
+                and (not only or col["label"] in only)
+            )
             if cell.applicable:
                 match = {**(col.get("match") or {}), **(row.get("match") or {})}
                 for i, job in enumerate(sweep.jobs):
@@ -439,6 +443,9 @@ def paper_table_markdown(table: PaperTable) -> str:
                 f"job {j.job} ({j.status}: {' '.join(j.overrides)})" for j in table.unmatched
             ),
         ]
+    not_run = [f"{c['label']}: {c['note']}" for c in table.spec["columns"] if c.get("note")]
+    if not_run:
+        text += ["", "Columns not run (paper numbers in the CSV): " + "; ".join(not_run)]
     order = ordering_summary(table)
     if order:
         text += ["", order]
@@ -447,6 +454,7 @@ def paper_table_markdown(table: PaperTable) -> str:
 
 def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
     """One CSV row per cell."""
+    col_notes = {c["label"]: c["note"] for c in table.spec["columns"] if c.get("note")}
     out = []
     for label, line in zip(table.row_labels, table.cells, strict=True):
         for col, cell in zip(table.col_labels, line, strict=True):
@@ -464,7 +472,9 @@ def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
                     "seeds": " ".join(map(str, cell.seeds)),
                     "jobs": " ".join(cell.jobs),
                     "paper": "" if cell.paper is None else cell.paper,
-                    "flags": "; ".join(cell.flags) or table.notes.get(label, ""),
+                    "flags": "; ".join(cell.flags)
+                    or table.notes.get(label, "")
+                    or col_notes.get(col, ""),
                 }
             )
     return out
