@@ -20,7 +20,11 @@ from dynaseg.tables import load_sweep
 from helpers import CONF_DIR, ROOT, TINY
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
-TABLES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_table*.yaml"))
+TABLES = sorted(
+    p.stem
+    for p in (CONF_DIR / "experiment").glob("*_table*.yaml")
+    if not p.stem.endswith("_scale_only")  # needs the baseline's checkpoint: test below
+)
 
 
 def sweep(
@@ -88,3 +92,17 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     assert "job 0 failed; the sweep goes on" in proc.stdout
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["failed", "completed"]
+
+
+@pytest.mark.slow
+def test_sac_scale_only_rows_start_from_the_baseline_run(tmp_path: Path) -> None:
+    """SAC Table 1: the baseline job's checkpoint initialises the "-only" sweep (frozen body)."""
+    steps = ["trainer.fast_dev_run=false", "trainer.max_steps=2", "trainer.val_check_interval=2"]
+    sweep("sac_table1_cityscapes", tmp_path / "main", ["+scale=mini", *steps])  # checkpoints
+    ckpt = json.loads((tmp_path / "main/sweep/0/metrics.json").read_text())["best_checkpoint"]
+    assert ckpt, "the baseline run wrote no checkpoint"
+    sweep("sac_table1_scale_only", tmp_path / "only", ["+scale=mini", f"baseline_ckpt={ckpt}"])
+    records = load_sweep([tmp_path / "main/sweep", tmp_path / "only/sweep"])
+    assert [j.status for j in records.jobs] == ["completed"] * 5
+    for job in records.jobs[3:]:
+        assert job.settings["model"]["freeze"] == ["backbone.body", "decode_head.conv_seg"]

@@ -27,7 +27,9 @@ def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
 
 
 def test_train_then_eval_round_trip(tmp_path: Path) -> None:
-    args = TINY + ["trainer.max_steps=4", "trainer.val_check_interval=2", "seed=1"]
+    # test_checkpoint=best: the tested checkpoint is the file written, evaluated again below
+    args = TINY + ["trainer.max_steps=4", "trainer.val_check_interval=2", "seed=1",
+                   "test_checkpoint=best"]  # fmt: skip
     train = run("src/train.py", args, tmp_path / "train")
     metrics = json.loads((tmp_path / "train/run/metrics.json").read_text())
     ckpt = Path(metrics["best_checkpoint"])

@@ -21,9 +21,9 @@ FLIP_AND_SCALE_ONLY = {"photometric": False, "cat_max_ratio": 1.0}
 #          auxiliary head, backbone)
 PRESETS = {
     "sac_r101_cityscapes": ("Cityscapes", 8, 5e-4, 1e-4, SAC_STEP, ("epochs", 70), [500, 500],
-                            [0.5, 1.5], False, "resnet101"),
+                            [0.5, 1.5], False, "resnet101.tv_in1k"),
     "sac_r101_ade20k": ("ADE20K", 8, 5e-4, 1e-4, SAC_STEP, ("epochs", 70), [500, 500],
-                        [0.5, 1.5], False, "resnet101"),
+                        [0.5, 1.5], False, "resnet101.tv_in1k"),
     "dsnet_r101_voc_aug": ("VOCAug", 32, 0.01, 1e-4, POLY_TO_ZERO, ("steps", 26455), [512, 512],
                            [0.5, 2.0], True, "resnet101c"),
     "dsnet_r101_ade20k": ("ADE20K", 24, 0.01, 1e-4, POLY_TO_ZERO, ("steps", 126313), [576, 576],

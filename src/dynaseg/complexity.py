@@ -81,6 +81,14 @@ def count_flops(
 RESNET_CHANNELS = [64, 256, 512, 1024, 2048]
 
 
+def branch_flops(per_module: dict[str, int]) -> int:
+    """FLOPs of a head's DMNet-structure branches (``dcm_modules``) from :func:`count_flops`'s
+    per-module counts: the container's own entry, else the sum over its direct children."""
+    return per_module.get("dcm_modules", 0) or sum(
+        v for k, v in per_module.items() if k.startswith("dcm_modules.") and k.count(".") == 1
+    )
+
+
 def head_complexity(head: nn.Module, features: list[torch.Tensor]) -> tuple[int, int]:
     """``(params, FLOPs)`` of a decode head without its classifier ``conv_seg``."""
     params = count_params(head, exclude=("conv_seg",))
@@ -175,9 +183,7 @@ def paper_table_rows(size: tuple[int, int] = (512, 512)) -> list[dict[str, Any]]
         if isinstance(head, DMHead):
             _, per = count_flops(head, feats)
             row["branch_params"] = count_params(head.dcm_modules)
-            row["branch_flops"] = per.get("dcm_modules", 0) or sum(
-                v for k, v in per.items() if k.startswith("dcm_modules.") and k.count(".") == 1
-            )
+            row["branch_flops"] = branch_flops(per)
         rows.append(row)
     return rows
 
@@ -263,3 +269,27 @@ NOTES = """## Notes: where ours differ from the papers
 - Not counted: BN, ReLU, sigmoid, pooling, interpolation and the bilinear sampling inside SAC
   (`grid_sample`) and `deform_conv2d` (its conv MACs *are* counted).
 """
+
+
+def branch_complexity(net: nn.Module, input_size: Sequence[int] | None = None) -> dict[str, int]:
+    """DMNet Table 3's basis for a segmentor whose decode head has DMNet-structure branches
+    (``dcm_modules``: DMNet, its regular/dilated variants, Inception): their parameters, and —
+    for an image of ``input_size`` (H, W) — their multiply-adds (the paper's "FLOPs"). Empty for
+    other heads."""
+    head = getattr(net, "decode_head", None)
+    if head is None or not hasattr(head, "dcm_modules"):
+        return {}
+    out = {"branch_params": count_params(head.dcm_modules)}
+    if input_size:
+        param = next(net.parameters())
+        image = torch.zeros(1, 3, *[int(v) for v in input_size], dtype=param.dtype)
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                feats = net.backbone(image.to(param.device))
+            _, per = count_flops(head, feats)
+        finally:
+            net.train(was_training)
+        out["branch_macs"] = branch_flops(per) // 2
+    return out

@@ -336,6 +336,18 @@ class PaperTable:
     notes: dict[str, str]
 
 
+def cell_metric(spec: dict[str, Any], row: dict[str, Any], col: dict[str, Any]) -> tuple[str, ...]:
+    """The metrics.json paths a cell reads: the row's ``metric``, else the column's, else the
+    table's; a ``variant`` (row, else table) reads them from that test variant of the run
+    (``test_variants.<variant>.<key>``: e.g. the Flip / MS+flip evaluation of the same model)."""
+    paths = tuple(row.get("metric") or col.get("metric") or spec.get("metric") or DEFAULT_METRIC)
+    variant = row.get("variant", spec.get("variant"))
+    if not variant:
+        return paths
+    keys = dict.fromkeys(p.split(".", 1)[-1] for p in paths)  # test.mIoU, val.mIoU -> mIoU
+    return tuple(f"test_variants.{variant}.{k}" for k in keys)
+
+
 def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTable:
     """Lay the sweep's jobs out as the paper's table ``spec`` (see ``paper_tables.yaml``)."""
     rows, cols = spec["rows"], spec["columns"]
@@ -348,14 +360,18 @@ def build_paper_table(sweep: Sweep, name: str, spec: dict[str, Any]) -> PaperTab
         if row.get("note"):
             notes[row["label"]] = row["note"]
         # a row may read another metric (e.g. parameter counts) at another scale than %
-        metric = tuple(row.get("metric") or spec.get("metric") or DEFAULT_METRIC)
         scale = float(row.get("scale", 100.0))
         line = []
         for c, col in enumerate(cols):
+            metric = cell_metric(spec, row, col)
             cell = Cell(expected_seeds=n_seeds)
             cell.paper = paper[r][c] if r < len(paper) and c < len(paper[r]) else None
             only = row.get("only")
-            cell.applicable = not row.get("note") and (not only or col["label"] in only)
+            cell.applicable = (
+                not row.get("note")
+                and not col.get("note")  # a column that cannot be run
+                and (not only or col["label"] in only)
+            )
             if cell.applicable:
                 match = {**(col.get("match") or {}), **(row.get("match") or {})}
                 for i, job in enumerate(sweep.jobs):
@@ -427,6 +443,9 @@ def paper_table_markdown(table: PaperTable) -> str:
                 f"job {j.job} ({j.status}: {' '.join(j.overrides)})" for j in table.unmatched
             ),
         ]
+    not_run = [f"{c['label']}: {c['note']}" for c in table.spec["columns"] if c.get("note")]
+    if not_run:
+        text += ["", "Columns not run (paper numbers in the CSV): " + "; ".join(not_run)]
     order = ordering_summary(table)
     if order:
         text += ["", order]
@@ -435,6 +454,7 @@ def paper_table_markdown(table: PaperTable) -> str:
 
 def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
     """One CSV row per cell."""
+    col_notes = {c["label"]: c["note"] for c in table.spec["columns"] if c.get("note")}
     out = []
     for label, line in zip(table.row_labels, table.cells, strict=True):
         for col, cell in zip(table.col_labels, line, strict=True):
@@ -452,7 +472,9 @@ def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
                     "seeds": " ".join(map(str, cell.seeds)),
                     "jobs": " ".join(cell.jobs),
                     "paper": "" if cell.paper is None else cell.paper,
-                    "flags": "; ".join(cell.flags) or table.notes.get(label, ""),
+                    "flags": "; ".join(cell.flags)
+                    or table.notes.get(label, "")
+                    or col_notes.get(col, ""),
                 }
             )
     return out

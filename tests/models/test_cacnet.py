@@ -61,3 +61,29 @@ def test_se_weighting_is_a_global_channel_reweighting() -> None:
 def test_unknown_weighting_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="Table 6"):
         CaCModule(4, 4, weighting="fc")
+
+
+@pytest.mark.parametrize("weighting", ["cac", "fixed", "gap", "se"])
+def test_cac_head_runs_in_float64_and_matches_float32(weighting: str) -> None:
+    """Issue 19 item 8: Eq. (1) used to return float32 for a float64 input (BN then raised)."""
+    torch.manual_seed(0)
+    channels = 64 if weighting == "se" else 8
+    head = CaCHead(CH, 3, channels=channels, weighting=weighting).eval()
+    feats = [torch.randn(2, c, 12, 12) for c in CH]
+    out32 = head(feats)
+    head64 = head.double()
+    out64 = head64([f.double() for f in feats])
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64.float(), out32, rtol=1e-4, atol=1e-5)
+
+
+def test_no_cac_module_and_no_pooling_is_table1_fcn_baseline() -> None:
+    """CaC-Net Table 1 "FCN": the head minus CaC modules and global pooling = fuse conv + classifier."""
+    torch.manual_seed(0)
+    head = CaCHead(CH, 3, channels=8, num_heads=0, kernel_sizes=[], global_pool=False).eval()
+    feats = [torch.randn(2, c, 6, 6) for c in CH]
+    expected = head.cls_seg(head.bottleneck(feats[4]))
+    torch.testing.assert_close(head(feats), expected)
+    assert head.bottleneck.conv.in_channels == CH[4] and not head.cac_modules
+    with pytest.raises(ConfigError, match="global_pool=True: expected false when num_heads=0"):
+        CaCHead(CH, 3, channels=8, num_heads=0, kernel_sizes=[], global_pool=True)

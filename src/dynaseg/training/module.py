@@ -17,7 +17,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from dynaseg.errors import ConfigError, NonFiniteLossError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.inference import InferenceConfig, infer
-from dynaseg.models.layers import resize
 from dynaseg.training.losses import resized_cross_entropy
 from dynaseg.training.schedules import epochs_to_steps, poly_lr_lambda, step_lr_lambda
 from dynaseg.training.weights import (
@@ -78,6 +77,9 @@ class SegmentationModule(L.LightningModule):
         lean_loss: compute each cross-entropy band by band without keeping the label-size logits
             (:func:`~dynaseg.training.losses.resized_cross_entropy`); ``False`` is the literal
             ``F.cross_entropy(resize(logits))`` path (same values, more memory), kept for comparison.
+        loss_align_corners: ``align_corners`` of the bilinear resize of the logits to the label
+            size in the loss (mmseg: the head's ``align_corners``, ``True`` in its Cityscapes
+            769×769 configs; the configs tie it to ``inference.align_corners``).
         channels_last: keep the network's weights and the input images in ``channels_last``
             (NHWC) memory format — faster convolutions on tensor-core GPUs; same outputs.
         torch_compile: ``torch.compile`` the network's forward and training forward; ``True`` or a
@@ -103,6 +105,7 @@ class SegmentationModule(L.LightningModule):
         init_from: dict[str, Any] | None = None,
         freeze: Sequence[str] | None = None,
         lean_loss: bool = True,
+        loss_align_corners: bool = False,
         channels_last: bool = False,
         torch_compile: bool | dict[str, Any] = False,
         inference: dict[str, Any] | None = None,
@@ -134,6 +137,7 @@ class SegmentationModule(L.LightningModule):
                 "init_from": to_plain(init_from) or None,
                 "freeze": list(to_plain(freeze) or []),
                 "lean_loss": bool(lean_loss),
+                "loss_align_corners": bool(loss_align_corners),
                 "channels_last": bool(channels_last),
                 "torch_compile": to_plain(torch_compile),
                 "inference": InferenceConfig.from_dict(to_plain(inference)).to_dict(),
@@ -223,11 +227,15 @@ class SegmentationModule(L.LightningModule):
         for i, out in enumerate(logits):
             name = "loss_decode" if i == 0 else f"loss_aux{i if len(logits) > 2 else ''}"
             weight = 1.0 if i == 0 else self.hparams.aux_loss_weight
+            align_corners = bool(self.hparams.get("loss_align_corners", False))
             if self.hparams.get("lean_loss", True):
-                per_pixel = resized_cross_entropy(out, labels, self.ignore_index)
+                per_pixel = resized_cross_entropy(out, labels, self.ignore_index, align_corners)
             else:
+                up = F.interpolate(
+                    out, size=labels.shape[-2:], mode="bilinear", align_corners=align_corners
+                )
                 per_pixel = F.cross_entropy(
-                    resize(out, labels.shape[-2:]).float(),
+                    up.float(),
                     labels,
                     ignore_index=self.ignore_index,
                     reduction="none",

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from omegaconf import Container, DictConfig, OmegaConf
 
+from dynaseg.complexity import branch_complexity
+
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its reaped children (data-loader workers)."""
@@ -118,6 +120,7 @@ def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[
                 "net": _container(model_cfg.get("net")),
                 "optimizer": _container(model_cfg.get("optimizer")),
                 "aux_loss_weight": model_cfg.get("aux_loss_weight"),
+                "freeze": _container(model_cfg.get("freeze")),  # SAC "-only" rows
             },
             "data": {
                 "dataset": _container(data_cfg.get("dataset")),
@@ -130,6 +133,10 @@ def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[
             },
         },
         "params": params,
+        # DMNet Table 3's basis (branches only); multiply-adds only if complexity_input_size is set
+        "complexity": branch_complexity(net, cfg.get("complexity_input_size"))
+        if net is not None
+        else None,
         "hardware": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

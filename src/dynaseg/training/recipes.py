@@ -134,6 +134,60 @@ def best_checkpoint(trainer: L.Trainer) -> str:
     return ""
 
 
+TEST_CHECKPOINTS = ("last", "best")
+
+
+def resolve_test_checkpoint(cfg: DictConfig, best: str | None = None) -> str:
+    """``cfg.test_checkpoint``: ``"last"`` (the weights at the end of fitting, mmseg's practice)
+    or ``"best"`` (the checkpoint best on val, which biases a val-split "test" upwards); checked
+    before fitting (``best=None``), resolved after it."""
+    which = cfg.get("test_checkpoint", "last")
+    if which not in TEST_CHECKPOINTS:
+        raise ConfigError(
+            f"test_checkpoint={which!r}: expected one of {TEST_CHECKPOINTS} (last = the weights "
+            "at the end of fitting, best = the checkpoint best on val)"
+        )
+    if which == "best" and best is not None and not best:
+        rank_zero_info("test_checkpoint=best but no best checkpoint was written: testing the last")
+        return "last"
+    return which
+
+
+def run_test_variants(
+    cfg: DictConfig,
+    model: SegmentationModule,
+    trainer: L.Trainer,
+    datamodule: Any,
+    ckpt_path: str | None,
+) -> dict[str, Any]:
+    """Test the same weights again under each of ``cfg.test_variants`` (name → inference keys,
+    e.g. ``{flip: {flip: true}, ms_flip: {scales: [...], flip: true}}``): the papers' Flip/MS rows
+    of one trained model. Results by name, each with the inference it used; the module's own
+    inference is restored afterwards."""
+    variants = cfg.get("test_variants") or {}
+    if not variants:
+        return {}
+    original = dict(model.hparams.get("inference") or {})
+    out: dict[str, Any] = {}
+    try:
+        for name, overrides in variants.items():
+            if "." in str(name):
+                raise ConfigError(f"test_variants: name {name!r} must not contain '.'")
+            inference = model.set_inference(overrides)
+            rank_zero_info(f"test variant {name}: {inference.describe()}")
+            model.last_results.pop("test", None)
+            trainer.test(
+                model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
+            )
+            out[str(name)] = {
+                **(stage_results(model, trainer, "test") or {}),
+                "inference": inference.to_dict(),
+            }
+    finally:
+        model.hparams["inference"] = original
+    return out
+
+
 def last_good_checkpoint(trainer: L.Trainer) -> str | None:
     """The newest checkpoint written before a failure (interval, validation or interrupt)."""
     paths = [getattr(cb, "last_model_path", "") for cb in trainer.checkpoint_callbacks]
@@ -144,7 +198,8 @@ def last_good_checkpoint(trainer: L.Trainer) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``.
+    """Fit, then test the last (``test_checkpoint=last``) or best-on-val checkpoint; returns the
+    metrics written to ``metrics.json`` (``reported_checkpoint`` says which one).
 
     A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
     so a sweep's table flags it instead of losing it; the exception then propagates.
@@ -168,6 +223,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     start_console(cfg)
+    resolve_test_checkpoint(cfg)  # a typo fails now, not after fitting
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
@@ -197,12 +253,23 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     results: dict[str, Any] = {"val": stage_results(model, trainer, "val")}
 
     best = best_checkpoint(trainer)
+    which = resolve_test_checkpoint(cfg, best)
+    # None: the weights at the end of fitting (mmseg reports the last iteration's model)
+    test_ckpt = best if which == "best" else None
     if cfg.get("test"):
         trainer.test(
-            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+            model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False
         )
         results["test"] = stage_results(model, trainer, "test")
+    variants = run_test_variants(cfg, model, trainer, datamodule, test_ckpt)
+    if variants:
+        results["test_variants"] = variants
     results["best_checkpoint"] = best or None
+    results["reported_checkpoint"] = {
+        "test": which if (cfg.get("test") or variants) else None,
+        "path": test_ckpt,
+        "val": "last validation of the fit",
+    }
     bad = getattr(datamodule, "bad_samples", None)
     if bad:  # data.on_bad_sample=skip: what was left out, reported again at the end
         results["bad_samples"] = {

@@ -1,4 +1,4 @@
-"""ASPP head of DeepLabV3 (Chen et al., "Rethinking Atrous Convolution", 2017).
+"""ASPP head (Chen et al., "Rethinking Atrous Convolution", arXiv:1706.05587), as mmseg builds it.
 
 Atrous Spatial Pyramid Pooling as DMNet/CaC-Net/DSNet compare against it (DMNet §1, Fig. 1(b)):
 parallel branches on the backbone feature — one 1×1 conv, one 3×3 conv per atrous rate and an
@@ -64,12 +64,16 @@ class ASPPModule(nn.Module):
 
 
 class ASPPHead(DecodeHead):
-    """DeepLabV3 head: :class:`ASPPModule` then the classifier.
+    """ASPP head: :class:`ASPPModule` then the classifier.
+
+    The defaults are mmsegmentation's ``ASPPHead`` (512 channels, 3×3 fusion), not the DeepLabV3
+    paper's head (256 channels, 1×1 fusion: ``channels=256, fuse_kernel_size=1``).
 
     Args:
         in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
         dilations: atrous rates of the 3×3 branches (default: OS-8 rates 12, 24, 36).
         image_pool: keep the image-level pooling branch.
+        fuse_kernel_size: kernel of the fusion conv (mmseg: 3; DeepLabV3 paper: 1).
     """
 
     def __init__(
@@ -81,9 +85,12 @@ class ASPPHead(DecodeHead):
         dilations: Sequence[int] = (12, 24, 36),
         image_pool: bool = True,
         dropout_ratio: float = 0.1,
+        fuse_kernel_size: int = 3,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
-        self.aspp = ASPPModule(self.in_channels, channels, dilations, image_pool)
+        self.aspp = ASPPModule(
+            self.in_channels, channels, dilations, image_pool, fuse_kernel_size=fuse_kernel_size
+        )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.cls_seg(self.aspp(features[self.in_index]))

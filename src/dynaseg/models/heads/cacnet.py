@@ -33,7 +33,8 @@ Choices where the paper is silent (all constructor arguments):
   of another size) it does not — the kernel would change with the test resolution. The default
   ``query_norm="mean"`` divides by ``n`` (a no-op for BN at a fixed size, size-independent
   otherwise); ``"none"`` is the literal Eq. (1); ``"softmax"`` makes each query column a spatial
-  distribution. Eq. (1) is computed in float32 even under mixed precision (a sum over ``n``).
+  distribution. Eq. (1) is computed in float32 even under mixed precision (a sum over ``n``),
+  in float64 for a float64 module.
 - BN on ``D``: ``BatchNorm2d(c)`` over ``(B, c, s, s)``, i.e. statistics per channel over the
   batch and the ``s×s`` taps (a per-element BN over the batch alone would be degenerate at
   batch 1).
@@ -142,8 +143,10 @@ class CaCModule(nn.Module):
             q = q.softmax(dim=-1)
         elif self.query_norm == "mean":
             q = q / q.shape[-1]
+        # at least float32 (a sum over n; fp16/bf16 under autocast), float64 stays float64
+        dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            d = torch.bmm(q.float(), k.transpose(1, 2).float())  # (B, s², c) = Q̄ᵀ K̄
+            d = torch.bmm(q.to(dtype), k.transpose(1, 2).to(dtype))  # (B, s², c) = Q̄ᵀ K̄
         return d.transpose(1, 2).reshape(b, c, self.kernel_size, self.kernel_size)
 
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,7 +188,9 @@ class CaCHead(DecodeHead):
 
     Args:
         in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
-        num_heads: ``H`` (paper 2; Table 3 ablates 1–4).
+        num_heads: ``H`` (paper 2; Table 3 ablates 1–4). ``0`` with ``global_pool=False`` is
+            Table 1's FCN baseline ("removing the proposed CaC modules and the global pooling
+            branch", §4.2): the input goes straight to the fusion conv and the classifier.
         kernel_sizes: ``s`` per head, an int for all heads or a list of ``H`` (Table 4: 3+3, 3+5,
             3+7).
         dilations: dilation set of the weight generation (Table 5: {1}, {1,2}, {1,2,3}, ...).
@@ -217,12 +222,19 @@ class CaCHead(DecodeHead):
         if isinstance(kernel_sizes, int):
             kernel_sizes = [kernel_sizes] * num_heads
         kernel_sizes = [int(k) for k in kernel_sizes]
-        check_arg(num_heads >= 1, "num_heads", num_heads, "an integer ≥ 1")
+        check_arg(num_heads >= 0, "num_heads", num_heads, "an integer ≥ 0 (0: Table 1's FCN)")
         check_arg(
             len(kernel_sizes) == num_heads,
             "kernel_sizes",
             kernel_sizes,
             f"one kernel size per head (num_heads={num_heads})",
+        )
+        check_arg(
+            num_heads > 0 or not global_pool,
+            "global_pool",
+            global_pool,
+            "false when num_heads=0 (Table 1's FCN baseline): the global pooling branch alone "
+            "would drop every spatial feature",
         )
         self.kernel_sizes = tuple(kernel_sizes)
         self.global_pool = global_pool
@@ -238,12 +250,13 @@ class CaCHead(DecodeHead):
             )
             for k in kernel_sizes
         )
-        fused = num_heads * channels + (self.in_channels if global_pool else 0)
+        # no CaC module and no pooling branch (Table 1 "FCN"): the input itself is fused
+        fused = num_heads * channels + (self.in_channels if global_pool or not num_heads else 0)
         self.bottleneck = ConvNormAct(fused, channels, fuse_kernel_size)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[self.in_index]
-        outs = [m(x) for m in self.cac_modules]
+        outs = [m(x) for m in self.cac_modules] or [x]
         if self.global_pool:
             outs.append(F.adaptive_avg_pool2d(x, 1).expand(-1, -1, *x.shape[-2:]))
         return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
