@@ -14,7 +14,7 @@ from PIL import Image
 from dynaseg import visualization as vis
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.data.datasets.voc import VOCAug
-from dynaseg.palettes import class_palette, colorize, model_palette, overlay, palette_array
+from dynaseg.palettes import colorize, model_palette, overlay, palette_array
 from dynaseg.prediction import predict
 from dynaseg.training.checkpoints import load_module
 from dynaseg.training.recipes import build_model
@@ -59,7 +59,7 @@ def test_palette_from_checkpoint_then_dataset_class_then_generated() -> None:
     instance = SyntheticScenes("val", size=(8, 8), eval_length=1)
     assert model_palette(FakeModel(num_classes=10), instance) == (palette, source)
     # a class count the dataset does not have: the VOC colour map
-    palette, source = class_palette(3, None, SyntheticScenes)
+    palette, source = model_palette(FakeModel(num_classes=3), SyntheticScenes)
     assert palette == [(0, 0, 0), (128, 0, 0), (0, 128, 0)] and source.startswith("generated")
 
 

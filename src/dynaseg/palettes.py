@@ -1,6 +1,6 @@
 """Class colours: one palette per run, one fallback, one way to colour a label map.
 
-Where a run's colours come from (:func:`class_palette`): the checkpoint's ``palette``
+Where a run's colours come from (:func:`model_palette`): the checkpoint's ``palette``
 hyper-parameter (written from the dataset module at training time), else the dataset class's
 ``PALETTE``, else the PASCAL VOC colour map (:func:`voc_colormap`, mmsegmentation's and the VOC
 devkit's bit-interleaved map). Predicted PNGs (:mod:`dynaseg.prediction`), notebook figures and
@@ -41,12 +41,14 @@ def _colours(palette: Sequence[Sequence[int]]) -> list[Colour]:
     return [(int(c[0]), int(c[1]), int(c[2])) for c in palette]
 
 
-def class_palette(
-    num_classes: int, stored: Any = None, dataset: Any = None
-) -> tuple[list[Colour], str]:
-    """The colours of ``num_classes`` classes and where they came from: ``stored`` (a checkpoint's
-    ``hparams.palette``) when it has one colour per class, else ``dataset``'s ``PALETTE`` (a
-    dataset instance or class), else :func:`voc_colormap`."""
+def model_palette(model: Any, dataset: Any = None) -> tuple[list[Colour], str]:
+    """The class colours of a model (a :class:`~dynaseg.training.module.SegmentationModule` or
+    anything with ``hparams.num_classes``) and where they came from: the checkpoint's
+    ``hparams.palette`` when it has one colour per class, else ``dataset``'s ``PALETTE`` (a dataset
+    instance or class), else :func:`voc_colormap`."""
+    hparams = getattr(model, "hparams", {}) or {}
+    num_classes = int(hparams["num_classes"])
+    stored = hparams.get("palette")
     if stored is not None and len(stored) == num_classes:
         return _colours(stored), "checkpoint"
     dataset_palette = getattr(dataset, "PALETTE", None) or ()
@@ -54,13 +56,6 @@ def class_palette(
         cls = dataset if isinstance(dataset, type) else type(dataset)
         return _colours(dataset_palette), f"{cls.__module__}.{cls.__qualname__}"
     return voc_colormap(num_classes), "generated (PASCAL VOC colour map)"
-
-
-def model_palette(model: Any, dataset: Any = None) -> tuple[list[Colour], str]:
-    """:func:`class_palette` of a :class:`~dynaseg.training.module.SegmentationModule` (its
-    ``hparams.num_classes`` and ``hparams.palette``)."""
-    hparams = getattr(model, "hparams", {}) or {}
-    return class_palette(int(hparams["num_classes"]), hparams.get("palette"), dataset)
 
 
 def palette_array(

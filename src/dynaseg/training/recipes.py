@@ -279,7 +279,7 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
         rank_zero_info(f"skipped bad samples: {counts} (listed in metrics.json)")
     step = trainer.global_step
     if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
-        step = int(torch.load(best, map_location="cpu", weights_only=True)["global_step"])
+        step = int(read_checkpoint(best)["global_step"])
     results["global_step"] = step
     results["status"] = "completed"
     results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}
