@@ -30,7 +30,10 @@ def test_every_model_and_data_config_composes(model: str, data: str) -> None:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(experiment: str) -> None:
-    cfg = compose_config("train", [f"experiment={experiment}"])
+    overrides = [f"experiment={experiment}"]
+    if experiment.endswith("_scale_only"):  # SAC "-only" rows: the baseline's checkpoint is input
+        overrides.append("baseline_ckpt=baseline.ckpt")
+    cfg = compose_config("train", overrides)
     OmegaConf.to_container(cfg.model, resolve=True)
 
 
