@@ -21,7 +21,14 @@ def head(filter_type: str) -> dict:
     }
 
 
-def write_job(sweep: Path, num: int, filter_type: str, seed: int, miou: float | None) -> None:
+def write_job(
+    sweep: Path,
+    num: int,
+    filter_type: str,
+    seed: int,
+    miou: float | None,
+    error: str = "RuntimeError: boom",
+) -> None:
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     overrides = [
@@ -41,7 +48,7 @@ def write_job(sweep: Path, num: int, filter_type: str, seed: int, miou: float | 
         "hardware": {"cpus": 2, "processor": "x86_64", "torch_threads": 2, "omp_num_threads": "2"},
     }
     if miou is None:
-        payload = {"status": "failed", "error": "RuntimeError: boom", "provenance": provenance}
+        payload = {"status": "failed", "error": error, "provenance": provenance}
     else:
         payload = {
             "val": {"mIoU": miou},

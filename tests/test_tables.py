@@ -23,7 +23,7 @@ from dynaseg.tables import (
     render,
     update_doc,
 )
-from fabricated_sweep import EXPERIMENT, make_fabricated_sweep
+from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job
 
 
 @pytest.fixture
@@ -113,12 +113,40 @@ def test_not_a_sweep_is_a_user_error(tmp_path: Path) -> None:
         find_spec("dmnet-table99")
 
 
-def test_callback_prints_the_summary(sweep_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    MultirunSummary().on_multirun_end(
-        OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
-    )
-    out = capsys.readouterr().out
+def test_callback_prints_the_summary_then_fails_the_sweep(
+    sweep_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # jobs 3 (missing) and 5 (failed)
+        MultirunSummary().on_multirun_end(
+            OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+        )
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
     assert f"Sweep {sweep_dir}" in out and "| Regular conv |" in out
+    assert err.startswith("error: 2 of 6 jobs did not complete: job 3 (missing), 5 (failed); ")
+
+
+def test_callback_after_a_complete_sweep_exits_normally(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", 1, 0.70)
+    MultirunSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert "1 of 1 jobs completed" in capsys.readouterr().out
+
+
+def test_multi_line_error_with_pipes_keeps_the_markdown_table_intact(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", 1, 0.70)
+    write_job(sweep, 1, "dynamic", 1, None, error="ValueError: a | b\n  line two\n\tthree")
+    text = render(load_sweep(sweep), runs=True)
+    table = [line for line in text.splitlines() if line.startswith("| 1 |")]
+    assert len(table) == 1, text  # one row: the newlines did not break it
+    assert "failed (ValueError: a \\| b line two three)" in table[0]
+    # every row of the job table has as many unescaped separators as the header
+    rows = [line for line in text.splitlines() if line.startswith("| job |") or line[:4] in
+            ("| 0 ", "| 1 ")]  # fmt: skip
+    assert len({line.replace("\\|", "").count("|") for line in rows}) == 1
 
 
 def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: Path) -> None:

@@ -21,12 +21,13 @@ import io
 import json
 import math
 import statistics
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import OmegaConf
 
@@ -402,9 +403,15 @@ def format_cell(cell: Cell) -> str:
     return text
 
 
+def markdown_cell(value: Any) -> str:
+    """``value`` as the text of one markdown table cell: pipes escaped, line breaks collapsed
+    (an error message spanning lines would otherwise end the table row)."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 def _markdown(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |" for r in rows]
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(markdown_cell, r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -635,32 +642,110 @@ except ImportError:  # pragma: no cover
     _HydraCallback = object  # type: ignore[assignment,misc]
 
 
-class MultirunSummary(_HydraCallback):
-    """Print one table of the jobs' metrics after a ``-m`` sweep (``conf/hydra/default.yaml``).
+def relaunch_command(config: Any) -> str:
+    """The command that re-launches this sweep into its own directory (runs only what is missing)."""
+    sweep_dir = str(config.hydra.sweep.dir)
+    task = list(OmegaConf.select(config, "hydra.overrides.task") or [])
+    hydra_overrides = [
+        o
+        for o in OmegaConf.select(config, "hydra.overrides.hydra") or []
+        if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))
+    ]
+    script = f"src/{OmegaConf.select(config, 'hydra.job.name') or 'train'}.py"
+    args = [*task, *hydra_overrides, f"hydra.sweep.dir={sweep_dir}"]
+    return " ".join(["python", script, "-m", *map(_shell_quote, args)])
 
-    If the sweep's experiment is one of the paper tables, that table comes first. Hydra stops
-    before ``on_multirun_end`` when a job raised, so a failing job also prints where to get the
-    table (its ``metrics.json`` says ``status: failed``).
+
+def _sweep_definition(config: Any) -> tuple[list[str], dict[str, Any]]:
+    task = sorted(str(o) for o in OmegaConf.select(config, "hydra.overrides.task") or [])
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    params = OmegaConf.to_container(params) if OmegaConf.is_config(params) else dict(params)
+    return task, {str(k): str(v) for k, v in params.items()}
+
+
+class MultirunSummary(_HydraCallback):
+    """A sweep's bookkeeping (``conf/hydra/default.yaml``), for any launcher (basic, joblib, slurm).
+
+    - At the start: the sweep directory and the command that re-launches the sweep into it. A
+      re-launch runs only the jobs not completed (:mod:`dynaseg.training.sweep_jobs`); a
+      directory that holds another sweep is refused before any job runs.
+    - After a job that failed: "job N failed; the sweep goes on" (its error is in its
+      ``metrics.json``; the job itself printed the error line or, for a bug, the traceback).
+    - At the end: one table of the jobs' metrics (the paper's layout first when the experiment is
+      one of the ablation tables). If a job did not complete, one ``error:`` line and exit code 1.
     """
 
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        if not _training_sweep(config):
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        previous = sweep_dir / "multirun.yaml"
+        if previous.is_file():
+            try:
+                before = _sweep_definition(OmegaConf.load(previous))
+            except Exception:  # unreadable: the jobs' own checks still apply
+                before = None
+            if before is not None and before != _sweep_definition(config):
+                _exit_sweep(
+                    f"error: hydra.sweep.dir={sweep_dir} holds another sweep (its multirun.yaml "
+                    f"has the overrides {' '.join(before[0])} and sweeper params "
+                    f"{before[1]}); re-launch it with those, or give a new hydra.sweep.dir"
+                )
+            print(f"Re-launch of the sweep in {sweep_dir}: completed jobs are not run again.")
+        else:
+            print(f"Sweep directory: {sweep_dir}")
+        print(f"If the sweep stops early, this runs only the jobs not completed:\n  "
+              f"{relaunch_command(config)}", flush=True)  # fmt: skip
+
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        if not _training_sweep(config):
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            text = render(load_sweep(sweep_dir))
+            sweep = load_sweep(sweep_dir)
+            text = render(sweep)
         except Exception as err:  # a summary must never turn a finished sweep into a failure
             print(f"multirun summary of {sweep_dir} failed: {type(err).__name__}: {err}")
             return
-        print(f"\nSweep {sweep_dir}\n\n{text}\n")
+        print(f"\nSweep {sweep_dir}\n\n{text}\n", flush=True)
+        bad = [j for j in sweep.jobs if j.status != "completed"]
+        if bad:
+            listed = ", ".join(f"{j.job} ({j.status})" for j in bad)
+            _exit_sweep(
+                f"error: {len(bad)} of {len(sweep.jobs)} jobs did not complete: job {listed}; "
+                "their errors are in the table above. After fixing the cause, the same command "
+                f"with hydra.sweep.dir={sweep_dir} runs only those jobs"
+            )
 
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.utils import JobStatus
 
-        if getattr(job_return, "status", None) == JobStatus.FAILED:
-            sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
-            if OmegaConf.select(config, "hydra.mode") and str(config.hydra.mode).endswith(
-                "MULTIRUN"
-            ):
-                print(
-                    f"job {OmegaConf.select(config, 'hydra.job.num')} failed; the sweep goes on. "
-                    f"Table so far: python scripts/make_table.py {sweep_dir}"
-                )
+        if not str(OmegaConf.select(config, "hydra.mode") or "").endswith("MULTIRUN"):
+            return
+        metrics = Path(str(OmegaConf.select(config, "hydra.runtime.output_dir"))) / "metrics.json"
+        try:
+            status = json.loads(metrics.read_text()).get("status", "completed")
+        except (OSError, ValueError, AttributeError):  # no metrics.json: nothing to tell
+            status = None
+        if getattr(job_return, "status", None) == JobStatus.FAILED or status not in (
+            None,
+            "completed",
+        ):
+            print(
+                f"job {OmegaConf.select(config, 'hydra.job.num')} failed; the sweep goes on. "
+                f"Table so far: python scripts/make_table.py {config.hydra.sweep.dir}",
+                flush=True,
+            )
+
+
+def _training_sweep(config: Any) -> bool:
+    """Only ``src/train.py`` jobs write ``metrics.json`` (eval/predict sweeps get no summary)."""
+    return OmegaConf.select(config, "hydra.job.name") in (None, "train")
+
+
+def _exit_sweep(message: str) -> NoReturn:
+    """End the sweep with one error line and exit code 1 (a callback's ``SystemExit`` is not
+    caught by Hydra, unlike its exceptions, which it only turns into warnings)."""
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(1)
