@@ -9,6 +9,8 @@ which leaves every swept key as the table defines it. Images are shrunk further 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -57,10 +59,10 @@ def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path
     cli = [sys.executable, "scripts/make_table.py", str(tmp_path / "sweep")]
     table = subprocess.run(cli + ["--format", "csv"], cwd=ROOT, capture_output=True, text=True)
     assert table.returncode == 0, table.stderr
-    lines = table.stdout.splitlines()
-    assert lines[0].startswith("table,row,column,applicable,n,")
-    stage2 = next(line for line in lines if line.startswith("dmnet-table4,Stage 2,"))
-    assert f",{100 * metrics['val']['mIoU']:.4f}," in stage2 and stage2.endswith(",73.13,")
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    stage2 = next(r for r in rows if r["table"] == "dmnet-table4" and r["row"] == "Stage 2")
+    assert stage2["mean"] == f"{100 * metrics['val']['mIoU']:.4f}" and stage2["paper"] == "73.13"
+    assert stage2["n"] == "1" and stage2["flags"] == "1 seed: no CI"
 
 
 @pytest.mark.slow

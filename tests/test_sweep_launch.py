@@ -88,7 +88,9 @@ def test_joblib_sweep_skips_completed_job_limits_threads_and_reports_the_failure
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 3 jobs did not complete: job 0 (failed)")
     assert f"hydra.sweep.dir={sweep_dir} runs only those jobs" in last
-    assert [j.status for j in load_sweep(sweep_dir).jobs] == ["failed", "completed", "completed"]
+    sweep = load_sweep(sweep_dir)
+    assert [j.status for j in sweep.jobs] == ["failed", "completed", "completed"]
+    assert sweep.commands[0].endswith(" hydra/launcher=joblib")  # how to reproduce the timings
 
 
 def test_relaunch_into_another_sweeps_directory_is_refused(tmp_path: Path) -> None:

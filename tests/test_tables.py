@@ -53,11 +53,13 @@ def test_paper_layout_mean_spread_and_flags(sweep_dir: Path) -> None:
     regular, depthwise, dynamic = (row[3] for row in table.cells)
     assert regular.mean == pytest.approx(71.0) and regular.std == pytest.approx(2**0.5)
     assert regular.flags == [] and regular.paper == 72.37
-    assert format_cell(regular) == "71.00 ± 1.41 (n=2) / 72.37"
+    # ± the 95 % t interval: t(0.975, 1) * sqrt(2) / sqrt(2) = 12.706
+    assert regular.ci == pytest.approx(12.7062, abs=1e-4)
+    assert format_cell(regular) == "71.00 ± 12.71 (n=2) / 72.37"
     assert depthwise.values == pytest.approx([69.0]) and depthwise.missing == ["3"]
-    assert format_cell(depthwise) == "69.00 / 71.88 **MISSING: job 3; 1/2 seeds**"
+    assert format_cell(depthwise) == "69.00 / 71.88 **MISSING: job 3; 1/2 seeds: no CI**"
     assert dynamic.values == pytest.approx([80.0]) and dynamic.failed == ["5"]
-    assert format_cell(dynamic) == "80.00 / 78.21 **FAILED: job 5; 1/2 seeds**"
+    assert format_cell(dynamic) == "80.00 / 78.21 **FAILED: job 5; 1/2 seeds: no CI**"
     assert format_cell(table.cells[0][0]) == "not run / 70.76"
     assert table.unmatched == []
 
@@ -69,15 +71,18 @@ def test_markdown_and_csv_never_drop_a_run(sweep_dir: Path) -> None:
     assert "| Ours (dynamic) | not run / 77.75 |" in text
     assert "4 of 6 jobs completed; not completed: 3, 5" in text
     assert "failed (RuntimeError: boom)" in text and "missing (job never started)" in text
+    # one seed per compared cell: every ordering that ran is unresolved, never "k of n pairs"
     assert (
-        "Pairs in the paper's order: 3 of 3" in text
-    )  # dynamic > regular > depthwise, as the paper
+        "Paper orderings (9 declared): 0 resolved-agree, 0 resolved-disagree, 2 unresolved, "
+        "7 not run." in text
+    )
+    assert "Pairs in the paper's order" not in text
 
     rows = list(csv.DictReader(io.StringIO(render(sweep, fmt="csv"))))
     assert len(rows) == 12  # 3 rows x 4 columns
     cell = next(r for r in rows if r["row"] == "Ours (dynamic)" and r["column"] == "{1,3,5,7}")
     assert cell["n"] == "1" and cell["mean"] == "80.0000" and cell["paper"] == "78.21"
-    assert cell["flags"] == "FAILED: job 5; 1/2 seeds"
+    assert cell["flags"] == "FAILED: job 5; 1/2 seeds: no CI"
 
     flat = list(csv.DictReader(io.StringIO(render(load_sweep(sweep_dir), "dmnet-table1", "csv"))))
     assert flat == rows
@@ -156,4 +161,6 @@ def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: 
     assert sweep.experiment == EXPERIMENT  # the selection does not vote for the experiment
     assert sweep.commands[1].endswith("# job 4 of this sweep")
     table = build_paper_table(sweep, *find_spec("dmnet-table1"))
-    assert table.cells[2][3].values == pytest.approx([80.0, 80.0])  # both seed-1 runs
+    cell = table.cells[2][3]  # the seed-1 run twice: one seed, flagged, not "± 0.00, n=2"
+    assert cell.values == pytest.approx([80.0]) and cell.jobs == ["sweep/4", "sweep/4"]
+    assert "seed 1 run 2x (averaged)" in cell.flags and "±" not in format_cell(cell)
