@@ -16,7 +16,7 @@ import pytest
 
 from dynaseg.tables import load_sweep
 from dynaseg.training.sweep_jobs import threads_per_job
-from helpers import ROOT, TINY
+from helpers import CONF_DIR, ROOT, TINY
 
 SWEEP = [*TINY, "debug=fdr", "model.net.decode_head.filter_sizes=[0],[1],[1,3]"]
 
@@ -45,6 +45,43 @@ def launch(sweep_dir: Path, *extra: str, env: dict | None = None) -> subprocess.
     return subprocess.run(
         args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env or os.environ.copy()
     )
+
+
+def sweeper_params(experiment: str) -> list[str]:
+    """The preset's sweep axes as the basic sweeper reads them (``hydra.sweeper.params``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"experiment={experiment}"], return_hydra_config=True)
+    return [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+
+
+def sweep_jobs(params: list[str], cli: list[str]) -> list[list[str]]:
+    """The jobs the basic sweeper launches for these axes and command-line overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(params + cli)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_table*.yaml")
+           if not p.stem.endswith("_mini")),
+)  # fmt: skip
+def test_full_scale_table_presets_have_a_seed_axis(experiment: str) -> None:
+    params = sweeper_params(experiment)
+    jobs = sweep_jobs(params, [])
+    seeds = [next(o for o in job if o.startswith("seed=")) for job in jobs]
+    per_seed = len(jobs) // 3
+    # seeds vary slowest: a whole table per seed, so a sweep stopped early has complete seeds
+    assert seeds == ["seed=1"] * per_seed + ["seed=2"] * per_seed + ["seed=3"] * per_seed
+    one = sweep_jobs(params, ["seed=1"])  # the command-line value replaces the axis
+    assert len(one) == per_seed and all("seed=1" in job for job in one)
+    assert len(sweep_jobs(params, ["seed=1,2,3,4,5"])) == 5 * per_seed
 
 
 def test_threads_per_job_share_the_cpus() -> None:
