@@ -381,12 +381,14 @@ class Comparison:
     label_b: str
     diff: PairedDifference
     paper: float | None = None  # the paper's a − b
+    ran: bool = True  # both cells have runs
 
     @property
     def verdict(self) -> str:
         """For a paper ordering a > b: ``resolved-agree``, ``resolved-disagree``,
-        ``unresolved`` (interval includes 0, or fewer than 2 paired seeds) or ``not run``."""
-        if self.diff.n == 0:
+        ``unresolved`` (interval includes 0, or fewer than 2 paired seeds) or ``not run``
+        (a cell without runs)."""
+        if not self.ran:
             return "not run"
         if not self.diff.resolved:
             return "unresolved"
@@ -402,7 +404,6 @@ class PaperTable:
     cells: list[list[Cell]]
     unmatched: list[JobRecord]
     notes: dict[str, str]
-    metric_label: str = "mIoU (%)"
     classes: list[str] | None = None  # a group metric: mIoU over these classes
     group: str | None = None  # the class group's name
     contrasts: list[Comparison] = field(default_factory=list)
@@ -568,11 +569,38 @@ def _usable(table: PaperTable, r: int, c: int) -> bool:
     return _plain_row(table, r) and table.cells[r][c].applicable
 
 
-def _compare(table: PaperTable, a: tuple[int, int], b: tuple[int, int]) -> Comparison:
-    ca, cb = table.cells[a[0]][a[1]], table.cells[b[0]][b[1]]
-    paper = ca.paper - cb.paper if ca.paper is not None and cb.paper is not None else None
-    diff = paired_difference(ca.per_seed, cb.per_seed)
-    return Comparison(a, b, table.label(*a), table.label(*b), diff, paper)
+def _side_values(table: PaperTable, side: Sequence[tuple[int, int]]) -> dict[str, float]:
+    """A cell's values by seed, or (two cells) the first minus the second, paired by seed."""
+    first = table.cells[side[0][0]][side[0][1]].per_seed
+    if len(side) == 1:
+        return first
+    second = table.cells[side[1][0]][side[1][1]].per_seed
+    return {s: first[s] - second[s] for s in first if s in second}
+
+
+def _side_paper(table: PaperTable, side: Sequence[tuple[int, int]]) -> float | None:
+    numbers = [table.cells[r][c].paper for r, c in side]
+    if any(n is None for n in numbers):
+        return None
+    return numbers[0] if len(numbers) == 1 else numbers[0] - numbers[1]
+
+
+def _side_label(table: PaperTable, side: Sequence[tuple[int, int]]) -> str:
+    labels = [table.label(*cell) for cell in side]
+    return labels[0] if len(labels) == 1 else f"({labels[0]} − {labels[1]})"
+
+
+def _compare(
+    table: PaperTable, high: Sequence[tuple[int, int]], low: Sequence[tuple[int, int]]
+) -> Comparison:
+    """``high − low`` paired by seed; a side is one cell or the difference of two cells (an
+    interaction: ``(A − B) − (C − D)``)."""
+    paper_high, paper_low = _side_paper(table, high), _side_paper(table, low)
+    paper = paper_high - paper_low if paper_high is not None and paper_low is not None else None
+    diff = paired_difference(_side_values(table, high), _side_values(table, low))
+    ran = all(table.cells[r][c].values for r, c in [*high, *low])
+    label_high, label_low = _side_label(table, high), _side_label(table, low)
+    return Comparison(high[0], low[0], label_high, label_low, diff, paper, ran)
 
 
 def _contrasts(table: PaperTable) -> list[Comparison]:
@@ -599,36 +627,45 @@ def _contrasts(table: PaperTable) -> list[Comparison]:
             if ref == (r, c) or (chosen is not None and (r, c) not in chosen):
                 continue
             if _usable(table, r, c) and _usable(table, *ref):
-                out.append(_compare(table, (r, c), ref))
+                out.append(_compare(table, [(r, c)], [ref]))
     adjust_family([x.diff for x in out])
     return out
 
 
 def _orderings(table: PaperTable) -> list[Comparison]:
     """The paper's claims ``A > B`` (``orderings:`` of the spec), each a paired comparison;
-    ``ROW > ROW`` holds in every column, ``@ COL > @ COL`` in every row. Holm across them."""
+    ``ROW > ROW`` holds in every column, ``@ COL > @ COL`` in every row; a side ``P - Q`` is the
+    difference of two cells (``A - B > C - D``: an interaction). Holm across them."""
     out = []
     for i, text in enumerate(table.spec.get("orderings") or []):
+        where = f"paper_tables.yaml, {table.name}.orderings[{i}]: {text!r}"
         high, sep, low = str(text).partition(" > ")
         if not sep:
-            raise ConfigError(
-                f"paper_tables.yaml, {table.name}.orderings[{i}]: {text!r}: expected 'A > B'"
-            )
-        (hr, hc), (lr, lc) = (_address(table, x, f"orderings[{i}]") for x in (high, low))
-        if (hr is None) != (lr is None) or (hc is None) != (lc is None):
-            raise ConfigError(
-                f"paper_tables.yaml, {table.name}.orderings[{i}]: {text!r}: both sides must name "
-                "the same kind of thing (two rows, two '@ COLUMN's or two 'ROW @ COLUMN' cells)"
-            )
-        if hr is None:
-            pairs = [((r, hc), (r, lc)) for r in range(len(table.row_labels))]
-        elif hc is None:
-            pairs = [((hr, c), (lr, c)) for c in range(len(table.col_labels))]
-        else:
-            pairs = [((hr, hc), (lr, lc))]
-        out += [
-            _compare(table, a, b) for a, b in pairs if _usable(table, *a) and _usable(table, *b)
+            raise ConfigError(f"{where}: expected 'A > B' (or 'A - B > C - D')")
+        sides = [
+            [_address(table, x, f"orderings[{i}]") for x in part.split(" - ")]
+            for part in (high, low)
         ]
+        kinds = {(r is None, c is None) for side in sides for r, c in side}
+        if len(kinds) > 1 or any(len(side) > 2 for side in sides):
+            raise ConfigError(
+                f"{where}: every term must name the same kind of thing (rows, '@ COLUMN's or "
+                "'ROW @ COLUMN' cells), at most two per side"
+            )
+        no_row, no_col = kinds.pop()
+        if no_row:
+            expand = [
+                [[(r, c) for _, c in side] for side in sides] for r in range(len(table.row_labels))
+            ]
+        elif no_col:
+            expand = [
+                [[(r, c) for r, _ in side] for side in sides] for c in range(len(table.col_labels))
+            ]
+        else:
+            expand = [sides]
+        for hi, lo in expand:
+            if all(_usable(table, r, c) for r, c in [*hi, *lo]):
+                out.append(_compare(table, hi, lo))
     adjust_family([x.diff for x in out])
     return out
 
@@ -1160,20 +1197,29 @@ class MultirunSummary(_HydraCallback):
 
         if not str(OmegaConf.select(config, "hydra.mode") or "").endswith("MULTIRUN"):
             return
+        if not _training_sweep(config):
+            return
+        num = OmegaConf.select(config, "hydra.job.num")
+        sweep_dir = str(config.hydra.sweep.dir)
         metrics = Path(str(OmegaConf.select(config, "hydra.runtime.output_dir"))) / "metrics.json"
         try:
             status = json.loads(metrics.read_text()).get("status", "completed")
         except (OSError, ValueError, AttributeError):  # no metrics.json: nothing to tell
             status = None
-        if getattr(job_return, "status", None) == JobStatus.FAILED or status not in (
-            None,
-            "completed",
-        ):
+        failed = getattr(job_return, "status", None) == JobStatus.FAILED
+        if failed or status not in (None, "completed"):
             print(
-                f"job {OmegaConf.select(config, 'hydra.job.num')} failed; the sweep goes on. "
-                f"Table so far: python scripts/make_table.py {config.hydra.sweep.dir}",
+                f"job {num} failed; the sweep goes on. "
+                f"Table so far: python scripts/make_table.py {sweep_dir}",
                 flush=True,
             )
+        try:  # the sweep's progress (jobs may end in any order under a parallel launcher)
+            jobs = load_sweep(sweep_dir).jobs
+        except Exception:
+            return
+        done = sum(j.status == "completed" for j in jobs)
+        bad = sum(j.status in ("failed", "interrupted") for j in jobs)
+        print(f"sweep progress: {done} of {len(jobs)} jobs completed, {bad} failed", flush=True)
 
 
 def _training_sweep(config: Any) -> bool:
