@@ -37,7 +37,7 @@ def sweep(
 
 
 def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path) -> None:
-    proc = sweep("dmnet_table4_context_stage_mini", tmp_path)
+    proc = sweep("dmnet_table4_context_stage_mini", tmp_path, ["seed=1"])  # the preset has 3
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["completed"] * 3
     # the multirun summary callback printed the paper layout (Stage 5 comes from the Table-1 sweep)
@@ -92,5 +92,6 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     )
     assert "model.net.decode_head.filter_sizes=[0]" in failed["provenance"]["overrides"]
     assert "job 0 failed; the sweep goes on" in proc.stdout
+    assert "sweep progress: 1 of 2 jobs completed, 1 failed" in proc.stdout
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["failed", "completed"]

@@ -18,12 +18,14 @@ from dynaseg.tables import load_sweep
 from dynaseg.training.sweep_jobs import threads_per_job
 from helpers import CONF_DIR, ROOT, TINY
 
-SWEEP = [*TINY, "debug=fdr", "model.net.decode_head.filter_sizes=[0],[1],[1,3]"]
+# one data-loader worker: loaders must start their workers inside joblib's loky processes too
+TINY_LOADER = [o if o != "data.num_workers=0" else "data.num_workers=1" for o in TINY]
+SWEEP = [*TINY_LOADER, "debug=fdr", "model.net.decode_head.filter_sizes=[0],[1],[1,3]"]
 
 
 def job_overrides(filter_sizes: str) -> list[str]:
     """A job's task overrides as Hydra records them (the sweep value replaced by the job's)."""
-    return [*TINY, "debug=fdr", f"model.net.decode_head.filter_sizes={filter_sizes}"]
+    return [*TINY_LOADER, "debug=fdr", f"model.net.decode_head.filter_sizes={filter_sizes}"]
 
 
 def fabricate_completed_job(job_dir: Path, overrides: list[str], miou: float) -> str:
@@ -98,7 +100,8 @@ def test_joblib_sweep_skips_completed_job_limits_threads_and_reports_the_failure
 ) -> None:
     """Job 0 fails (a user error), job 1 completed in an earlier launch (fabricated: never
     trained again), job 2 trains in a loky worker with one torch thread although the user
-    exported OMP_NUM_THREADS=2 (which joblib would pass on to its workers)."""
+    exported OMP_NUM_THREADS=2 (which joblib would pass on to its workers), and a data-loader
+    worker."""
     sweep_dir = tmp_path / "sweep"
     before = fabricate_completed_job(sweep_dir / "1", job_overrides("[1]"), 0.4321)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -111,6 +114,7 @@ def test_joblib_sweep_skips_completed_job_limits_threads_and_reports_the_failure
     assert "job 1: completed in an earlier launch of this sweep, not run again" in proc.stdout
     assert (sweep_dir / "1/metrics.json").read_text() == before
     assert "job 0 failed; the sweep goes on" in proc.stdout
+    assert "sweep progress: 2 of 3 jobs completed, 1 failed" in proc.stdout  # after the last job
     # job 2 ran in a joblib worker with one torch thread
     trained = json.loads((sweep_dir / "2/metrics.json").read_text())
     assert trained["status"] == "completed"
@@ -148,7 +152,7 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
     """Kill a joblib sweep (the whole process group, SIGKILL) once its first job completed;
     the same command with hydra.sweep.dir re-runs only the others."""
     sweep_dir = tmp_path / "sweep"
-    args = [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "hydra/launcher=joblib",
+    args = [sys.executable, "src/train.py", "-m", *TINY_LOADER, "debug=fdr", "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=1", "model.net.decode_head.filter_sizes=[1],[1,3],[1,3,5]",
             f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

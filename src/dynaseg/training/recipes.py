@@ -37,7 +37,7 @@ from dynaseg.training.loggers import finish_loggers
 from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.provenance import RunClock, describe_run
-from dynaseg.training.sweep_jobs import completed_before, limit_threads_of_parallel_job
+from dynaseg.training.sweep_jobs import completed_before, prepare_parallel_job
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -154,7 +154,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     previous = completed_before(cfg)
     if previous is not None:
         return previous
-    limit_threads_of_parallel_job()
+    prepare_parallel_job()
     clock = RunClock()
     try:
         return _fit_and_test(cfg, clock)

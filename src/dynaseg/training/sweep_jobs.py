@@ -1,6 +1,6 @@
 """What a job of a ``-m`` sweep settles before it trains: its thread count and whether it has run.
 
-- **Parallel jobs share the cores.** ``hydra/launcher=joblib`` (Hydra's joblib launcher, one
+- **Parallel jobs share the cores** (:func:`prepare_parallel_job`). ``hydra/launcher=joblib`` (Hydra's joblib launcher, one
   process per job, ``n_jobs=-1``: one job per CPU) would otherwise give every job all cores' worth
   of torch threads. Each job uses ``max(1, CPUs // n_jobs)`` threads, so one thread per job by
   default; ``hydra.launcher.n_jobs=1`` gives the one job every core. Set explicitly here (not left
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,18 @@ def parallel_job_threads() -> int | None:
     return threads_per_job(int(launcher.get("n_jobs") or -1), cpu_count())
 
 
-def limit_threads_of_parallel_job() -> None:
-    """In a job of a joblib sweep, use :func:`parallel_job_threads` torch threads."""
+def prepare_parallel_job() -> None:
+    """In a job of a joblib sweep: :func:`parallel_job_threads` torch threads, and the platform's
+    own multiprocessing start method back as the default (loky installs its own in its workers,
+    and data-loader workers started through it fail: ``'Process' object has no attribute 'env'``).
+    """
     threads = parallel_job_threads()
     if threads is None:
         return
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # what the provenance records, what loaders see
+    if multiprocessing.get_start_method(allow_none=True) == "loky":
+        multiprocessing.set_start_method(None, force=True)
 
 
 def completed_before(cfg: DictConfig) -> dict[str, Any] | None:
