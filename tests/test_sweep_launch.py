@@ -173,3 +173,29 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
     assert first.read_text() == done_before
     assert [j.status for j in load_sweep(sweep_dir).jobs] == ["completed"] * 3
     assert "3 of 3 jobs completed" in again.stdout
+
+
+@pytest.mark.slow
+def test_relaunch_resumes_an_interrupted_job_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """A job that stopped early (here: its metrics.json turned back to ``interrupted``) and left
+    ``checkpoints/last.ckpt`` continues from it on re-launch instead of starting again."""
+    sweep_dir = tmp_path / "sweep"
+    args = [sys.executable, "src/train.py", "-m", *TINY, "trainer.max_steps=2",
+            "trainer.val_check_interval=2", "callbacks.fault_tolerance.every_n_steps=1",
+            "test=false", "model.net.decode_head.filter_sizes=[1]",
+            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics_path = sweep_dir / "0/metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    last = sweep_dir / "0/checkpoints/last.ckpt"
+    assert metrics["global_step"] == 2 and last.is_file()
+    metrics["status"] = "interrupted"
+    metrics_path.write_text(json.dumps(metrics))
+
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"job 0: resuming from the checkpoint it left ({last})" in again.stdout
+    assert f"resuming from {last} (step 2)" in again.stdout + again.stderr  # the recipe's line
+    resumed = json.loads(metrics_path.read_text())
+    assert resumed["status"] == "completed" and resumed["global_step"] == 2

@@ -37,7 +37,11 @@ from dynaseg.training.loggers import finish_loggers
 from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.provenance import RunClock, describe_run
-from dynaseg.training.sweep_jobs import completed_before, prepare_parallel_job
+from dynaseg.training.sweep_jobs import (
+    completed_before,
+    prepare_parallel_job,
+    resume_checkpoint,
+)
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -154,6 +158,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     previous = completed_before(cfg)
     if previous is not None:
         return previous
+    resume = resume_checkpoint(cfg)
+    if resume is not None:  # a job of this sweep stopped early: continue it exactly
+        with open_dict(cfg):
+            cfg.ckpt_path = resume
     prepare_parallel_job()
     clock = RunClock()
     try:

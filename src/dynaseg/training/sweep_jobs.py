@@ -8,7 +8,8 @@
 - **A re-launched sweep finishes only what is missing.** The same command with
   ``hydra.sweep.dir=<the sweep's directory>`` gives every job its old directory; a job whose
   ``metrics.json`` says ``completed`` for the same overrides returns that result without training,
-  while missing, failed and interrupted jobs run again.
+  while missing, failed and interrupted jobs run again — from their own ``checkpoints/last.ckpt``
+  when they left one (:func:`resume_checkpoint`; written every N steps and on SIGTERM/SIGINT).
 """
 
 from __future__ import annotations
@@ -98,3 +99,16 @@ def completed_before(cfg: DictConfig) -> dict[str, Any] | None:
         flush=True,
     )
     return previous
+
+
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """The ``last.ckpt`` a not-completed job of this sweep left in its directory, to resume from
+    (``None``: outside a sweep, with ``ckpt_path`` set, or no such file)."""
+    hc = _hydra_config()
+    if hc is None or not str(hc.mode).endswith("MULTIRUN") or cfg.get("ckpt_path"):
+        return None
+    last = Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    print(f"job {hc.job.get('num')}: resuming from the checkpoint it left ({last})", flush=True)
+    return str(last)
