@@ -18,7 +18,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dynaseg.errors import ConfigError, NonFiniteLossError, TrainingInterrupted, causes
+from dynaseg.errors import (
+    ConfigError,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    causes,
+    user_error_in,
+)
 from dynaseg.training.checkpoints import (
     check_same_model,
     checkpoint_file,
@@ -37,6 +43,11 @@ from dynaseg.training.loggers import finish_loggers
 from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.provenance import RunClock, describe_run
+from dynaseg.training.sweep_jobs import (
+    completed_before,
+    prepare_parallel_job,
+    resume_checkpoint,
+)
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -202,17 +213,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics written to ``metrics.json`` (``reported_checkpoint`` says which one).
 
     A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
-    so a sweep's table flags it instead of losing it; the exception then propagates.
+    so a sweep's table flags it instead of losing it; the exception then propagates. A sweep job
+    completed in an earlier launch of the same sweep returns that result without training.
     """
+    previous = completed_before(cfg)
+    if previous is not None:
+        return previous
+    resume = resume_checkpoint(cfg)
+    if resume is not None:  # a job of this sweep stopped early: continue it exactly
+        with open_dict(cfg):
+            cfg.ckpt_path = resume
+    prepare_parallel_job()
     clock = RunClock()
     try:
         return _fit_and_test(cfg, clock)
     except Exception as err:
         try:
             interrupted = any(isinstance(e, TrainingInterrupted) for e in causes(err))
+            cause = user_error_in(err) or err  # the user's error, not Hydra's wrapper around it
             failure = {
                 "status": "interrupted" if interrupted else "failed",
-                "error": f"{type(err).__name__}: {err}",
+                "error": f"{type(cause).__name__}: {cause}",
                 "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
             }
             write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)
