@@ -44,7 +44,9 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return [list(j) for j in BasicSweeper.split_arguments(parsed, None)[0]]
 
 
-@pytest.mark.parametrize("mini", [False, True], ids=["paper", "mini"])
+@pytest.mark.parametrize(
+    "mini", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["paper", "mini"]
+)  # the miniature's launch is tested by test_ablation_experiments (slow)
 @pytest.mark.parametrize("experiment, n_jobs", PRESETS)
 def test_table_sweep_composes_every_job(experiment: str, n_jobs: int, mini: bool) -> None:
     base = [f"experiment={experiment}"] + (["+scale=mini"] if mini else [])

@@ -54,6 +54,9 @@ def test_lr_multipliers_build_parameter_groups() -> None:
     bad = tiny_module(["+model.lr_mult={decoder: 10.0}"])
     with pytest.raises(ValueError, match="decoder"):
         bad.parameter_groups()
+    # DSNet's lr_mult names auxiliary_head; without deep supervision there is nothing to scale
+    no_aux = tiny_module(["model.net.auxiliary_head=null", "+model.lr_mult={auxiliary_head: 0.1}"])
+    assert [g["name"] for g in no_aux.parameter_groups()] == ["default"]
 
 
 @pytest.mark.parametrize("model", MODELS)

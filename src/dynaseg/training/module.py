@@ -328,7 +328,10 @@ class SegmentationModule(L.LightningModule):
             prefix = next((p for p in mults if name.startswith(p)), None)
             (buckets[prefix] if prefix is not None else rest).append(param)
         groups = [{"params": rest, "lr": base_lr, "name": "default"}] if rest else []
+        modules = dict(self.net.named_modules())
         for prefix, params in buckets.items():
+            if not params and prefix in modules:  # present, no weights: e.g. no auxiliary head
+                continue
             if not params:
                 raise ConfigError(
                     f"model.lr_mult: no parameter name starts with '{prefix}'; top-level modules "
