@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dynaseg.tables import load_sweep
-from helpers import CONF_DIR, ROOT, TINY
+from helpers import CONF_DIR, NO_FIGURES, ROOT, TINY
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
 TABLES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_table*.yaml"))
@@ -35,7 +35,7 @@ def sweep(
 
 
 def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path) -> None:
-    proc = sweep("dmnet_table4_context_stage_mini", tmp_path)
+    proc = sweep("dmnet_table4_context_stage_mini", tmp_path, NO_FIGURES)
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["completed"] * 3
     # the multirun summary callback printed the paper layout (Stage 5 comes from the Table-1 sweep)
@@ -74,7 +74,7 @@ def test_every_table_launches_every_run(experiment: str, tmp_path: Path) -> None
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    args = [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",
+    args = [sys.executable, "src/train.py", "-m", *TINY, *NO_FIGURES, "debug=fdr", "extras.print_config=false",
             "model.net.decode_head.filter_sizes=[0],[1]", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1  # Hydra reports the failed job after running the others
@@ -88,3 +88,5 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     assert "job 0 failed; the sweep goes on" in proc.stdout
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["failed", "completed"]
+    completed = json.loads((tmp_path / "sweep/1/metrics.json").read_text())
+    assert 0.0 <= completed["test"]["mIoU"] <= 1.0  # one metrics.json per job, tested or not

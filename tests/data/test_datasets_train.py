@@ -14,7 +14,7 @@ import pytest
 
 from dynaseg.training.recipes import train
 from fixtures_real import write_prepared_datasets
-from helpers import compose_config
+from helpers import NO_FIGURES, compose_config
 
 QUIET = [
     "extras.print_config=false",
@@ -33,7 +33,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_fast_dev_run(data_dir: Path, tmp_path: Path, name: str) -> None:
     overrides = [
         "experiment=quickstart", f"data={name}", f"paths.data_dir={data_dir}",
-        "trainer.fast_dev_run=true", "data.num_workers=0", *QUIET,
+        "trainer.fast_dev_run=true", "data.num_workers=0", *QUIET, *NO_FIGURES,
         # Small crops keep the CPU forward pass cheap; the configs' real crop/scale are exercised
         # by tests/test_datasets.py::test_data_config_builds_batches.
         "data.crop_size=[64,64]", "data.scale=[128,64]", "data.test_scale=[128,64]",
