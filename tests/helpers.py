@@ -31,6 +31,12 @@ TINY = [
     "data.dataset.size=[80,80]",
     "data.scale=[80,80]",
 ]
+# Recipe runs whose test does not look at figures skip drawing them (matplotlib is about half of
+# a tiny run); the figures are tested on tiny_wandb_run (conftest.py) and in test_visualization.py.
+NO_FIGURES = [
+    "callbacks.segmentation_logging.num_images=0",
+    "+callbacks.segmentation_logging.confusion_matrix=false",
+]
 
 
 def compose_config(

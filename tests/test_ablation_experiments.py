@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from dynaseg.tables import load_sweep
-from helpers import CONF_DIR, ROOT, TINY
+from helpers import CONF_DIR, NO_FIGURES, ROOT, TINY
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
 TABLES = sorted(
@@ -41,7 +41,7 @@ def sweep(
 
 
 def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path) -> None:
-    proc = sweep("dmnet_table4_context_stage_mini", tmp_path, ["seed=1"])  # the preset has 3
+    proc = sweep("dmnet_table4_context_stage_mini", tmp_path, ["seed=1", *NO_FIGURES])  # 3 seeds
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["completed"] * 3
     # the multirun summary callback printed the paper layout (Stage 5 comes from the Table-1 sweep)
@@ -80,7 +80,7 @@ def test_every_table_launches_every_run(experiment: str, tmp_path: Path) -> None
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    args = [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",
+    args = [sys.executable, "src/train.py", "-m", *TINY, *NO_FIGURES, "debug=fdr", "extras.print_config=false",
             "model.net.decode_head.filter_sizes=[0],[1]", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     # the other job ran, the summary lists both, the sweep ends in one error line and exit 1
@@ -99,16 +99,24 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     assert "sweep progress: 1 of 2 jobs completed, 1 failed" in proc.stdout
     records = load_sweep(tmp_path / "sweep")
     assert [j.status for j in records.jobs] == ["failed", "completed"]
+    completed = json.loads((tmp_path / "sweep/1/metrics.json").read_text())
+    assert 0.0 <= completed["test"]["mIoU"] <= 1.0  # one metrics.json per job, tested or not
 
 
 @pytest.mark.slow
 def test_sac_scale_only_rows_start_from_the_baseline_run(tmp_path: Path) -> None:
     """SAC Table 1: the baseline job's checkpoint initialises the "-only" sweep (frozen body)."""
     steps = ["trainer.fast_dev_run=false", "trainer.max_steps=2", "trainer.val_check_interval=2"]
-    sweep("sac_table1_cityscapes", tmp_path / "main", ["+scale=mini", *steps])  # checkpoints
+    sweep(
+        "sac_table1_cityscapes", tmp_path / "main", ["+scale=mini", "seed=1", *steps]
+    )  # checkpoints
     ckpt = json.loads((tmp_path / "main/sweep/0/metrics.json").read_text())["best_checkpoint"]
     assert ckpt, "the baseline run wrote no checkpoint"
-    sweep("sac_table1_scale_only", tmp_path / "only", ["+scale=mini", f"baseline_ckpt={ckpt}"])
+    sweep(
+        "sac_table1_scale_only",
+        tmp_path / "only",
+        ["+scale=mini", "seed=1", f"baseline_ckpt={ckpt}"],
+    )
     records = load_sweep([tmp_path / "main/sweep", tmp_path / "only/sweep"])
     assert [j.status for j in records.jobs] == ["completed"] * 5
     for job in records.jobs[3:]:

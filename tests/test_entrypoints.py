@@ -78,6 +78,7 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     assert "max_steps" not in ev.stdout and "seed" not in ev.stdout
 
 
+@pytest.mark.slow  # fast tier: test_runs.py runs src/eval.py on a missing checkpoint twice
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "src/eval.py", f"ckpt_path={tmp_path}/nope.ckpt",
@@ -102,6 +103,7 @@ def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) 
     assert "annotations/" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # fast tier: the sweeps of test_ablation_experiments.py cover this
 def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",

@@ -44,6 +44,7 @@ def test_two_runs_started_together_write_to_different_directories(tmp_path: Path
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 1 and "none.ckpt' does not exist" in err
+        assert "Traceback" not in err  # a user error is one line, not a traceback
     dirs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(dirs) == 2, dirs
     assert all(d.startswith("2026-01-01_00-00-00_") and len(d) == 26 for d in dirs)

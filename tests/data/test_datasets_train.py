@@ -1,21 +1,27 @@
 """`python src/train.py data=<name> paths.data_dir=<fixture> trainer.fast_dev_run=true` runs for
-each real dataset on a tiny fixture in its on-disk format (prepared by the prep scripts)."""
+each real dataset on a tiny fixture in its on-disk format (prepared by the prep scripts).
+
+The recipe runs in-process (``train(cfg)`` is all ``src/train.py`` does after composing); the
+entry point itself is run as a subprocess by tests/test_entrypoints.py.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from fixtures_real import (  # noqa: E402
-    write_prepared_datasets,
-)
+from dynaseg.training.recipes import train
+from fixtures_real import write_prepared_datasets
+from helpers import NO_FIGURES, compose_config
 
-REPO = Path(__file__).resolve().parents[2]
-_FDR_KEY = "trainer.fast_dev_run"
+QUIET = [
+    "extras.print_config=false",
+    "callbacks.rich_progress_bar=null",
+    "~logger",
+    "callbacks.lr_monitor=null",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +31,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", ["ade20k", "voc_aug", "pascal_context", "cityscapes"])
 def test_fast_dev_run(data_dir: Path, tmp_path: Path, name: str) -> None:
-    cmd = [
-        sys.executable, "src/train.py", "experiment=quickstart", f"data={name}",
-        f"paths.data_dir={data_dir}", f"{_FDR_KEY}=true", "data.num_workers=0",
-        f"hydra.run.dir={tmp_path / 'run'}",
+    overrides = [
+        "experiment=quickstart", f"data={name}", f"paths.data_dir={data_dir}",
+        "trainer.fast_dev_run=true", "data.num_workers=0", *QUIET, *NO_FIGURES,
         # Small crops keep the CPU forward pass cheap; the configs' real crop/scale are exercised
         # by tests/test_datasets.py::test_data_config_builds_batches.
         "data.crop_size=[64,64]", "data.scale=[128,64]", "data.test_scale=[128,64]",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    results = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["mIoU"] == results["test"]["mIoU"]
     assert 0.0 <= metrics["test"]["mIoU"] <= 1.0  # the fixture's val split went through the metric

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from dynaseg.training.recipes import evaluate, train
-from helpers import TINY, compose_config
+from helpers import NO_FIGURES, TINY, compose_config
 
 
 def test_bf16_mixed_training_step_is_finite(tmp_path: Path) -> None:
     cfg = compose_config(
-        "train", TINY + ["debug=fdr", "trainer.precision=bf16-mixed"], output_dir=tmp_path
+        "train",
+        [*TINY, *NO_FIGURES, "debug=fdr", "trainer.precision=bf16-mixed"],
+        output_dir=tmp_path,
     )
     results = train(cfg)
     assert 0.0 <= results["test"]["mIoU"] <= 1.0

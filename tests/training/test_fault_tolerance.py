@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, TINY
+from helpers import NO_FIGURES, ROOT, TINY
 
 MAX_STEPS = 10  # 4 steps per epoch (8 samples, batch 2): crosses two epoch boundaries
 ARGS = [*TINY, f"trainer.max_steps={MAX_STEPS}", "trainer.val_check_interval=5", "seed=3",
         "test=false", "extras.print_config=false",
-        "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null"]  # fmt: skip
+        "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null", *NO_FIGURES]  # fmt: skip
 
 
 def train(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:

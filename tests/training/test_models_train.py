@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dynaseg.training.recipes import train
-from helpers import CONF_DIR, TINY, compose_config
+from helpers import CONF_DIR, NO_FIGURES, TINY, compose_config
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 DMNET_SWITCHES = [
@@ -19,7 +19,9 @@ DMNET_SWITCHES = [
 
 
 def fast_dev_run(tmp_path: Path, overrides: list[str]) -> dict:
-    cfg = compose_config("train", TINY + ["debug=fdr", *overrides], output_dir=tmp_path)
+    cfg = compose_config(
+        "train", [*TINY, *NO_FIGURES, "debug=fdr", *overrides], output_dir=tmp_path
+    )
     return train(cfg)
 
 
