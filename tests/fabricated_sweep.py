@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-EXPERIMENT = "dmnet_table1_kernel_sets_mini"
+EXPERIMENT = "dmnet_table1_kernel_sets"
 
 
 def head(filter_type: str) -> dict:
