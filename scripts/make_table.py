@@ -2,11 +2,16 @@
 
     python scripts/make_table.py logs/train/multiruns/<time> [--paper dmnet-table1] [--format csv]
     python scripts/make_table.py DIR_A DIR_B:3 --paper dmnet-table4   # + job 3 of another sweep
+    python scripts/make_table.py DIR RERUN_DIR     # a re-run of the missing jobs fills their cells
+    python scripts/make_table.py DIR --metric-classes context=car,boat --format latex
     python scripts/make_table.py DIR1 DIR2+DIR3:3 --doc docs/ablations.md   # one section per arg
 
-Rows and columns follow the paper's table, with the paper's number beside ours (mean ± sample std
-over seeds); failed, missing and under-seeded cells are flagged. Without ``--paper`` the table is
-found from the sweep's experiment; sweeps outside the paper tables get the plain job list.
+Rows and columns follow the paper's table, with the paper's number beside ours (mean ± 95 % t
+interval over seeds); differences to the table's reference cells are paired by seed and
+Holm-corrected, the paper's orderings counted resolved-agree / resolved-disagree / unresolved
+(``paper_tables.yaml`` declares them); failed, missing, under-seeded, duplicate-seed and
+other-commit cells are flagged. Without ``--paper`` the table is found from the sweep's
+experiment; sweeps outside the paper tables get the plain job list.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ import sys
 from pathlib import Path
 
 from dynaseg.errors import UserError
-from dynaseg.tables import doc_section, load_sweep, paper_specs, render, update_doc
+from dynaseg.tables import (
+    FORMATS,
+    doc_section,
+    load_sweep,
+    paper_specs,
+    parse_class_groups,
+    render,
+    update_doc,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_dirs", nargs="+", help="multirun directories; DIR:3,9 = only jobs 3 and 9 of DIR"
     )
     parser.add_argument("--paper", choices=sorted(paper_specs()), help="paper table layout")
-    parser.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    parser.add_argument("--format", choices=FORMATS, default="markdown")
     parser.add_argument("--no-runs", action="store_true", help="omit the per-job list")
+    parser.add_argument(
+        "--metric",
+        help="metrics.json paths (comma-separated, first present wins) replacing the table's, "
+        "e.g. val.mIoU",
+    )
+    parser.add_argument(
+        "--metric-classes",
+        action="append",
+        default=[],
+        metavar="NAME=CLS1,CLS2",
+        help="also a table of mIoU over these classes (per_class in metrics.json); repeatable",
+    )
     parser.add_argument(
         "--doc",
         type=Path,
@@ -34,15 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
+        groups = parse_class_groups(args.metric_classes)
         if args.doc:
             sections = [
-                doc_section(load_sweep(str(arg).split("+")), args.paper) for arg in args.sweep_dirs
+                doc_section(load_sweep(str(arg).split("+")), args.paper, None, metric, groups)
+                for arg in args.sweep_dirs
             ]
             update_doc(args.doc, sections)
             print(f"wrote {len(sections)} section(s) to {args.doc}")
             return 0
         sweep = load_sweep(args.sweep_dirs)
-        text = render(sweep, args.paper, args.format, runs=not args.no_runs)
+        text = render(sweep, args.paper, args.format, not args.no_runs, metric, groups)
         print(text, end="" if text.endswith("\n") else "\n")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> float | None:
     from dynaseg.training.recipes import train
 
     # bad input → one "error: …" line, exit 1; SIGTERM/SIGINT → where the checkpoint is, 128+sig
-    results = exit_on_user_error(lambda: train(cfg))
+    results = exit_on_user_error(lambda: train(cfg)) or {}  # {}: a failed job of a sweep
     stage = results.get("test") or results.get("val") or {}
     return stage.get(cfg.get("optimized_metric", "mIoU"))
 

@@ -1,8 +1,12 @@
-"""A fabricated Hydra multirun directory for the table-builder tests (no training needed).
+"""Fabricated Hydra multirun directories for the table-builder tests (no training needed).
 
-DMNet Table 1 miniature layout, 3 filter types x seeds 1, 2 at kernel set {1,3,5,7}:
-jobs 0, 1 regular (70 %, 72 %), job 2 depthwise seed 1 (69 %), job 3 (depthwise, seed 2) never
-started (no directory), job 4 dynamic seed 1 (80 %), job 5 dynamic seed 2 failed.
+:func:`make_fabricated_sweep`: DMNet Table 1 miniature layout, 3 filter types x seeds 1, 2 at
+kernel set {1,3,5,7}: jobs 0, 1 regular (70 %, 72 %), job 2 depthwise seed 1 (69 %), job 3
+(depthwise, seed 2) never started (no directory), job 4 dynamic seed 1 (80 %), job 5 dynamic
+seed 2 failed.
+
+:func:`make_stats_sweep`: the same table with seeds 1-4 and values whose statistics the tests
+recompute independently (:data:`STATS_VALUES`).
 """
 
 from __future__ import annotations
@@ -13,15 +17,27 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 EXPERIMENT = "dmnet_table1_kernel_sets"
+COMMIT = "0123456789abcdef"
+CLASSES = ("sky", "road", "car", "boat")
 
 
-def head(filter_type: str) -> dict:
-    return {
-        "decode_head": {"filter_type": filter_type, "filter_sizes": [1, 3, 5, 7], "dilations": None}
-    }
+def head(filter_type: str, filter_sizes: list[int] | None = None) -> dict:
+    sizes = [1, 3, 5, 7] if filter_sizes is None else filter_sizes
+    return {"decode_head": {"filter_type": filter_type, "filter_sizes": sizes, "dilations": None}}
 
 
-def write_job(sweep: Path, num: int, filter_type: str, seed: int, miou: float | None) -> None:
+def write_job(
+    sweep: Path,
+    num: int | str,
+    filter_type: str,
+    seed: int,
+    miou: float | None,
+    error: str = "RuntimeError: boom",
+    filter_sizes: list[int] | None = None,
+    commit: str = COMMIT,
+    per_class: dict[str, float | None] | None = None,
+) -> None:
+    """One job directory; ``miou=None``: a failed job with ``error``."""
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     overrides = [
@@ -29,50 +45,80 @@ def write_job(sweep: Path, num: int, filter_type: str, seed: int, miou: float | 
         f"seed={seed}",
         f"experiment={EXPERIMENT}",
     ]
+    if filter_sizes is not None:
+        overrides.append(f"model.net.decode_head.filter_sizes=[{','.join(map(str, filter_sizes))}]")
     OmegaConf.save(OmegaConf.create(overrides), job / ".hydra/overrides.yaml")
     provenance = {
         "overrides": overrides,
         "seed": seed,
-        "config": {"model": {"net": head(filter_type)}},
-        "wall_time_s": 60.0 + num,
-        "cpu_time_s": 100.0 + num,
+        "config": {"model": {"net": head(filter_type, filter_sizes)}},
+        "wall_time_s": 60.0 + int(num),
+        "cpu_time_s": 100.0 + int(num),
         "steps": 300,
-        "git": {"commit": "0123456789abcdef", "dirty": False},
+        "git": {"commit": commit, "dirty": False},
         "hardware": {"cpus": 2, "processor": "x86_64", "torch_threads": 2, "omp_num_threads": "2"},
     }
     if miou is None:
-        payload = {"status": "failed", "error": "RuntimeError: boom", "provenance": provenance}
+        payload = {"status": "failed", "error": error, "provenance": provenance}
     else:
-        payload = {
-            "val": {"mIoU": miou},
-            "global_step": 300,
-            "status": "completed",
-            "provenance": provenance,
-        }
+        val: dict = {"mIoU": miou}
+        if per_class is not None:
+            val["per_class"] = {c: {"IoU": v, "Acc": v} for c, v in per_class.items()}
+        payload = {"val": val, "global_step": 300, "status": "completed", "provenance": provenance}
     (job / "metrics.json").write_text(json.dumps(payload))
 
 
-def make_fabricated_sweep(root: Path) -> Path:
-    sweep = root / "sweep"
-    sweep.mkdir(parents=True)
+def write_multirun(sweep: Path, params: dict[str, str]) -> None:
+    """The sweep's ``multirun.yaml`` (what the table builder enumerates the jobs from)."""
     multirun = {
         "hydra": {
-            "sweeper": {
-                "params": {
-                    "model.net.decode_head.filter_type": "regular,depthwise,dynamic",
-                    "seed": "1,2",
-                }
-            },
+            "sweeper": {"params": params},
             "overrides": {"task": [f"experiment={EXPERIMENT}"]},
             "runtime": {"choices": {"experiment": EXPERIMENT}},
         },
         "seed": 42,
         "model": {"net": head("dynamic")},  # the composed base config, before the sweep params
     }
+    sweep.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(multirun), sweep / "multirun.yaml")
+
+
+def make_fabricated_sweep(root: Path) -> Path:
+    sweep = root / "sweep"
+    write_multirun(
+        sweep, {"model.net.decode_head.filter_type": "regular,depthwise,dynamic", "seed": "1,2"}
+    )
     write_job(sweep, 0, "regular", 1, 0.70)
     write_job(sweep, 1, "regular", 2, 0.72)
     write_job(sweep, 2, "depthwise", 1, 0.69)
     write_job(sweep, 4, "dynamic", 1, 0.80)
     write_job(sweep, 5, "dynamic", 2, None)
+    return sweep
+
+
+# (filter type, kernel sizes) -> mIoU by seed 1..4 (None: no job); per-class IoU for the group
+# metric: car = mIoU + 0.05, boat = mIoU - 0.05 (group "vehicles" = car, boat: mean = mIoU)
+STATS_VALUES: dict[tuple[str, tuple[int, ...]], list[float | None]] = {
+    ("dynamic", (1, 3, 5, 7)): [0.80, 0.82, 0.79, 0.81],
+    ("regular", (1, 3, 5, 7)): [0.70, 0.73, 0.69, 0.72],  # dynamic - regular: +10, +9, +10, +9
+    ("depthwise", (1, 3, 5, 7)): [0.81, 0.80, 0.80, 0.83],  # dynamic - depthwise: -1, 2, -1, -2
+    ("dynamic", (1,)): [0.84, 0.87, 0.83, 0.86],  # {1,3,5,7} - {1}: -4, -5, -4, -5
+    ("regular", (1,)): [0.75, None, None, None],  # one seed
+}
+
+
+def make_stats_sweep(root: Path, other_commit_job: int | None = None) -> Path:
+    """No multirun.yaml: pass ``paper="dmnet-table1"``. ``other_commit_job`` comes from commit
+    ``deadbeef...``."""
+    sweep = root / "stats"
+    num = 0
+    for (filter_type, sizes), values in STATS_VALUES.items():
+        for seed, value in enumerate(values, start=1):
+            if value is None:
+                continue
+            per_class = {"sky": 0.9, "road": None, "car": value + 0.05, "boat": value - 0.05}
+            commit = "deadbeef00112233" if num == other_commit_job else COMMIT
+            write_job(sweep, num, filter_type, seed, value, filter_sizes=list(sizes),
+                      commit=commit, per_class=per_class)  # fmt: skip
+            num += 1
     return sweep

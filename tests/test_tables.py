@@ -23,7 +23,7 @@ from dynaseg.tables import (
     render,
     update_doc,
 )
-from fabricated_sweep import EXPERIMENT, make_fabricated_sweep
+from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job
 
 
 @pytest.fixture
@@ -53,11 +53,13 @@ def test_paper_layout_mean_spread_and_flags(sweep_dir: Path) -> None:
     regular, depthwise, dynamic = (row[3] for row in table.cells)
     assert regular.mean == pytest.approx(71.0) and regular.std == pytest.approx(2**0.5)
     assert regular.flags == [] and regular.paper == 72.37
-    assert format_cell(regular) == "71.00 ± 1.41 (n=2) / 72.37"
+    # ± the 95 % t interval: t(0.975, 1) * sqrt(2) / sqrt(2) = 12.706
+    assert regular.ci == pytest.approx(12.7062, abs=1e-4)
+    assert format_cell(regular) == "71.00 ± 12.71 (n=2) / 72.37"
     assert depthwise.values == pytest.approx([69.0]) and depthwise.missing == ["3"]
-    assert format_cell(depthwise) == "69.00 / 71.88 **MISSING: job 3; 1/2 seeds**"
+    assert format_cell(depthwise) == "69.00 / 71.88 **MISSING: job 3; 1/2 seeds: no CI**"
     assert dynamic.values == pytest.approx([80.0]) and dynamic.failed == ["5"]
-    assert format_cell(dynamic) == "80.00 / 78.21 **FAILED: job 5; 1/2 seeds**"
+    assert format_cell(dynamic) == "80.00 / 78.21 **FAILED: job 5; 1/2 seeds: no CI**"
     assert format_cell(table.cells[0][0]) == "not run / 70.76"
     assert table.unmatched == []
 
@@ -69,15 +71,18 @@ def test_markdown_and_csv_never_drop_a_run(sweep_dir: Path) -> None:
     assert "| Ours (dynamic) | not run / 77.75 |" in text
     assert "4 of 6 jobs completed; not completed: 3, 5" in text
     assert "failed (RuntimeError: boom)" in text and "missing (job never started)" in text
+    # one seed per compared cell: every ordering that ran is unresolved, never "k of n pairs"
     assert (
-        "Pairs in the paper's order: 3 of 3" in text
-    )  # dynamic > regular > depthwise, as the paper
+        "Paper orderings (9 declared): 0 resolved-agree, 0 resolved-disagree, 2 unresolved, "
+        "7 not run." in text
+    )
+    assert "Pairs in the paper's order" not in text
 
     rows = list(csv.DictReader(io.StringIO(render(sweep, fmt="csv"))))
     assert len(rows) == 12  # 3 rows x 4 columns
     cell = next(r for r in rows if r["row"] == "Ours (dynamic)" and r["column"] == "{1,3,5,7}")
     assert cell["n"] == "1" and cell["mean"] == "80.0000" and cell["paper"] == "78.21"
-    assert cell["flags"] == "FAILED: job 5; 1/2 seeds"
+    assert cell["flags"] == "FAILED: job 5; 1/2 seeds: no CI"
 
     flat = list(csv.DictReader(io.StringIO(render(load_sweep(sweep_dir), "dmnet-table1", "csv"))))
     assert flat == rows
@@ -113,12 +118,40 @@ def test_not_a_sweep_is_a_user_error(tmp_path: Path) -> None:
         find_spec("dmnet-table99")
 
 
-def test_callback_prints_the_summary(sweep_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    MultirunSummary().on_multirun_end(
-        OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
-    )
-    out = capsys.readouterr().out
+def test_callback_prints_the_summary_then_fails_the_sweep(
+    sweep_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # jobs 3 (missing) and 5 (failed)
+        MultirunSummary().on_multirun_end(
+            OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+        )
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
     assert f"Sweep {sweep_dir}" in out and "| Regular conv |" in out
+    assert err.startswith("error: 2 of 6 jobs did not complete: job 3 (missing), 5 (failed); ")
+
+
+def test_callback_after_a_complete_sweep_exits_normally(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", 1, 0.70)
+    MultirunSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert "1 of 1 jobs completed" in capsys.readouterr().out
+
+
+def test_multi_line_error_with_pipes_keeps_the_markdown_table_intact(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", 1, 0.70)
+    write_job(sweep, 1, "dynamic", 1, None, error="ValueError: a | b\n  line two\n\tthree")
+    text = render(load_sweep(sweep), runs=True)
+    table = [line for line in text.splitlines() if line.startswith("| 1 |")]
+    assert len(table) == 1, text  # one row: the newlines did not break it
+    assert "failed (ValueError: a \\| b line two three)" in table[0]
+    # every row of the job table has as many unescaped separators as the header
+    rows = [line for line in text.splitlines() if line.startswith("| job |") or line[:4] in
+            ("| 0 ", "| 1 ")]  # fmt: skip
+    assert len({line.replace("\\|", "").count("|") for line in rows}) == 1
 
 
 def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: Path) -> None:
@@ -128,4 +161,6 @@ def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: 
     assert sweep.experiment == EXPERIMENT  # the selection does not vote for the experiment
     assert sweep.commands[1].endswith("# job 4 of this sweep")
     table = build_paper_table(sweep, *find_spec("dmnet-table1"))
-    assert table.cells[2][3].values == pytest.approx([80.0, 80.0])  # both seed-1 runs
+    cell = table.cells[2][3]  # the seed-1 run twice: one seed, flagged, not "± 0.00, n=2"
+    assert cell.values == pytest.approx([80.0]) and cell.jobs == ["sweep/4", "sweep/4"]
+    assert "seed 1 run 2x (averaged)" in cell.flags and "±" not in format_cell(cell)

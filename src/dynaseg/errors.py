@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
@@ -99,10 +100,17 @@ def full_traceback_wanted() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def exit_on_user_error(fn: Callable[[], T]) -> T:
+def exit_on_user_error(fn: Callable[[], T]) -> T | None:
     """Run ``fn``; a user error (possibly wrapped by Hydra/Lightning) becomes one ``error: …``
     line and exit code 1, an interruption its message and ``128 + signal``. Anything else (a bug)
-    keeps its traceback. ``HYDRA_FULL_ERROR=1`` re-raises everything."""
+    keeps its traceback. ``HYDRA_FULL_ERROR=1`` re-raises everything.
+
+    In a job of a ``-m`` sweep a failure ends that job only: the error line (a bug: its
+    traceback) is printed, ``None`` returned, and the sweep goes on; the job's ``metrics.json``
+    says ``status: failed``, and the sweep ends with the summary table and exit code 1
+    (:class:`dynaseg.tables.MultirunSummary`). Raising instead would make Hydra skip the summary
+    and end the sweep in a traceback.
+    """
     try:
         return fn()
     except Exception as err:
@@ -112,17 +120,16 @@ def exit_on_user_error(fn: Callable[[], T]) -> T:
         if interrupted is not None:
             _leave(str(interrupted), 128 + interrupted.signum)
         user = user_error_in(err)
+        if _in_multirun_job():
+            sys.stdout.flush()
+            if user is None:
+                traceback.print_exception(err)
+            else:
+                print(f"error: {user}", file=sys.stderr, flush=True)
+            return None
         if user is None:
             raise
-        if _in_multirun_job():  # let Hydra record this job as failed and launch the next one
-            print(f"error: {user}", file=sys.stderr, flush=True)
-            raise SweepJobFailed(f"error: {user}") from None
         _leave(f"error: {user}", 1)
-
-
-class SweepJobFailed(RuntimeError):
-    """A multirun job stopped on a user error: Hydra marks the job failed, the sweep goes on
-    (``sys.exit`` would end the whole sweep), and its ``metrics.json`` says ``status: failed``."""
 
 
 def _in_multirun_job() -> bool:

@@ -21,7 +21,7 @@ def test_markdown_csv_and_doc(tmp_path: Path) -> None:
     md = run(str(sweep), "--paper", "dmnet-table1")
     assert md.returncode == 0, md.stderr
     assert (
-        "| Depthwise conv | not run / 70.59 | not run / 71.12 | not run / 72.24 | 69.00 / 71.88 **MISSING: job 3; 1/2 seeds** |"
+        "| Depthwise conv | not run / 70.59 | not run / 71.12 | not run / 72.24 | 69.00 / 71.88 **MISSING: job 3; 1/2 seeds: no CI** |"
         in md.stdout
     )
     assert "4 of 6 jobs completed; not completed: 3, 5" in md.stdout

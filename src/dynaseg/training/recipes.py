@@ -18,7 +18,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dynaseg.errors import ConfigError, NonFiniteLossError, TrainingInterrupted, causes
+from dynaseg.errors import (
+    ConfigError,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    causes,
+    user_error_in,
+)
 from dynaseg.training.checkpoints import check_same_model, checkpoint_file, read_checkpoint
 from dynaseg.training.console import (
     print_config,
@@ -31,6 +37,7 @@ from dynaseg.training.loggers import finish_loggers
 from dynaseg.training.manifest import actual_run, check_recipe
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.provenance import RunClock, describe_run
+from dynaseg.training.sweep_jobs import completed_before, limit_threads_of_parallel_job
 
 
 def start_console(cfg: DictConfig) -> None:
@@ -141,17 +148,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; returns the metrics written to ``metrics.json``.
 
     A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
-    so a sweep's table flags it instead of losing it; the exception then propagates.
+    so a sweep's table flags it instead of losing it; the exception then propagates. A sweep job
+    completed in an earlier launch of the same sweep returns that result without training.
     """
+    previous = completed_before(cfg)
+    if previous is not None:
+        return previous
+    limit_threads_of_parallel_job()
     clock = RunClock()
     try:
         return _fit_and_test(cfg, clock)
     except Exception as err:
         try:
             interrupted = any(isinstance(e, TrainingInterrupted) for e in causes(err))
+            cause = user_error_in(err) or err  # the user's error, not Hydra's wrapper around it
             failure = {
                 "status": "interrupted" if interrupted else "failed",
-                "error": f"{type(err).__name__}: {err}",
+                "error": f"{type(cause).__name__}: {cause}",
                 "provenance": {**describe_run(cfg), **clock.elapsed(), "steps": None},
             }
             write_metrics(Path(cfg.paths.output_dir) / "metrics.json", failure)

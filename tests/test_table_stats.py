@@ -1,0 +1,262 @@
+"""Statistics in the table builder, on fabricated sweeps whose answers are recomputed here
+independently (scipy.stats) or by hand: cell t intervals, paired differences, Holm, orderings,
+duplicate seeds, mixed commits, a merged re-run, class-group metrics, LaTeX."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dynaseg.errors import ConfigError
+from dynaseg.seed_stats import holm, paired_difference
+from dynaseg.tables import (
+    Sweep,
+    build_paper_table,
+    build_tables,
+    find_spec,
+    format_cell,
+    load_sweep,
+    paper_specs,
+    parse_class_groups,
+    render,
+)
+from fabricated_sweep import (
+    STATS_VALUES,
+    make_fabricated_sweep,
+    make_stats_sweep,
+    write_job,
+)
+from helpers import ROOT
+
+REGULAR, DEPTHWISE, DYNAMIC = 0, 1, 2
+K1, K1357 = 0, 3  # columns {1} and {1,3,5,7}
+
+
+def points(key: tuple[str, tuple[int, ...]]) -> np.ndarray:
+    return 100 * np.array(STATS_VALUES[key], dtype=float)
+
+
+@pytest.fixture
+def stats_dir(tmp_path: Path) -> Path:
+    return make_stats_sweep(tmp_path)
+
+
+@pytest.fixture
+def table1(stats_dir: Path):
+    return build_paper_table(load_sweep(stats_dir), *find_spec("dmnet-table1"))
+
+
+def test_holm_on_a_hand_example() -> None:
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04) = 0.06
+    adjusted, levels = holm([0.01, 0.04, 0.03, 0.005, None])
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and adjusted[4] is None
+    assert levels[:4] == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 1, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    # capped at 1
+    assert holm([0.6, 0.7])[0] == pytest.approx([1.0, 1.0])
+
+
+def test_paired_difference_matches_scipy() -> None:
+    a = {"1": 80.0, "2": 82.0, "3": 79.0, "4": 81.5, "9": 50.0}
+    b = {"1": 70.0, "2": 73.0, "3": 69.5, "4": 72.0}
+    diff = paired_difference(a, b)  # seed 9 has no partner: left out
+    assert diff.seeds == ["1", "2", "3", "4"]
+    d = np.array([10.0, 9.0, 9.5, 9.5])
+    assert diff.mean == pytest.approx(d.mean()) and diff.sd == pytest.approx(d.std(ddof=1))
+    assert diff.p == pytest.approx(stats.ttest_rel([80, 82, 79, 81.5], [70, 73, 69.5, 72]).pvalue)
+    low, high = stats.t.interval(0.95, 3, loc=d.mean(), scale=d.std(ddof=1) / 2)
+    assert diff.interval == pytest.approx((low, high))
+    assert paired_difference({"1": 1.0}, {"1": 0.0}).p is None  # one pair: nothing to test
+
+
+def test_cells_mean_and_t_interval_over_seeds(table1) -> None:
+    cell = table1.cells[DYNAMIC][K1357]
+    values = points(("dynamic", (1, 3, 5, 7)))
+    low, high = stats.t.interval(0.95, 3, loc=values.mean(), scale=stats.sem(values))
+    assert cell.n == 4 and cell.mean == pytest.approx(values.mean())
+    assert cell.ci == pytest.approx((high - low) / 2)
+    assert format_cell(cell) == f"80.50 ± {(high - low) / 2:.2f} (n=4) / 78.21"
+    one = table1.cells[REGULAR][K1]  # the one-seed cell is marked, without an interval
+    assert one.ci is None and format_cell(one) == "75.00 / 70.76 **1/4 seeds: no CI**"
+
+
+def test_differences_to_the_reference_row_holm_corrected(table1, stats_dir: Path) -> None:
+    by_cell = {x.a: x for x in table1.contrasts}
+    # every cell of the other rows is compared with the dynamic row's cell of its column
+    assert set(by_cell) == {(r, c) for r in (REGULAR, DEPTHWISE) for c in range(4)}
+    assert all(x.b == (DYNAMIC, x.a[1]) for x in table1.contrasts)
+    regular, depthwise = by_cell[(REGULAR, K1357)].diff, by_cell[(DEPTHWISE, K1357)].diff
+    dyn = points(("dynamic", (1, 3, 5, 7)))
+    p_reg = stats.ttest_rel(points(("regular", (1, 3, 5, 7))), dyn).pvalue
+    p_dw = stats.ttest_rel(points(("depthwise", (1, 3, 5, 7))), dyn).pvalue
+    assert regular.p == pytest.approx(p_reg) and depthwise.p == pytest.approx(p_dw)
+    # a family of two testable contrasts (one-pair and empty cells are not tested)
+    assert regular.adjusted_p == pytest.approx(2 * p_reg)
+    assert depthwise.adjusted_p == pytest.approx(p_dw)
+    assert by_cell[(REGULAR, K1)].diff.p is None and by_cell[(REGULAR, K1)].diff.n == 1
+    # the smaller p is tested at 1 - 0.05/2, its interval at that level; resolved: marked
+    d = points(("regular", (1, 3, 5, 7))) - dyn
+    low, high = stats.t.interval(1 - 0.05 / 2, 3, loc=d.mean(), scale=stats.sem(d))
+    assert regular.interval == pytest.approx((low, high)) and high < 0 and regular.resolved
+    assert not depthwise.resolved
+    text = render(load_sweep(stats_dir), "dmnet-table1", runs=False)
+    row = next(line for line in text.splitlines() if line.startswith("| Regular conv @ {1,3,5,7}"))
+    assert f"[{low:+.2f}, {high:+.2f}] (97.5 % CI, n=4, p_Holm={2 * p_reg:.3g}) *" in row
+    depthwise_row = next(
+        line for line in text.splitlines() if line.startswith("| Depthwise conv @ {1,3,5,7}")
+    )
+    assert "(95 % CI, n=4," in depthwise_row and not depthwise_row.rstrip(" |").endswith("*")
+
+
+def test_paper_orderings_counted_by_verdict(table1, stats_dir: Path) -> None:
+    verdicts = {(x.label_a, x.label_b): x.verdict for x in table1.orderings}
+    assert verdicts[("Ours (dynamic) @ {1,3,5,7}", "Regular conv @ {1,3,5,7}")] == (
+        "resolved-agree"
+    )
+    assert verdicts[("Ours (dynamic) @ {1,3,5,7}", "Depthwise conv @ {1,3,5,7}")] == "unresolved"
+    assert verdicts[("Ours (dynamic) @ {1,3,5,7}", "Ours (dynamic) @ {1}")] == "resolved-disagree"
+    assert verdicts[("Ours (dynamic) @ {1}", "Regular conv @ {1}")] == "unresolved"  # one pair
+    assert verdicts[("Ours (dynamic) @ {1}", "Depthwise conv @ {1}")] == "not run"
+    assert len(verdicts) == 9  # 4 + 4 columns + the kernel-set ordering
+    # Holm across the three testable orderings
+    dyn = points(("dynamic", (1, 3, 5, 7)))
+    ps = [
+        stats.ttest_rel(dyn, points(("regular", (1, 3, 5, 7)))).pvalue,
+        stats.ttest_rel(dyn, points(("depthwise", (1, 3, 5, 7)))).pvalue,
+        stats.ttest_rel(dyn, points(("dynamic", (1,)))).pvalue,
+    ]
+    tested = [x.diff.adjusted_p for x in table1.orderings if x.diff.p is not None]
+    assert sorted(tested) == pytest.approx(sorted(holm(ps)[0]))
+    text = render(load_sweep(stats_dir), "dmnet-table1", runs=False)
+    assert (
+        "Paper orderings (9 declared): 1 resolved-agree, 1 resolved-disagree, 2 unresolved, "
+        "5 not run." in text
+    )
+
+
+def test_two_runs_of_one_seed_are_one_seed_and_flagged(tmp_path: Path) -> None:
+    sweep = tmp_path / "dup"
+    write_job(sweep, 0, "regular", 1, 0.70)
+    write_job(sweep, 1, "regular", 1, 0.72)  # the same seed again (e.g. a sweep run twice)
+    write_job(sweep, 2, "regular", 2, 0.75)
+    table = build_paper_table(load_sweep(sweep), *find_spec("dmnet-table1"))
+    cell = table.cells[REGULAR][K1357]
+    assert cell.per_seed == pytest.approx({"1": 71.0, "2": 75.0}) and cell.n == 2
+    assert cell.flags == ["seed 1 run 2x (averaged)"]
+    assert format_cell(cell).endswith("(n=2) / 72.37 **seed 1 run 2x (averaged)**")
+
+
+def test_cells_from_another_commit_are_flagged(tmp_path: Path) -> None:
+    # job 6 is regular {1,3,5,7} seed 3 (jobs 0-3: dynamic {1,3,5,7}, 4-7 regular; STATS_VALUES)
+    sweep = make_stats_sweep(tmp_path, other_commit_job=6)
+    table = build_paper_table(load_sweep(sweep), *find_spec("dmnet-table1"))
+    assert table.commit == "0123456789"
+    flagged = [(r, c) for r, line in enumerate(table.cells) for c, cell in enumerate(line)
+               if cell.other_commits]  # fmt: skip
+    assert flagged == [(REGULAR, K1357)]
+    assert "commit deadbeef00" in table.cells[REGULAR][K1357].flags
+    assert "Most runs come from commit 0123456789" in render(load_sweep(sweep), "dmnet-table1")
+
+
+def test_a_merged_rerun_clears_missing_and_failed(tmp_path: Path) -> None:
+    sweep = make_fabricated_sweep(tmp_path / "a")  # job 3 (depthwise seed 2) missing, 5 failed
+    rerun = tmp_path / "b" / "rerun"
+    write_job(rerun, 0, "depthwise", 2, 0.71)
+    write_job(rerun, 1, "dynamic", 2, 0.82)
+    alone = build_paper_table(load_sweep(sweep), *find_spec("dmnet-table1"))
+    assert alone.cells[DEPTHWISE][K1357].missing == ["3"]
+    merged = build_paper_table(load_sweep([sweep, rerun]), *find_spec("dmnet-table1"))
+    depthwise, dynamic = merged.cells[DEPTHWISE][K1357], merged.cells[DYNAMIC][K1357]
+    assert depthwise.missing == [] and depthwise.superseded == ["sweep/3"]
+    assert dynamic.failed == [] and dynamic.superseded == ["sweep/5"]
+    assert depthwise.per_seed == pytest.approx({"1": 69.0, "2": 71.0})
+    assert depthwise.flags == [] and dynamic.flags == []
+    rows = list(csv.DictReader(io.StringIO(render(load_sweep([sweep, rerun]), fmt="csv"))))
+    cell = next(r for r in rows if r["row"] == "Depthwise conv" and r["column"] == "{1,3,5,7}")
+    assert cell["flags"] == "" and cell["superseded_jobs"] == "sweep/3" and cell["n"] == "2"
+
+
+def test_class_group_metric_from_per_class(tmp_path: Path) -> None:
+    sweep = load_sweep(make_stats_sweep(tmp_path))
+    groups = parse_class_groups(["vehicles=car,boat", "with_absent=road,sky"])
+    primary, vehicles, absent = build_tables(sweep, "dmnet-table1", class_groups=groups)
+    # car = mIoU + 5, boat = mIoU - 5 points: the group mean equals the cell's mIoU
+    assert vehicles.cells[DYNAMIC][K1357].per_seed == pytest.approx(
+        primary.cells[DYNAMIC][K1357].per_seed
+    )
+    assert vehicles.cells[DYNAMIC][K1357].paper is None and vehicles.orderings == []
+    assert len(vehicles.contrasts) == len(primary.contrasts)
+    # road's IoU is null (absent from the images): left out, as mIoU leaves it out
+    assert absent.cells[DYNAMIC][K1357].values == pytest.approx([90.0] * 4)
+    text = render(sweep, "dmnet-table1", class_groups=groups)
+    assert "mIoU over vehicles classes (car, boat), %" in text
+    with pytest.raises(
+        ConfigError,
+        match=r"bird not in val.per_class of job 16 \(its classes: sky, road, car, boat\)",
+    ):
+        build_tables(sweep, "dmnet-table1", class_groups={"x": ["car", "bird"]})
+    with pytest.raises(ConfigError, match="expected NAME=CLASS1,CLASS2"):
+        parse_class_groups(["vehicles"])
+
+
+def test_make_table_cli_class_groups_metric_and_latex(tmp_path: Path) -> None:
+    sweep = make_stats_sweep(tmp_path)
+    cmd = [sys.executable, "scripts/make_table.py", str(sweep), "--paper", "dmnet-table1"]
+    out = subprocess.run([*cmd, "--metric-classes", "vehicles=car,boat", "--metric", "val.mIoU",
+                          "--format", "csv"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert {r["metric"] for r in rows} == {"mIoU", "mIoU over vehicles"} and len(rows) == 24
+    bad = subprocess.run([*cmd, "--metric-classes", "x=car,zebra"], cwd=ROOT, capture_output=True,
+                         text=True)  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("error: class group car, zebra: zebra")
+    latex = subprocess.run([*cmd, "--format", "latex"], cwd=ROOT, capture_output=True, text=True)
+    assert latex.returncode == 0, latex.stderr
+    check_latex(latex.stdout)
+    assert r"80.50 $\pm$" in latex.stdout and r"\textbf{1/4 seeds: no CI}" in latex.stdout
+
+
+def check_latex(text: str) -> None:
+    """The LaTeX parses as far as a tabular needs: environments nest, braces balance, every row
+    has as many unescaped ``&`` as the column spec allows, no unescaped special characters."""
+    stack: list[str] = []
+    for kind, env in re.findall(r"\\(begin|end)\{(\w+)\}", text):
+        if kind == "begin":
+            stack.append(env)
+        else:
+            assert stack and stack.pop() == env, env
+    assert stack == []
+    unescaped = re.sub(r"\\[{}&%$#_]", "", text)
+    assert unescaped.count("{") == unescaped.count("}")
+    outside_math = re.sub(r"\$[^$]*\$", "", unescaped)
+    assert not re.search(r"[%#_&]", outside_math.replace(" & ", " ")), "unescaped special char"
+    columns = None
+    for line in text.splitlines():
+        if line.startswith(r"\begin{tabular}"):
+            columns = len(re.search(r"\{tabular\}\{(\w+)\}", line).group(1))
+        elif line.endswith(r"\\") and columns:
+            assert len(re.findall(r"(?<!\\)&", line)) == columns - 1, line
+
+
+def test_every_declared_reference_and_ordering_names_real_cells() -> None:
+    """paper_tables.yaml's statistics declarations address existing rows/columns, and every
+    declared ordering is one the paper's own numbers show (A − B > 0)."""
+    empty = Sweep([], [])
+    for name, spec in paper_specs().items():
+        table = build_paper_table(empty, name, spec)  # raises ConfigError on a bad address
+        assert spec.get("reference") and spec.get("orderings"), name
+        for x in table.orderings:
+            assert x.paper is None or x.paper > 0, (name, x.label_a, x.label_b)
+
+
+def test_a_bad_address_names_the_table_and_key() -> None:
+    name, spec = find_spec("dmnet-table4")
+    with pytest.raises(ConfigError, match=r"dmnet-table4.orderings\[0\]: .*no row 'Stage 9'"):
+        build_paper_table(Sweep([], []), name, {**spec, "orderings": ["Stage 9 > Stage 2"]})
