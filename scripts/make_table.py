@@ -5,6 +5,7 @@
     python scripts/make_table.py DIR RERUN_DIR     # a re-run of the missing jobs fills their cells
     python scripts/make_table.py DIR --metric-classes context=car,boat --format latex
     python scripts/make_table.py DIR1 DIR2+DIR3:3 --doc docs/ablations.md   # one section per arg
+    python scripts/make_table.py mini-controls=A+B dmnet-table1-mini=B --doc docs/ablations.md
 
 Rows and columns follow the paper's table, with the paper's number beside ours (mean ± 95 % t
 interval over seeds); differences to the table's reference cells are paired by seed and
@@ -55,16 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--doc",
         type=Path,
-        help="write one section per argument (A+B:3 joins sweeps) into this file's generated block",
+        help="write one section per argument (A+B:3 joins sweeps; TABLE=A+B sets that section's "
+        "layout) into this file's generated block",
     )
     args = parser.parse_args(argv)
     metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     groups = parse_class_groups(args.metric_classes)
     if args.doc:
-        sections = [
-            doc_section(load_sweep(str(arg).split("+")), args.paper, None, metric, groups)
-            for arg in args.sweep_dirs
-        ]
+        sections = []
+        for arg in map(str, args.sweep_dirs):
+            # TABLE=A+B: this section's layout (several tables in one --doc call)
+            name, sep, dirs = arg.partition("=")
+            paper = name if sep and name in paper_specs() else args.paper
+            dirs = dirs if sep and name in paper_specs() else arg
+            sections.append(doc_section(load_sweep(dirs.split("+")), paper, None, metric, groups))
         update_doc(args.doc, sections)
         print(f"wrote {len(sections)} section(s) to {args.doc}")
         return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-EXPERIMENT = "dmnet_table1_kernel_sets_mini"
+EXPERIMENT = "dmnet_table1_kernel_sets"
 COMMIT = "0123456789abcdef"
 CLASSES = ("sky", "road", "car", "boat")
 

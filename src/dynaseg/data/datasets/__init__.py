@@ -5,6 +5,7 @@ from dynaseg.data.datasets.cityscapes import Cityscapes
 from dynaseg.data.datasets.files import FileSegDataset
 from dynaseg.data.datasets.pascal_context import PascalContext, PascalContext59
 from dynaseg.data.datasets.synthetic import SyntheticScenes
+from dynaseg.data.datasets.synthetic_scales import SyntheticScaleScenes
 from dynaseg.data.datasets.voc import VOCAug
 from dynaseg.errors import DatasetError, DatasetNotFoundError
 
@@ -16,6 +17,7 @@ __all__ = [
     "FileSegDataset",
     "PascalContext",
     "PascalContext59",
+    "SyntheticScaleScenes",
     "SyntheticScenes",
     "VOCAug",
 ]

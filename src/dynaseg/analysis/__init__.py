@@ -1,0 +1,1 @@
+"""Analyses of trained models (what the papers claim their modules do)."""

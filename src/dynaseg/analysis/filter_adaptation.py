@@ -1,0 +1,158 @@
+"""Do DMNet's generated filters adapt to the image, and to its scale?
+
+DMNet (He et al., "Dynamic Multi-scale Filters for Semantic Segmentation", ICCV 2019) §3.2–3.3:
+each Dynamic Convolutional Module generates depthwise filters ``g_k(x) ∈ R^{k×k×c'}`` from the
+image's own pooled context, "to capture a specific scale representation related to input image".
+Two measurable consequences:
+
+- **variation between images**: the share of filter energy not explained by the mean filter over
+  images, ``Σ_i ‖f_i − f̄‖² / Σ_i ‖f_i‖²`` (:func:`unexplained_energy`); 0 means the generator
+  has learnt one fixed filter, 1 a filter with zero mean over images.
+- **scale adaptation**: the spatial spread of each image's filters, the second moment of ``|f|``
+  about the centre tap, ``Σ_p |f(p)| ‖p‖² / Σ_p |f(p)|`` averaged over channels
+  (:func:`spatial_spread`, in taps²), should grow with the scene zoom if the filters follow the
+  objects' scale. :func:`spearman_ci` gives Spearman's ρ between spread and zoom with a percentile
+  bootstrap confidence interval over images.
+
+:func:`collect_filters` runs a network over batches and stacks the recorded filters
+(:func:`dynaseg.models.heads.base.capture_internals`); :func:`plot_spread_vs_zoom` draws the
+figure. Nothing here loads checkpoints or training code: the script that does is
+``scripts/filter_adaptation.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from scipy import stats
+
+from dynaseg.models.heads.base import capture_internals
+
+FILTERS_SUFFIX = ".filters"
+
+
+def unexplained_energy(filters: np.ndarray) -> float:
+    """Share of the filters' energy not explained by their mean over images.
+
+    Args:
+        filters: ``(N, ...)`` one generated filter bank per image.
+    """
+    f = np.asarray(filters, dtype=np.float64).reshape(len(filters), -1)
+    if len(f) < 2:
+        raise ValueError(f"unexplained_energy: need filters of >= 2 images, got {len(f)}")
+    total = float((f**2).sum())
+    if total == 0:
+        raise ValueError("unexplained_energy: all filters are zero")
+    return float(((f - f.mean(0)) ** 2).sum() / total)
+
+
+def spatial_spread(filters: np.ndarray) -> np.ndarray:
+    """Second moment of ``|f|`` about the centre tap, per image, averaged over channels.
+
+    Args:
+        filters: ``(N, C, k, k)``.
+
+    Returns:
+        ``(N,)`` spreads in taps² (0 for ``k = 1``; ``(k²−1)/6`` for a uniform ``k×k`` filter).
+    """
+    f = np.abs(np.asarray(filters, dtype=np.float64))
+    if f.ndim != 4 or f.shape[-1] != f.shape[-2]:
+        raise ValueError(f"spatial_spread: filters must be (N, C, k, k), got {f.shape}")
+    k = f.shape[-1]
+    r = np.arange(k) - (k - 1) / 2
+    dist2 = r[:, None] ** 2 + r[None, :] ** 2
+    mass = f.sum((-2, -1))
+    moment = (f * dist2).sum((-2, -1)) / np.where(mass > 0, mass, 1.0)
+    return moment.mean(1)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Spearman's ρ with a percentile bootstrap CI (``level``) over ``n`` paired observations."""
+
+    rho: float
+    low: float
+    high: float
+    n: int
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        pct = round(100 * self.level)
+        return f"ρ = {self.rho:+.2f} [{self.low:+.2f}, {self.high:+.2f}] ({pct} % CI, n = {self.n})"
+
+
+def spearman_ci(
+    x: np.ndarray, y: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> Correlation:
+    """Spearman's rank correlation of ``x`` and ``y`` with a bootstrap CI (resampling pairs)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 4:
+        raise ValueError(
+            f"spearman_ci: need two 1-d arrays of equal length >= 4, got {x.shape}, {y.shape}"
+        )
+    rho = float(stats.spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), (n_boot, len(x)))
+    rx = stats.rankdata(x[idx], axis=1)
+    ry = stats.rankdata(y[idx], axis=1)
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    denom = np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+    boot = (rx * ry).sum(1) / np.where(denom > 0, denom, np.nan)
+    boot = boot[np.isfinite(boot)]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return Correlation(rho, float(low), float(high), len(x), level)
+
+
+@torch.no_grad()
+def collect_filters(
+    net: torch.nn.Module, batches: Iterable[torch.Tensor], head: str = "decode_head"
+) -> dict[str, np.ndarray]:
+    """Run ``net`` (eval mode) over image batches; stack each DMNet branch's generated filters.
+
+    Returns:
+        ``{"dcm_modules.<i>.filters": (N, c', k, k)}`` over all images, in batch order.
+    """
+    was_training = net.training
+    net.eval()
+    stacked: dict[str, list[np.ndarray]] = {}
+    try:
+        for images in batches:
+            with capture_internals(net) as recorded:
+                net(images)
+            found = {k: v for k, v in recorded.get(head, {}).items() if k.endswith(FILTERS_SUFFIX)}
+            if not found:
+                raise ValueError(
+                    f"collect_filters: head '{head}' recorded no '*{FILTERS_SUFFIX}'; the network "
+                    "must have a DMNet head with filter_type='dynamic'"
+                )
+            for k, v in found.items():
+                stacked.setdefault(k, []).append(v.detach().cpu().numpy())
+    finally:
+        net.train(was_training)
+    return {k: np.concatenate(v) for k, v in stacked.items()}
+
+
+def plot_spread_vs_zoom(
+    spreads: Mapping[str, np.ndarray],
+    zooms: np.ndarray,
+    correlations: Mapping[str, Correlation],
+    title: str = "",
+) -> Figure:
+    """One panel per branch: each image's filter spread against its scene zoom (log axis)."""
+    fig = Figure(figsize=(3.2 * len(spreads), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(spreads), squeeze=False)[0]
+    for ax, (name, spread) in zip(axes, spreads.items(), strict=True):
+        ax.scatter(zooms, spread, s=6, alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("scene zoom")
+        ax.set_ylabel("filter spread (taps²)")
+        ax.set_title(f"{name}\n{correlations[name]}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
