@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from dynaseg.entry import compose
 from helpers import CONF_DIR, ROOT, TINY, compose_config
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -33,8 +35,12 @@ def test_every_experiment_composes(experiment: str) -> None:
     overrides = [f"experiment={experiment}"]
     if experiment.endswith("_scale_only"):  # SAC "-only" rows: the baseline's checkpoint is input
         overrides.append("baseline_ckpt=baseline.ckpt")
-    cfg = compose_config("train", overrides)
-    OmegaConf.to_container(cfg.model, resolve=True)
+    cfg = compose("train", overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as in a run: ${hydra:runtime.choices.data} resolves
+    try:
+        OmegaConf.to_container(cfg.model, resolve=True)
+    finally:
+        HydraConfig.instance().cfg = None
 
 
 def test_paper_dmnet_configuration_on_ade20k() -> None:
