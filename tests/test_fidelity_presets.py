@@ -201,13 +201,20 @@ def test_cacnet_table6_marks_the_heads_not_built_and_keeps_both_paper_numbers(
         config = {"model": {"net": {"decode_head": {"weighting": weighting}}}}
         write_job(sweep, num, config, metrics, [f"model.net.decode_head.weighting={weighting}"])
     text = render(load_sweep(sweep), "cacnet-table6")
+    one = " **1 seed: no CI**"  # one run per cell: flagged, no interval
+    cells = ["50.00 / 51.30", "—", "51.00 / 51.60", "52.00 / 50.90", "—", "53.00 / 52.50"]
+    row = " | ".join(c if c == "—" else c + one for c in cells)
+    assert f"| mIoU | {row} |" in text
     assert (
-        "| mIoU | 50.00 / 51.30 | — | 51.00 / 51.60 | 52.00 / 50.90 | — | 53.00 / 52.50 |" in text
+        f"| mIoU (the text, §4.2) | — | — | 51.00 / 51.90{one} | — | — | 53.00 / 52.50{one} |"
+        in text
     )
-    assert "| mIoU (the text, §4.2) | — | — | 51.00 / 51.90 | — | — | 53.00 / 52.50 |" in text
     assert "Columns not run (paper numbers in the CSV): FC:" in text and "EncHead:" in text
     csv_text = render(load_sweep(sweep), "cacnet-table6", fmt="csv")
-    assert 'cacnet-table6,"mIoU (the text, §4.2)",FC,False,0,1,,,,,,51.7,"depth-wise FC' in csv_text
+    assert (
+        'cacnet-table6,mIoU,,"mIoU (the text, §4.2)",FC,False,0,1,,,,,,,,51.7,,,,,,,,"depth-wise FC'
+        in csv_text
+    )
 
 
 def test_sac_table_joins_the_scale_only_sweep(tmp_path: Path) -> None:
@@ -231,7 +238,9 @@ def test_sac_table_joins_the_scale_only_sweep(tmp_path: Path) -> None:
     ours = [row[0].mean for row in table.cells]
     assert ours == pytest.approx([70.0, 70.5, 70.8, 72.0, 73.0, 74.0, 75.0])
     assert [row[0].paper for row in table.cells] == [74.0, 74.5, 74.8, 75.9, 76.5, 78.2, 78.7]
-    assert table.unmatched == [] and format_cell(table.cells[1][0]) == "70.50 / 74.50"
+    assert table.unmatched == [] and format_cell(table.cells[1][0]) == (
+        "70.50 / 74.50 **1 seed: no CI**"
+    )
 
 
 def test_dmnet_table6_flip_and_ms_rows_and_the_ft_note(tmp_path: Path) -> None:
@@ -241,8 +250,9 @@ def test_dmnet_table6_flip_and_ms_rows_and_the_ft_note(tmp_path: Path) -> None:
                    "test_variants": {"flip": {"mIoU": 0.815}, "ms_flip": {"mIoU": 0.82}}}  # fmt: skip
         write_job(sweep, num, {"model": {"net": {"auxiliary_head": aux}}}, metrics, [f"j={num}"])
     text = render(load_sweep(sweep), "dmnet-table6")
-    assert "| ResNet101 | 80.00 / 80.87 |" in text
-    assert "| + DS (deep supervision) | 81.00 / 81.08 |" in text
-    assert "| + DS + Flip | 81.50 / 81.50 |" in text
-    assert "| + DS + Flip + MS | 82.00 / 82.15 |" in text
+    one = " **1 seed: no CI**"  # one run per cell: flagged, no interval
+    assert f"| ResNet101 | 80.00 / 80.87{one} |" in text
+    assert f"| + DS (deep supervision) | 81.00 / 81.08{one} |" in text
+    assert f"| + DS + Flip | 81.50 / 81.50{one} |" in text
+    assert f"| + DS + Flip + MS | 82.00 / 82.15{one} |" in text
     assert "| + DS + Flip + MS + FT | needs fine-tuning" in text
