@@ -71,8 +71,10 @@ def measure(root: Path, n_images: int, repeats: int) -> dict[str, list[float]]:
     n = len(ds)
     ds[0]  # warm-up (imports, allocator)
     results = {}
-    for label, fn in (("decode (JPEG + label PNG + mapping)", ds.load),
-                      ("full training pipeline", ds.__getitem__)):  # fmt: skip
+    for label, fn in (
+        ("decode (JPEG + label PNG + mapping)", ds.load),
+        ("full training pipeline", ds.__getitem__),
+    ):
         results[label] = [time_pass(fn, n, f"{label} {r + 1}/{repeats}") for r in range(repeats)]
     return results
 
@@ -92,11 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{n} images of 683×512, {args.repeats} repeats, 1 thread (one loader worker):")
         for label, runs in results.items():
             med = statistics.median(runs)
-            print(f"  {label:38s} best {max(runs):6.1f} img/s   median {med:6.1f} img/s"
-                  f"   (worst {min(runs):.1f})")  # fmt: skip
+            print(
+                f"  {label:38s} best {max(runs):6.1f} img/s   median {med:6.1f} img/s"
+                f"   (worst {min(runs):.1f})"
+            )
         full = results["full training pipeline"]
-        print(f"per-worker training throughput: {statistics.median(full):.1f} img/s (median), "
-              f"{max(full):.1f} img/s (best); target ≥ 40 img/s per core")  # fmt: skip
+        print(
+            f"per-worker training throughput: {statistics.median(full):.1f} img/s (median), "
+            f"{max(full):.1f} img/s (best); target ≥ 40 img/s per core"
+        )
     return 0
 
 

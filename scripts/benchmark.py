@@ -94,12 +94,32 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
             )
             bar.update(1)
     md = table(
-        ["B", "k", "fwd grouped ms", "fwd fast ms", "×", "fwd+bwd grouped ms",
-         "fwd+bwd fast ms", "×", "min of"],
-        [[r["batch"], r["k"], f"{r['fwd_grouped_ms']:.1f}", f"{r['fwd_fast_ms']:.1f}",
-          f"{r['fwd_speedup']:.1f}", f"{r['fwdbwd_grouped_ms']:.1f}", f"{r['fwdbwd_fast_ms']:.1f}",
-          f"**{r['fwdbwd_speedup']:.1f}**", r["repeats"]] for r in rows],
-    )  # fmt: skip
+        [
+            "B",
+            "k",
+            "fwd grouped ms",
+            "fwd fast ms",
+            "×",
+            "fwd+bwd grouped ms",
+            "fwd+bwd fast ms",
+            "×",
+            "min of",
+        ],
+        [
+            [
+                r["batch"],
+                r["k"],
+                f"{r['fwd_grouped_ms']:.1f}",
+                f"{r['fwd_fast_ms']:.1f}",
+                f"{r['fwd_speedup']:.1f}",
+                f"{r['fwdbwd_grouped_ms']:.1f}",
+                f"{r['fwdbwd_fast_ms']:.1f}",
+                f"**{r['fwdbwd_speedup']:.1f}**",
+                r["repeats"],
+            ]
+            for r in rows
+        ],
+    )
     from dynaseg.models.ops import native
 
     path = "compiled CPU kernel" if native.native_kernel() is not None else "convolution-based"
@@ -109,13 +129,28 @@ def bench_dynamic_conv(quick: bool, bar: tqdm) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- 2. train step
 VARIANTS = {
-    "current": {"dynamic_conv": "grouped", "split_bottleneck": False, "lean_loss": False,
-                "recompute_convs": False, "grad_checkpointing": False},
-    "lean": {"dynamic_conv": "fast", "split_bottleneck": True, "lean_loss": True,
-             "recompute_convs": True, "grad_checkpointing": False},
-    "lean+checkpointing": {"dynamic_conv": "fast", "split_bottleneck": True, "lean_loss": True,
-                           "recompute_convs": True, "grad_checkpointing": True},
-}  # fmt: skip
+    "current": {
+        "dynamic_conv": "grouped",
+        "split_bottleneck": False,
+        "lean_loss": False,
+        "recompute_convs": False,
+        "grad_checkpointing": False,
+    },
+    "lean": {
+        "dynamic_conv": "fast",
+        "split_bottleneck": True,
+        "lean_loss": True,
+        "recompute_convs": True,
+        "grad_checkpointing": False,
+    },
+    "lean+checkpointing": {
+        "dynamic_conv": "fast",
+        "split_bottleneck": True,
+        "lean_loss": True,
+        "recompute_convs": True,
+        "grad_checkpointing": True,
+    },
+}
 
 
 def build_dmnet(variant: dict[str, Any] | None = None):
@@ -200,8 +235,16 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
     for r in range(rounds):  # alternate the variants so drift hits all of them alike
         for name in VARIANTS:
             bar.set_postfix_str(f"train step {name} {size}² ({r + 1}/{rounds})")
-            cmd = [sys.executable, __file__, "--train-worker", name, "--size", str(size),
-                   "--steps", str(steps)] + (["--extras"] if r == 0 and name != "lean+checkpointing" else [])  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--train-worker",
+                name,
+                "--size",
+                str(size),
+                "--steps",
+                str(steps),
+            ] + (["--extras"] if r == 0 and name != "lean+checkpointing" else [])
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"train-step worker {name} failed:\n{proc.stderr[-3000:]}")
@@ -238,11 +281,19 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
             ]
         )
     md = table(
-        [f"DMNet-R50-D8 2×{size}² step", "s (min)", "throughput ×", "peak RSS MB", "RSS ×",
-         "first-step peak MB",
-         "FLOP/s ÷ mm peak", "% conv / norm / resize+loss / other", "loss"],
+        [
+            f"DMNet-R50-D8 2×{size}² step",
+            "s (min)",
+            "throughput ×",
+            "peak RSS MB",
+            "RSS ×",
+            "first-step peak MB",
+            "FLOP/s ÷ mm peak",
+            "% conv / norm / resize+loss / other",
+            "loss",
+        ],
         rows,
-    )  # fmt: skip
+    )
     lean = results["lean"]
     md += (
         f"\n\nStep FLOPs {useful_gflop:.0f} GFLOP (`torch.utils.flop_counter`); fp32 matmul peak "
@@ -262,9 +313,15 @@ def inference_modes(size: int) -> dict[str, dict[str, Any]]:
     crop, stride = [3 * size // 4] * 2, [size // 2] * 2
     return {
         "whole": {"mode": "whole", "scales": [1.0], "flip": False},
-        "slide": {"mode": "slide", "crop_size": crop, "stride": stride, "scales": [1.0], "flip": False},
+        "slide": {
+            "mode": "slide",
+            "crop_size": crop,
+            "stride": stride,
+            "scales": [1.0],
+            "flip": False,
+        },
         "MS+flip": {"mode": "whole", "scales": MS_FLIP_SCALES, "flip": True},
-    }  # fmt: skip
+    }
 
 
 def bench_inference(quick: bool, bar: tqdm) -> dict[str, Any]:
@@ -290,26 +347,46 @@ def bench_inference(quick: bool, bar: tqdm) -> dict[str, Any]:
         t = timed(size, "whole")
         base = base or t
         rows.append(
-            {"mode": "whole", "size": size, "s": t, "images_per_s": 1 / t,
-             "relative_time": t / base, "pixels_relative": (size / sizes[0]) ** 2}
-        )  # fmt: skip
+            {
+                "mode": "whole",
+                "size": size,
+                "s": t,
+                "images_per_s": 1 / t,
+                "relative_time": t / base,
+                "pixels_relative": (size / sizes[0]) ** 2,
+            }
+        )
         bar.update(1)
     whole_at = next(r["s"] for r in rows if r["size"] == modes_size)
     for mode in ("slide", "MS+flip"):
         bar.set_postfix_str(f"inference {mode} {modes_size}²")
         t = timed(modes_size, mode)
         rows.append(
-            {"mode": mode, "size": modes_size, "s": t, "images_per_s": 1 / t,
-             "relative_time": t / whole_at, "pixels_relative": None}
-        )  # fmt: skip
+            {
+                "mode": mode,
+                "size": modes_size,
+                "s": t,
+                "images_per_s": 1 / t,
+                "relative_time": t / whole_at,
+                "pixels_relative": None,
+            }
+        )
         bar.update(1)
     module.set_inference(inference_modes(modes_size)["whole"])
     md = table(
         ["mode", "size", "s/image (min)", "images/s", "time ÷ reference", f"pixels ÷ {sizes[0]}²"],
-        [[r["mode"], f"{r['size']}²", f"{r['s']:.2f}", f"{r['images_per_s']:.2f}",
-          f"{r['relative_time']:.1f}", "" if r["pixels_relative"] is None else f"{r['pixels_relative']:.1f}"]
-         for r in rows],
-    )  # fmt: skip
+        [
+            [
+                r["mode"],
+                f"{r['size']}²",
+                f"{r['s']:.2f}",
+                f"{r['images_per_s']:.2f}",
+                f"{r['relative_time']:.1f}",
+                "" if r["pixels_relative"] is None else f"{r['pixels_relative']:.1f}",
+            ]
+            for r in rows
+        ],
+    )
     md += (
         f"\n\nReference: whole at {sizes[0]}² for the whole rows, whole at {modes_size}² for slide "
         f"({3 * modes_size // 4}² windows, stride {modes_size // 2}: 4 windows) and MS+flip (scales "
@@ -332,9 +409,12 @@ def bench_metric(quick: bool, bar: tqdm) -> dict[str, Any]:
     ours = SegmentationMetric(NUM_CLASSES)
     theirs = MulticlassJaccardIndex(NUM_CLASSES, ignore_index=255, average=None)
     t = min_times(
-        {"torchmetrics": lambda: theirs.update(preds, target), "ours": lambda: ours.update(preds, target)},
+        {
+            "torchmetrics": lambda: theirs.update(preds, target),
+            "ours": lambda: ours.update(preds, target),
+        },
         2 if quick else 7,
-    )  # fmt: skip
+    )
     if not torch.equal(ours.confmat, theirs.confmat):
         raise AssertionError("metric: confusion matrices differ from torchmetrics'")
     iou_equal = torch.allclose(ours.compute()["IoU"].float(), theirs.compute(), rtol=1e-6, atol=0)
@@ -344,12 +424,19 @@ def bench_metric(quick: bool, bar: tqdm) -> dict[str, Any]:
     speedup = t["torchmetrics"]["s"] / t["ours"]["s"]
     md = table(
         ["metric update, 150 classes, 16×512²", "s (min)", "×"],
-        [["torchmetrics MulticlassJaccardIndex", f"{t['torchmetrics']['s']:.3f}", "1.0"],
-         ["dynaseg SegmentationMetric", f"{t['ours']['s']:.3f}", f"**{speedup:.1f}**"]],
-    )  # fmt: skip
+        [
+            ["torchmetrics MulticlassJaccardIndex", f"{t['torchmetrics']['s']:.3f}", "1.0"],
+            ["dynaseg SegmentationMetric", f"{t['ours']['s']:.3f}", f"**{speedup:.1f}**"],
+        ],
+    )
     md += "\n\nConfusion matrices identical, per-class IoU equal (asserted)."
-    return {"torchmetrics_s": t["torchmetrics"]["s"], "ours_s": t["ours"]["s"],
-            "speedup": speedup, "equal": True, "markdown": md}  # fmt: skip
+    return {
+        "torchmetrics_s": t["torchmetrics"]["s"],
+        "ours_s": t["ours"]["s"],
+        "speedup": speedup,
+        "equal": True,
+        "markdown": md,
+    }
 
 
 # --------------------------------------------------------------------------- 5. data pipeline
@@ -432,8 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     report["wall_s"] = time.perf_counter() - start
     for number, result in report["sections"].items():
         print(f"\n### {number}. {result['title']}\n\n{result['markdown']}")
-    print(f"\n{'quick' if quick else 'full'} run: {report['wall_s']:.0f} s, torch "
-          f"{report['torch']}, {report['threads']} threads; results in {json_path}")  # fmt: skip
+    print(
+        f"\n{'quick' if quick else 'full'} run: {report['wall_s']:.0f} s, torch "
+        f"{report['torch']}, {report['threads']} threads; results in {json_path}"
+    )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2))
     return 0

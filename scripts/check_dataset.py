@@ -52,8 +52,10 @@ def print_frequencies(names: list[str], counts: np.ndarray) -> None:
         print("   " + "  ".join(cells[k : k + 4]))
     absent = [n for n, c in zip(names, counts[:-1], strict=True) if c == 0]
     if absent:
-        print(f"  note: {len(absent)} class(es) never occur: {', '.join(absent[:10])}"
-              + (" …" if len(absent) > 10 else ""))  # fmt: skip
+        print(
+            f"  note: {len(absent)} class(es) never occur: {', '.join(absent[:10])}"
+            + (" …" if len(absent) > 10 else "")
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         report = check_split(ds, args.limit, workers=args.workers)  # the pre-flight routine
         problems, counts = report.problems, report.class_counts
         n_bad = sum(len(v) for v in problems.values())
-        print(f"\n[{split}] {len(ds)} image/label pairs"
-              + (f" (+{len(ds.problems)} incomplete)" if ds.problems else "")
-              + (f", checked {args.limit}" if args.limit and args.limit < len(ds) else "")
-              + (f" — {n_bad} error(s)" if n_bad else " — OK"))  # fmt: skip
+        print(
+            f"\n[{split}] {len(ds)} image/label pairs"
+            + (f" (+{len(ds.problems)} incomplete)" if ds.problems else "")
+            + (f", checked {args.limit}" if args.limit and args.limit < len(ds) else "")
+            + (f" — {n_bad} error(s)" if n_bad else " — OK")
+        )
         for kind, title in KINDS.items():
             msgs = problems.get(kind, [])
             if msgs:

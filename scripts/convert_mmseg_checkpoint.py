@@ -61,9 +61,14 @@ def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: 
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, max_steps=0,
-        enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        max_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.strategy.connect(module)
     output.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(output)

@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     datamodule.setup("validate")
     dataset = datamodule.datasets["val"]
     if not hasattr(dataset, "zoom_of"):
-        print(f"error: {type(dataset).__name__} has no per-scene zoom (use data=synthetic_scales)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {type(dataset).__name__} has no per-scene zoom (use data=synthetic_scales)",
+            file=sys.stderr,
+        )
         return 2
     model = SegmentationModule.load_from_checkpoint(ckpt, map_location="cpu")
     batches = (batch["image"] for batch in datamodule.val_dataloader())

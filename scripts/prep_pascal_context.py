@@ -173,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     for _ in run_parallel(partial(_convert, lut=lut), jobs, args.workers, "Context .mat → PNG"):
         pass
     print(f"wrote {len(jobs)} PNGs to {out_dir}")
-    print(f"wrote {split_dir}/train.txt ({len(splits['train'])} ids) and val.txt "
-          f"({len(splits['val'])} ids)")  # fmt: skip
+    print(
+        f"wrote {split_dir}/train.txt ({len(splits['train'])} ids) and val.txt "
+        f"({len(splits['val'])} ids)"
+    )
     ids = [i for s in splits.values() for i in s]
     return report_missing_images(voc / "JPEGImages", ids, "listed")
 

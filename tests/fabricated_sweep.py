@@ -118,7 +118,15 @@ def make_stats_sweep(root: Path, other_commit_job: int | None = None) -> Path:
                 continue
             per_class = {"sky": 0.9, "road": None, "car": value + 0.05, "boat": value - 0.05}
             commit = "deadbeef00112233" if num == other_commit_job else COMMIT
-            write_job(sweep, num, filter_type, seed, value, filter_sizes=list(sizes),
-                      commit=commit, per_class=per_class)  # fmt: skip
+            write_job(
+                sweep,
+                num,
+                filter_type,
+                seed,
+                value,
+                filter_sizes=list(sizes),
+                commit=commit,
+                per_class=per_class,
+            )
             num += 1
     return sweep

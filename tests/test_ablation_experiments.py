@@ -35,9 +35,18 @@ TABLES = sorted(
 def sweep(
     experiment: str, tmp: Path, extra: list[str] | None = None, data: str = "synthetic"
 ) -> subprocess.CompletedProcess:
-    args = [sys.executable, "src/train.py", "-m", f"experiment={experiment}", f"data={data}",
-            "trainer.fast_dev_run=true", *TINY_DATA, *(extra or []), "extras.print_config=false",
-            f"hydra.sweep.dir={tmp}/sweep"]  # fmt: skip
+    args = [
+        sys.executable,
+        "src/train.py",
+        "-m",
+        f"experiment={experiment}",
+        f"data={data}",
+        "trainer.fast_dev_run=true",
+        *TINY_DATA,
+        *(extra or []),
+        "extras.print_config=false",
+        f"hydra.sweep.dir={tmp}/sweep",
+    ]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -70,9 +79,12 @@ def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path
     assert table.returncode == 0, table.stderr
     rows = list(csv.DictReader(io.StringIO(table.stdout)))
     stage2 = next(
-        r for r in rows
-        if r["table"] == "dmnet-table4-mini" and r["row"] == "Stage 2" and r["column"] == "zoom 0.6-1.6"
-    )  # fmt: skip
+        r
+        for r in rows
+        if r["table"] == "dmnet-table4-mini"
+        and r["row"] == "Stage 2"
+        and r["column"] == "zoom 0.6-1.6"
+    )
     assert stage2["mean"] == f"{100 * metrics['val']['mIoU']:.4f}" and stage2["paper"] == "73.13"
     assert stage2["n"] == "1" and stage2["flags"] == "1 seed: no CI"
 
@@ -88,8 +100,17 @@ def test_every_table_launches_every_run(experiment: str, tmp_path: Path) -> None
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    args = [sys.executable, "src/train.py", "-m", *TINY, *NO_FIGURES, "debug=fdr", "extras.print_config=false",
-            "model.net.decode_head.filter_sizes=[0],[1]", f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    args = [
+        sys.executable,
+        "src/train.py",
+        "-m",
+        *TINY,
+        *NO_FIGURES,
+        "debug=fdr",
+        "extras.print_config=false",
+        "model.net.decode_head.filter_sizes=[0],[1]",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     # the other job ran, the summary lists both, the sweep ends in one error line and exit 1
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

@@ -60,8 +60,12 @@ def test_paper_dmnet_configuration_on_ade20k() -> None:
 def test_cfg_job_prints_the_paper_configuration() -> None:
     out = subprocess.run(
         [sys.executable, "src/train.py", "model=dmnet", "data=ade20k", "--cfg", "job"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.model.net.backbone.name == "resnet50c"
     assert list(cfg.model.net.decode_head.filter_sizes) == [1, 3, 5, 7]
@@ -116,16 +120,32 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         compose_config("train", ["model=fcn", "data=ade20k"]).model, resolve=True
     )
     recipe = {
-        "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9,
-                      "weight_decay": 0.0005},
+        "optimizer": {
+            "_target_": "torch.optim.SGD",
+            "lr": 0.01,
+            "momentum": 0.9,
+            "weight_decay": 0.0005,
+        },
         "lr_mult": {},
         "scheduler": {"name": "poly", "power": 0.9, "min_lr": 1.0e-4},
-    }  # fmt: skip
-    aux = {"_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 3,
-           "channels": 256, "num_convs": 1, "concat_input": False, "dropout_ratio": 0.1}  # fmt: skip
-    backbone = {"_target_": "dynaseg.models.backbones.TimmBackbone", "name": "resnet50c",
-                "pretrained": False, "checkpoint_path": None, "output_stride": 8,
-                "out_indices": [0, 1, 2, 3, 4]}  # fmt: skip
+    }
+    aux = {
+        "_target_": "dynaseg.models.heads.fcn.FCNHead",
+        "_partial_": True,
+        "in_index": 3,
+        "channels": 256,
+        "num_convs": 1,
+        "concat_input": False,
+        "dropout_ratio": 0.1,
+    }
+    backbone = {
+        "_target_": "dynaseg.models.backbones.TimmBackbone",
+        "name": "resnet50c",
+        "pretrained": False,
+        "checkpoint_path": None,
+        "output_stride": 8,
+        "out_indices": [0, 1, 2, 3, 4],
+    }
     for model in (dmnet, fcn):
         assert model["_target_"] == "dynaseg.training.module.SegmentationModule"
         assert model["ignore_index"] == 255 and model["aux_loss_weight"] == 0.4
@@ -134,15 +154,28 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         assert model["net"]["_target_"] == "dynaseg.models.segmentor.Segmentor"
         assert model["net"]["auxiliary_head"] == aux and model["net"]["backbone"] == backbone
     assert dmnet["net"]["decode_head"] == {
-        "_target_": "dynaseg.models.heads.dmnet.DMHead", "_partial_": True, "in_index": 4,
-        "context_index": 4, "channels": 512, "filter_sizes": [1, 3, 5, 7],
-        "filter_type": "dynamic", "dilations": None, "fusion": False, "dropout_ratio": 0.1,
-        "dynamic_conv": "fast", "split_bottleneck": True,
-    }  # fmt: skip
+        "_target_": "dynaseg.models.heads.dmnet.DMHead",
+        "_partial_": True,
+        "in_index": 4,
+        "context_index": 4,
+        "channels": 512,
+        "filter_sizes": [1, 3, 5, 7],
+        "filter_type": "dynamic",
+        "dilations": None,
+        "fusion": False,
+        "dropout_ratio": 0.1,
+        "dynamic_conv": "fast",
+        "split_bottleneck": True,
+    }
     assert fcn["net"]["decode_head"] == {
-        "_target_": "dynaseg.models.heads.fcn.FCNHead", "_partial_": True, "in_index": 4,
-        "channels": 512, "num_convs": 2, "concat_input": True, "dropout_ratio": 0.1,
-    }  # fmt: skip
+        "_target_": "dynaseg.models.heads.fcn.FCNHead",
+        "_partial_": True,
+        "in_index": 4,
+        "channels": 512,
+        "num_convs": 2,
+        "concat_input": True,
+        "dropout_ratio": 0.1,
+    }
 
 
 def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:

@@ -20,16 +20,23 @@ from helpers import ROOT, TINY, tiny_checkpoint
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, script, *args, f"paths.log_dir={tmp}/logs", f"hydra.run.dir={tmp}/run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     # test_checkpoint=best: the tested checkpoint is the file written, evaluated again below
-    args = TINY + ["trainer.max_steps=4", "trainer.val_check_interval=2", "seed=1",
-                   "test_checkpoint=best"]  # fmt: skip
+    args = TINY + [
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "seed=1",
+        "test_checkpoint=best",
+    ]
     train = run("src/train.py", args, tmp_path / "train")
     metrics = json.loads((tmp_path / "train/run/metrics.json").read_text())
     ckpt = Path(metrics["best_checkpoint"])
@@ -81,10 +88,17 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
 @pytest.mark.slow  # fast tier: test_runs.py runs src/eval.py on a missing checkpoint twice
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "src/eval.py", f"ckpt_path={tmp_path}/nope.ckpt",
-         f"hydra.run.dir={tmp_path}/run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "src/eval.py",
+            f"ckpt_path={tmp_path}/nope.ckpt",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert "nope.ckpt" in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -92,10 +106,21 @@ def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
 
 def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "src/train.py", "model=dmnet", "data=ade20k", "model/backbone=resnet_tiny",
-         f"paths.data_dir={tmp_path}/none", f"hydra.run.dir={tmp_path}/run", "trainer=cpu"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "src/train.py",
+            "model=dmnet",
+            "data=ade20k",
+            "model/backbone=resnet_tiny",
+            f"paths.data_dir={tmp_path}/none",
+            f"hydra.run.dir={tmp_path}/run",
+            "trainer=cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert f"error: ADE20K: dataset root {tmp_path}/none/ADEChallengeData2016 does not exist" in (
         proc.stderr
@@ -106,10 +131,21 @@ def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) 
 @pytest.mark.slow  # fast tier: the sweeps of test_ablation_experiments.py cover this
 def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "src/train.py", "-m", *TINY, "debug=fdr", "extras.print_config=false",
-         "model.net.decode_head.filter_sizes=[1],[1,3]", f"hydra.sweep.dir={tmp_path}/sweep"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "src/train.py",
+            "-m",
+            *TINY,
+            "debug=fdr",
+            "extras.print_config=false",
+            "model.net.decode_head.filter_sizes=[1],[1,3]",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for job in ("0", "1"):
         metrics = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())
@@ -118,8 +154,14 @@ def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
-    args = [*TINY, "logger=wandb", "logger.wandb.offline=true", "trainer.max_steps=2",
-            "trainer.val_check_interval=2", "extras.print_config=false"]  # fmt: skip
+    args = [
+        *TINY,
+        "logger=wandb",
+        "logger.wandb.offline=true",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "extras.print_config=false",
+    ]
     run("src/train.py", args, tmp_path)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
@@ -134,8 +176,11 @@ def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
 
     ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
     data_args = [a for a in TINY if a.startswith("data.")]
-    slide = ["model.inference.mode=slide", "model.inference.crop_size=[48,48]",
-             "model.inference.stride=[32,32]"]  # fmt: skip
+    slide = [
+        "model.inference.mode=slide",
+        "model.inference.crop_size=[48,48]",
+        "model.inference.stride=[32,32]",
+    ]
     ev = run("src/eval.py", [f"ckpt_path={ckpt}", *data_args, *slide], tmp_path / "eval")
     evaluated = json.loads((tmp_path / "eval/run/eval_metrics.json").read_text())
     assert evaluated["inference"]["mode"] == "slide"
@@ -171,8 +216,16 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
         Image.fromarray(image).save(images_dir / f"{name}.png")
 
     out = tmp_path / "pred"
-    run("src/predict.py", [f"ckpt_path={ckpt}", f"inputs={images_dir}", f"output_dir={out}",
-                           "model.inference.flip=true"], tmp_path / "run")  # fmt: skip
+    run(
+        "src/predict.py",
+        [
+            f"ckpt_path={ckpt}",
+            f"inputs={images_dir}",
+            f"output_dir={out}",
+            "model.inference.flip=true",
+        ],
+        tmp_path / "run",
+    )
     summary = json.loads((out / "predictions.json").read_text())
     assert summary["palette_source"] == "checkpoint"  # hparams.palette, from the dataset module
     assert summary["inference"]["flip"] is True

@@ -52,8 +52,12 @@ def entry_point(tmp: Path, *args: str, env: dict[str, str] | None = None):
 
     return subprocess.run(
         [sys.executable, "src/train.py", *args, f"hydra.run.dir={tmp}/run"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 # ---------------------------------------------------------------- config values
@@ -70,35 +74,56 @@ def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.net.decode_head.channels=-5",
-         "model.net.decode_head.channels=-5: expected an integer ≥ 1 (DMHead)"),
-        ("model.net.decode_head.filter_sizes=[0,3]",
-         "model.net.decode_head.filter_sizes=[0, 3]: expected kernel sizes ≥ 1 (DMHead)"),
-        ("model.net.decode_head.dropout_ratio=1.5",
-         "model.net.decode_head.dropout_ratio=1.5: expected a value in [0, 1) (DMHead)"),
-        ("model.net.auxiliary_head.channels=0",
-         "model.net.auxiliary_head.channels=0: expected an integer ≥ 1 (FCNHead)"),
-        ("model.net.auxiliary_head.in_index=7",
-         "model.net.auxiliary_head.in_index=7: expected a feature index in 0..4 (the backbone "
-         "gives 5 features, channels [64, 32, 64, 128, 256]) (FCNHead)"),
-        ("model.net.decode_head.context_index=9",
-         "model.net.decode_head.context_index=9: expected a feature index in 0..4 (the backbone "
-         "gives 5 features, channels [64, 32, 64, 128, 256]) (DMHead)"),
-        ("model.net.backbone.output_stride=4",
-         "model.net.backbone.output_stride=4: expected 8, 16 or 32"),
-        ("model.net.backbone.name=resnet5O",
-         "model.net.backbone.name='resnet5O': not a timm model; expected a name from "
-         "timm.list_models()"),
+        (
+            "model.net.decode_head.channels=-5",
+            "model.net.decode_head.channels=-5: expected an integer ≥ 1 (DMHead)",
+        ),
+        (
+            "model.net.decode_head.filter_sizes=[0,3]",
+            "model.net.decode_head.filter_sizes=[0, 3]: expected kernel sizes ≥ 1 (DMHead)",
+        ),
+        (
+            "model.net.decode_head.dropout_ratio=1.5",
+            "model.net.decode_head.dropout_ratio=1.5: expected a value in [0, 1) (DMHead)",
+        ),
+        (
+            "model.net.auxiliary_head.channels=0",
+            "model.net.auxiliary_head.channels=0: expected an integer ≥ 1 (FCNHead)",
+        ),
+        (
+            "model.net.auxiliary_head.in_index=7",
+            "model.net.auxiliary_head.in_index=7: expected a feature index in 0..4 (the backbone "
+            "gives 5 features, channels [64, 32, 64, 128, 256]) (FCNHead)",
+        ),
+        (
+            "model.net.decode_head.context_index=9",
+            "model.net.decode_head.context_index=9: expected a feature index in 0..4 (the backbone "
+            "gives 5 features, channels [64, 32, 64, 128, 256]) (DMHead)",
+        ),
+        (
+            "model.net.backbone.output_stride=4",
+            "model.net.backbone.output_stride=4: expected 8, 16 or 32",
+        ),
+        (
+            "model.net.backbone.name=resnet5O",
+            "model.net.backbone.name='resnet5O': not a timm model; expected a name from "
+            "timm.list_models()",
+        ),
         ("data.batch_size=0", "data.batch_size=0: expected an integer ≥ 1 (samples per batch)"),
         ("data.batch_size=-2", "data.batch_size=-2: expected an integer ≥ 1 (samples per batch)"),
-        ("data.batch_size=eight",
-         "data.batch_size='eight': expected an integer ≥ 1 (samples per batch)"),
-        ("data.num_workers=-1", "data.num_workers=-1: expected an integer ≥ 0 (loader worker "
-         "processes; 0 loads in the main process)"),
+        (
+            "data.batch_size=eight",
+            "data.batch_size='eight': expected an integer ≥ 1 (samples per batch)",
+        ),
+        (
+            "data.num_workers=-1",
+            "data.num_workers=-1: expected an integer ≥ 0 (loader worker "
+            "processes; 0 loads in the main process)",
+        ),
         # checked for every dataset, not only by the pre-flight check of on-disk ones
         ("data.on_bad_sample=bogus", "data.on_bad_sample='bogus': expected one of error, skip"),
     ],
-)  # fmt: skip
+)
 def test_config_values_are_checked_at_construction(
     override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,16 +223,26 @@ def bad_checkpoints(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:
     weights = tmp / "weights.pt"
     torch.save({"conv.weight": torch.zeros(1)}, weights)
     return {
-        "missing": (tmp / "nope.ckpt", f"ckpt_path='{tmp / 'nope.ckpt'}' does not exist "
-                    "(expected a .ckpt file)"),
-        "directory": (good.parent, f"ckpt_path='{good.parent}' is a directory; expected a .ckpt "
-                      "file; it holds last.ckpt"),
-        "garbage": (garbage, f"ckpt_path='{garbage}' is not a checkpoint (5000 bytes, not a "
-                    "torch.save zip archive; a truncated copy?)"),
+        "missing": (
+            tmp / "nope.ckpt",
+            f"ckpt_path='{tmp / 'nope.ckpt'}' does not exist (expected a .ckpt file)",
+        ),
+        "directory": (
+            good.parent,
+            f"ckpt_path='{good.parent}' is a directory; expected a .ckpt file; it holds last.ckpt",
+        ),
+        "garbage": (
+            garbage,
+            f"ckpt_path='{garbage}' is not a checkpoint (5000 bytes, not a "
+            "torch.save zip archive; a truncated copy?)",
+        ),
         "truncated": (truncated, f"ckpt_path='{truncated}' is not a checkpoint (3000 bytes"),
-        "state_dict": (weights, f"ckpt_path='{weights}' is a torch file (dict with "
-                       "['conv.weight']) but not a Lightning checkpoint"),
-    }  # fmt: skip
+        "state_dict": (
+            weights,
+            f"ckpt_path='{weights}' is a torch file (dict with "
+            "['conv.weight']) but not a Lightning checkpoint",
+        ),
+    }
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "garbage", "truncated", "state_dict"])
@@ -225,8 +260,9 @@ def test_bad_checkpoint_in_training_and_eval(
 def test_checkpoint_of_another_model(
     tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = cfg_for(tmp_path, f"ckpt_path={tiny_checkpoint}", "model=fcn",
-                  "model/backbone=resnet_tiny")  # fmt: skip
+    cfg = cfg_for(
+        tmp_path, f"ckpt_path={tiny_checkpoint}", "model=fcn", "model/backbone=resnet_tiny"
+    )
     code, err = user_facing(lambda: train(cfg), capsys)
     assert code == 1, err
     assert err.startswith(f"error: ckpt_path='{tiny_checkpoint}' holds another model")
@@ -237,8 +273,13 @@ def test_checkpoint_of_another_model(
 def test_resume_with_other_max_steps_says_the_schedule_changes(
     tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = cfg_for(tmp_path, f"ckpt_path={tiny_checkpoint}", "trainer.max_steps=4",
-                  "trainer.val_check_interval=4", "test=false")  # fmt: skip
+    cfg = cfg_for(
+        tmp_path,
+        f"ckpt_path={tiny_checkpoint}",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "test=false",
+    )
     with pytest.warns(UserWarning) as caught:
         results = train(cfg)
     assert results["global_step"] == 4
@@ -253,8 +294,13 @@ def test_resume_with_other_max_steps_says_the_schedule_changes(
 def test_nan_loss_names_the_step_and_the_last_good_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = cfg_for(tmp_path, "model.optimizer.lr=1e12", "trainer.max_steps=30",
-                  "trainer.val_check_interval=30", "callbacks.fault_tolerance.every_n_steps=1")  # fmt: skip
+    cfg = cfg_for(
+        tmp_path,
+        "model.optimizer.lr=1e12",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=30",
+        "callbacks.fault_tolerance.every_n_steps=1",
+    )
     code, err = user_facing(lambda: train(cfg), capsys)
     assert code == 1
     (line,) = err.strip().splitlines()
@@ -263,8 +309,10 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(
     ), line
     step = int(line.split(" at step ")[1].split()[0])
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert line.endswith(f"expected a finite loss: lower model.optimizer.lr or check the data; "
-                         f"last good checkpoint: {last}")  # fmt: skip
+    assert line.endswith(
+        f"expected a finite loss: lower model.optimizer.lr or check the data; "
+        f"last good checkpoint: {last}"
+    )
     kept = torch.load(last, weights_only=True)
     assert kept["global_step"] == step  # written after the last finite step
     assert all(
@@ -294,30 +342,47 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
     lab = np.asarray(Image.open(val_labels / "ADE_val_00000002.png")).copy()
     lab[0, 0] = 222  # found before training too, not at the first validation
     Image.fromarray(lab).save(val_labels / "ADE_val_00000002.png")
-    data = ["data=ade20k", f"paths.data_dir={tmp_path / 'data'}", "model/backbone=resnet_tiny",
-            "data.batch_size=2", "data.val_batch_size=1", "data.num_workers=0",
-            "data.crop_size=[32,32]", "data.scale=[64,48]", "data.test_scale=[64,48]",
-            f"data.preflight_cache_dir={tmp_path / 'cache'}", "trainer.max_steps=2",
-            "trainer.val_check_interval=2", "extras.print_config=false", "trainer=cpu",
-            "callbacks.rich_progress_bar=null", "~logger", "callbacks.lr_monitor=null"]  # fmt: skip
+    data = [
+        "data=ade20k",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "model/backbone=resnet_tiny",
+        "data.batch_size=2",
+        "data.val_batch_size=1",
+        "data.num_workers=0",
+        "data.crop_size=[32,32]",
+        "data.scale=[64,48]",
+        "data.test_scale=[64,48]",
+        f"data.preflight_cache_dir={tmp_path / 'cache'}",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "extras.print_config=false",
+        "trainer=cpu",
+        "callbacks.rich_progress_bar=null",
+        "~logger",
+        "callbacks.lr_monitor=null",
+    ]
     cfg = compose_config("train", data, output_dir=tmp_path / "fail")
     code, err = user_facing(lambda: train(cfg), capsys)
     assert code == 1 and "Traceback" not in err
     err = err[err.index("error: ") :]  # after the check's progress bar
-    assert err.startswith(f"error: ADE20K split 'train' under {root}: 6 bad sample file(s) found "
-                          "before training:")  # fmt: skip
-    for text in (f"{images / 'ADE_extra.png'} is not a .jpg image",
-                 f"image file {jpg} is truncated",
-                 f"image file {images / 'ADE_train_00000003.jpg'} is a I;16 PNG image; expected "
-                 "8-bit RGB or greyscale",
-                 f"{images / 'ADE_train_00000004.jpg'} has no label",
-                 f"label file {labels / 'ADE_train_00000005.png'} has raw value(s) 201",
-                 f"label file {labels / 'ADE_train_00000006.png'} is 12×10 (w×h)"):  # fmt: skip
+    assert err.startswith(
+        f"error: ADE20K split 'train' under {root}: 6 bad sample file(s) found before training:"
+    )
+    for text in (
+        f"{images / 'ADE_extra.png'} is not a .jpg image",
+        f"image file {jpg} is truncated",
+        f"image file {images / 'ADE_train_00000003.jpg'} is a I;16 PNG image; expected "
+        "8-bit RGB or greyscale",
+        f"{images / 'ADE_train_00000004.jpg'} has no label",
+        f"label file {labels / 'ADE_train_00000005.png'} has raw value(s) 201",
+        f"label file {labels / 'ADE_train_00000006.png'} is 12×10 (w×h)",
+    ):
         assert text in err, text
     assert not (tmp_path / "fail" / "checkpoints").exists()  # failed before any training
 
-    cfg = compose_config("train", [*data, "data.on_bad_sample=skip", "test=false"],
-                         output_dir=tmp_path / "skip")  # fmt: skip
+    cfg = compose_config(
+        "train", [*data, "data.on_bad_sample=skip", "test=false"], output_dir=tmp_path / "skip"
+    )
     results = train(cfg)
     metrics = json.loads((tmp_path / "skip" / "metrics.json").read_text())
     assert results["global_step"] == metrics["global_step"] == 2

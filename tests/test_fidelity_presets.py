@@ -58,8 +58,17 @@ def test_table_sweep_composes_every_job(experiment: str, n_jobs: int, mini: bool
     jobs = [job for job in jobs if not seeds or seeds[0] in job]  # one seed: the table's cells
     cfgs = [compose_config("train", base + job) for job in jobs]
     heads = [OmegaConf.to_container(c.model.net.decode_head) for c in cfgs]
-    assert len({json.dumps(h, sort_keys=True) + str(c.model.net.auxiliary_head) + str(
-        c.model.net.backbone) for h, c in zip(heads, cfgs, strict=True)}) == n_jobs  # fmt: skip
+    assert (
+        len(
+            {
+                json.dumps(h, sort_keys=True)
+                + str(c.model.net.auxiliary_head)
+                + str(c.model.net.backbone)
+                for h, c in zip(heads, cfgs, strict=True)
+            }
+        )
+        == n_jobs
+    )
     name, spec = find_spec(experiment=experiment)
     assert name in TABLES
     if mini:  # the miniature keeps its tiny backbone blocks and single-scale validation
@@ -73,27 +82,49 @@ def test_table_sweep_composes_every_job(experiment: str, n_jobs: int, mini: bool
 
 
 def test_sweeps_set_what_the_table_rows_match() -> None:
-    cac = [compose_config("train", ["experiment=cacnet_table1_components", *j])
-           for j in sweep_jobs(["experiment=cacnet_table1_components"])]  # fmt: skip
-    heads = {(c.model.net.backbone.name, c.model.net.decode_head.num_heads,
-              c.model.net.decode_head.global_pool) for c in cac}  # fmt: skip
-    assert heads == {(b, n, g) for b in ("resnet50c", "resnet101c")
-                     for n, g in ((0, False), (2, False), (2, True))}  # fmt: skip
-    sac = [compose_config("train", ["experiment=sac_table1_scale_only", "baseline_ckpt=b.ckpt", *j])
-           for j in sweep_jobs(["experiment=sac_table1_scale_only", "baseline_ckpt=b.ckpt"])]  # fmt: skip
+    cac = [
+        compose_config("train", ["experiment=cacnet_table1_components", *j])
+        for j in sweep_jobs(["experiment=cacnet_table1_components"])
+    ]
+    heads = {
+        (
+            c.model.net.backbone.name,
+            c.model.net.decode_head.num_heads,
+            c.model.net.decode_head.global_pool,
+        )
+        for c in cac
+    }
+    assert heads == {
+        (b, n, g)
+        for b in ("resnet50c", "resnet101c")
+        for n, g in ((0, False), (2, False), (2, True))
+    }
+    sac = [
+        compose_config("train", ["experiment=sac_table1_scale_only", "baseline_ckpt=b.ckpt", *j])
+        for j in sweep_jobs(["experiment=sac_table1_scale_only", "baseline_ckpt=b.ckpt"])
+    ]
     for c in sac:
         assert c.model.init_from.path == "b.ckpt" and list(c.model.freeze) == [
-            "backbone.body", "decode_head.conv_seg"]  # fmt: skip
+            "backbone.body",
+            "decode_head.conv_seg",
+        ]
     dmnet5 = sweep_jobs(["experiment=dmnet_table5_backbones", "+scale=mini"])
-    names = {compose_config("train", ["experiment=dmnet_table5_backbones", "+scale=mini", *j])
-             .model.net.backbone.name for j in dmnet5}  # fmt: skip
+    names = {
+        compose_config(
+            "train", ["experiment=dmnet_table5_backbones", "+scale=mini", *j]
+        ).model.net.backbone.name
+        for j in dmnet5
+    }
     assert names == {"resnet50c", "resnet101c"}
 
 
 @pytest.mark.parametrize("experiment", [f"dmnet_table{i}" for i in (1, 2, 3, 4, 5)])
 def test_dmnet_tables_1_to_5_run_without_deep_supervision(experiment: str) -> None:
-    name = next(p.stem for p in (CONF_DIR / "experiment").glob(f"{experiment}_*.yaml")
-                if not p.stem.endswith("_mini"))  # fmt: skip
+    name = next(
+        p.stem
+        for p in (CONF_DIR / "experiment").glob(f"{experiment}_*.yaml")
+        if not p.stem.endswith("_mini")
+    )
     for job in sweep_jobs([f"experiment={name}"]):
         assert (
             compose_config("train", [f"experiment={name}", *job]).model.net.auxiliary_head is None
@@ -127,11 +158,13 @@ def test_ms_flip_presets_are_the_recipe_tested_at_the_papers_scales(preset: str)
 
 @pytest.mark.parametrize(
     "preset, expected",
-    [("mmseg_dmnet_r50_d8_cityscapes_769x769_80k", True),
-     ("mmseg_dmnet_r101_d8_cityscapes_769x769_40k", True),
-     ("mmseg_dmnet_r50_d8_cityscapes_512x1024_40k", False),
-     ("sac_r101_cityscapes", False)],
-)  # fmt: skip
+    [
+        ("mmseg_dmnet_r50_d8_cityscapes_769x769_80k", True),
+        ("mmseg_dmnet_r101_d8_cityscapes_769x769_40k", True),
+        ("mmseg_dmnet_r50_d8_cityscapes_512x1024_40k", False),
+        ("sac_r101_cityscapes", False),
+    ],
+)
 def test_769_presets_train_with_align_corners(preset: str, expected: bool) -> None:
     cfg = compose_config("train", [f"experiment={preset}"])
     assert cfg.model.loss_align_corners is expected
@@ -144,9 +177,14 @@ def test_769_preset_module_resizes_logits_in_the_loss_with_align_corners() -> No
     cfg = compose_config("train", ["experiment=mmseg_dmnet_r50_d8_cityscapes_769x769_80k"])
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
     kwargs.pop("_target_")
-    kwargs["net"]["backbone"] = {**kwargs["net"]["backbone"], "name": "resnet18",
-                                 "layers": [1, 1, 1, 1], "channels": [8, 8, 8, 8],
-                                 "stem_width": 8, "pretrained": False}  # fmt: skip
+    kwargs["net"]["backbone"] = {
+        **kwargs["net"]["backbone"],
+        "name": "resnet18",
+        "layers": [1, 1, 1, 1],
+        "channels": [8, 8, 8, 8],
+        "stem_width": 8,
+        "pretrained": False,
+    }
     kwargs["net"]["decode_head"]["channels"] = 8
     kwargs["net"]["auxiliary_head"] = None
     module = SegmentationModule(**kwargs, num_classes=19)
@@ -164,8 +202,14 @@ def test_769_preset_module_resizes_logits_in_the_loss_with_align_corners() -> No
 def write_job(sweep: Path, num: int, config: dict, metrics: dict, overrides: list[str]) -> None:
     job = sweep / str(num)
     job.mkdir(parents=True)
-    provenance = {"overrides": overrides, "seed": 1, "config": config, "wall_time_s": 1.0,
-                  "cpu_time_s": 1.0, "steps": 1}  # fmt: skip
+    provenance = {
+        "overrides": overrides,
+        "seed": 1,
+        "config": config,
+        "wall_time_s": 1.0,
+        "cpu_time_s": 1.0,
+        "steps": 1,
+    }
     (job / "metrics.json").write_text(
         json.dumps({**metrics, "status": "completed", "provenance": provenance})
     )
@@ -178,16 +222,24 @@ def test_variant_rows_read_the_runs_test_variants(tmp_path: Path) -> None:
     """CaC-Net Table 2: rows 1-2 single scale, Flip / MS rows from the DS run's test variants."""
     sweep = tmp_path / "sweep"
     for num, aux, base in ((0, None, 0.50), (1, FCN, 0.51)):
-        metrics = {"test": {"mIoU": base, "aAcc": base + 0.3},
-                   "test_variants": {"flip": {"mIoU": base + 0.004, "aAcc": base + 0.301},
-                                     "ms_flip": {"mIoU": base + 0.01, "aAcc": base + 0.302}}}  # fmt: skip
+        metrics = {
+            "test": {"mIoU": base, "aAcc": base + 0.3},
+            "test_variants": {
+                "flip": {"mIoU": base + 0.004, "aAcc": base + 0.301},
+                "ms_flip": {"mIoU": base + 0.01, "aAcc": base + 0.302},
+            },
+        }
         config = {"model": {"net": {"auxiliary_head": aux}}}
         write_job(sweep, num, config, metrics, ["experiment=cacnet_table2_strategies"])
     table = build_paper_table(load_sweep(sweep), *find_spec("cacnet-table2"))
     values = [c.mean for row in table.cells for c in row]
     assert values == pytest.approx([80.0, 50.0, 81.0, 51.0, 81.1, 51.4, 81.2, 52.0])
     assert [[c.paper for c in row] for row in table.cells] == [
-        [79.4, 50.7], [79.7, 51.5], [79.9, 51.8], [80.2, 52.5]]  # fmt: skip
+        [79.4, 50.7],
+        [79.7, 51.5],
+        [79.9, 51.8],
+        [80.2, 52.5],
+    ]
     assert table.unmatched == []
 
 
@@ -226,13 +278,21 @@ def test_sac_table_joins_the_scale_only_sweep(tmp_path: Path) -> None:
     for num, (target, adaptive, miou) in enumerate(
         [(timm, False, 0.70), (timm, True, 0.72), (multi, True, 0.73)]
     ):
-        config = {"model": {"freeze": [], "net": {"backbone": {"_target_": target},
-                                                  "decode_head": {"adaptive": adaptive}}}}  # fmt: skip
+        config = {
+            "model": {
+                "freeze": [],
+                "net": {"backbone": {"_target_": target}, "decode_head": {"adaptive": adaptive}},
+            }
+        }
         metrics = {"test": {"mIoU": miou}, "test_variants": {"ms": {"mIoU": miou + 0.02}}}
         write_job(main, num, config, metrics, [f"job={num}"])
     for num, (target, miou) in enumerate([(timm, 0.705), (multi, 0.708)]):
-        config = {"model": {"freeze": frozen, "net": {"backbone": {"_target_": target},
-                                                      "decode_head": {"adaptive": True}}}}  # fmt: skip
+        config = {
+            "model": {
+                "freeze": frozen,
+                "net": {"backbone": {"_target_": target}, "decode_head": {"adaptive": True}},
+            }
+        }
         write_job(only, num, config, {"test": {"mIoU": miou}}, [f"job={num}"])
     table = build_paper_table(load_sweep([main, only]), *find_spec("sac-table1"))
     ours = [row[0].mean for row in table.cells]
@@ -246,8 +306,10 @@ def test_sac_table_joins_the_scale_only_sweep(tmp_path: Path) -> None:
 def test_dmnet_table6_flip_and_ms_rows_and_the_ft_note(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     for num, aux in enumerate([None, FCN]):
-        metrics = {"test": {"mIoU": 0.80 + num / 100},
-                   "test_variants": {"flip": {"mIoU": 0.815}, "ms_flip": {"mIoU": 0.82}}}  # fmt: skip
+        metrics = {
+            "test": {"mIoU": 0.80 + num / 100},
+            "test_variants": {"flip": {"mIoU": 0.815}, "ms_flip": {"mIoU": 0.82}},
+        }
         write_job(sweep, num, {"model": {"net": {"auxiliary_head": aux}}}, metrics, [f"j={num}"])
     text = render(load_sweep(sweep), "dmnet-table6")
     one = " **1 seed: no CI**"  # one run per cell: flagged, no interval

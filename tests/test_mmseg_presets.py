@@ -28,10 +28,22 @@ PUBLISHED = {
     "ade20k_512x512_160k": ((43.15, 44.17), (45.42, 46.76)),
 }
 # dataset_crop: (dataset class, data config's crop, per-GPU batch, inference)
-WHOLE = {"mode": "whole", "crop_size": None, "stride": None, "scales": [1.0], "flip": False,
-         "align_corners": False}  # fmt: skip
-SLIDE_769 = {"mode": "slide", "crop_size": [769, 769], "stride": [513, 513], "scales": [1.0],
-             "flip": False, "align_corners": True}  # fmt: skip
+WHOLE = {
+    "mode": "whole",
+    "crop_size": None,
+    "stride": None,
+    "scales": [1.0],
+    "flip": False,
+    "align_corners": False,
+}
+SLIDE_769 = {
+    "mode": "slide",
+    "crop_size": [769, 769],
+    "stride": [513, 513],
+    "scales": [1.0],
+    "flip": False,
+    "align_corners": True,
+}
 DATASETS = {
     "ade20k_512x512": ("ADE20K", [512, 512], 4, WHOLE, "whole"),
     "cityscapes_512x1024": ("Cityscapes", [512, 1024], 2, WHOLE, "whole"),
@@ -72,8 +84,11 @@ def test_row_composes_to_the_mmseg_recipe(depth: str, suffix: str) -> None:
     assert net.backbone.name == f"resnet{depth[1:]}c" and net.backbone.pretrained is True
     assert net.backbone.output_stride == 8
     assert net.decode_head._target_.endswith("DMHead") and list(net.decode_head.filter_sizes) == [
-        1, 3, 5, 7,
-    ]  # fmt: skip
+        1,
+        3,
+        5,
+        7,
+    ]
     assert net.auxiliary_head.in_index == 3 and cfg.model.aux_loss_weight == 0.4
     assert (cfg.model.optimizer.lr, cfg.model.optimizer.weight_decay) == (0.01, 5e-4)
     assert (cfg.model.scheduler.power, cfg.model.scheduler.min_lr) == (0.9, 1e-4)
@@ -90,9 +105,12 @@ def test_row_composes_to_the_mmseg_recipe(depth: str, suffix: str) -> None:
         "nodes": 1,
         "max_steps": steps,
         "lr": 0.01,
-        "published": {"mIoU": single, "mIoU_ms_flip": ms_flip,
-                      "eval": f"{evaluation}; ms+flip: scales 0.5-1.75 + flip"},
-    }  # fmt: skip
+        "published": {
+            "mIoU": single,
+            "mIoU_ms_flip": ms_flip,
+            "eval": f"{evaluation}; ms+flip: scales 0.5-1.75 + flip",
+        },
+    }
 
 
 @pytest.mark.parametrize("suffix", sorted(PUBLISHED))

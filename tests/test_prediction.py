@@ -70,9 +70,16 @@ def test_readable_images_are_predicted_and_the_rest_listed(
     (folder / "notes.txt").write_text("x")
     (folder / ".hidden").write_text("x")  # hidden files are not inputs
     out = tmp_path / "pred"
-    cfg = compose_config("predict", [f"ckpt_path={tiny_checkpoint(tmp_path / 't.ckpt')}",
-                                     f"inputs={folder}", f"output_dir={out}", "overlay=false",
-                                     "device=cpu"])  # fmt: skip
+    cfg = compose_config(
+        "predict",
+        [
+            f"ckpt_path={tiny_checkpoint(tmp_path / 't.ckpt')}",
+            f"inputs={folder}",
+            f"output_dir={out}",
+            "overlay=false",
+            "device=cpu",
+        ],
+    )
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         exit_on_user_error(lambda: predict(cfg))

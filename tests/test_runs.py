@@ -38,7 +38,7 @@ def test_two_runs_started_together_write_to_different_directories(tmp_path: Path
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     for proc in procs:

@@ -71,9 +71,12 @@ def sweep_jobs(params: list[str], cli: list[str]) -> list[list[str]]:
 
 @pytest.mark.parametrize(
     "experiment",
-    sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_table*.yaml")
-           if not p.stem.endswith("_mini")),
-)  # fmt: skip
+    sorted(
+        p.stem
+        for p in (CONF_DIR / "experiment").glob("*_table*.yaml")
+        if not p.stem.endswith("_mini")
+    ),
+)
 def test_full_scale_table_presets_have_a_seed_axis(experiment: str) -> None:
     params = sweeper_params(experiment)
     jobs = sweep_jobs(params, [])
@@ -152,11 +155,20 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
     """Kill a joblib sweep (the whole process group, SIGKILL) once its first job completed;
     the same command with hydra.sweep.dir re-runs only the others."""
     sweep_dir = tmp_path / "sweep"
-    args = [sys.executable, "src/train.py", "-m", *TINY_LOADER, "debug=fdr", "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=1", "model.net.decode_head.filter_sizes=[1],[1,3],[1,3,5]",
-            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    args = [
+        sys.executable,
+        "src/train.py",
+        "-m",
+        *TINY_LOADER,
+        "debug=fdr",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=1",
+        "model.net.decode_head.filter_sizes=[1],[1,3],[1,3,5]",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     first = sweep_dir / "0/metrics.json"
     deadline = time.monotonic() + 600
     while not first.is_file() and time.monotonic() < deadline and proc.poll() is None:
@@ -180,10 +192,18 @@ def test_relaunch_resumes_an_interrupted_job_from_its_last_checkpoint(tmp_path: 
     """A job that stopped early (here: its metrics.json turned back to ``interrupted``) and left
     ``checkpoints/last.ckpt`` continues from it on re-launch instead of starting again."""
     sweep_dir = tmp_path / "sweep"
-    args = [sys.executable, "src/train.py", "-m", *TINY, "trainer.max_steps=2",
-            "trainer.val_check_interval=2", "callbacks.fault_tolerance.every_n_steps=1",
-            "test=false", "model.net.decode_head.filter_sizes=[1]",
-            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    args = [
+        sys.executable,
+        "src/train.py",
+        "-m",
+        *TINY,
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "callbacks.fault_tolerance.every_n_steps=1",
+        "test=false",
+        "model.net.decode_head.filter_sizes=[1]",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     metrics_path = sweep_dir / "0/metrics.json"

@@ -183,8 +183,12 @@ def test_cells_from_another_commit_are_flagged(tmp_path: Path) -> None:
     sweep = make_stats_sweep(tmp_path, other_commit_job=6)
     table = build_paper_table(load_sweep(sweep), *find_spec("dmnet-table1"))
     assert table.commit == "0123456789"
-    flagged = [(r, c) for r, line in enumerate(table.cells) for c, cell in enumerate(line)
-               if cell.other_commits]  # fmt: skip
+    flagged = [
+        (r, c)
+        for r, line in enumerate(table.cells)
+        for c, cell in enumerate(line)
+        if cell.other_commits
+    ]
     assert flagged == [(REGULAR, K1357)]
     assert "commit deadbeef00" in table.cells[REGULAR][K1357].flags
     assert "Most runs come from commit 0123456789" in render(load_sweep(sweep), "dmnet-table1")
@@ -234,13 +238,18 @@ def test_class_group_metric_from_per_class(tmp_path: Path) -> None:
 def test_make_table_cli_class_groups_metric_and_latex(tmp_path: Path) -> None:
     sweep = make_stats_sweep(tmp_path)
     cmd = [sys.executable, "scripts/make_table.py", str(sweep), "--paper", "dmnet-table1"]
-    out = subprocess.run([*cmd, "--metric-classes", "vehicles=car,boat", "--metric", "val.mIoU",
-                          "--format", "csv"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [*cmd, "--metric-classes", "vehicles=car,boat", "--metric", "val.mIoU", "--format", "csv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert {r["metric"] for r in rows} == {"mIoU", "mIoU over vehicles"} and len(rows) == 24
-    bad = subprocess.run([*cmd, "--metric-classes", "x=car,zebra"], cwd=ROOT, capture_output=True,
-                         text=True)  # fmt: skip
+    bad = subprocess.run(
+        [*cmd, "--metric-classes", "x=car,zebra"], cwd=ROOT, capture_output=True, text=True
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("error: class group car, zebra: zebra")
     latex = subprocess.run([*cmd, "--format", "latex"], cwd=ROOT, capture_output=True, text=True)
     assert latex.returncode == 0, latex.stderr

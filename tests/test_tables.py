@@ -149,8 +149,11 @@ def test_multi_line_error_with_pipes_keeps_the_markdown_table_intact(tmp_path: P
     assert len(table) == 1, text  # one row: the newlines did not break it
     assert "failed (ValueError: a \\| b line two three)" in table[0]
     # every row of the job table has as many unescaped separators as the header
-    rows = [line for line in text.splitlines() if line.startswith("| job |") or line[:4] in
-            ("| 0 ", "| 1 ")]  # fmt: skip
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| job |") or line[:4] in ("| 0 ", "| 1 ")
+    ]
     assert len({line.replace("\\|", "").count("|") for line in rows}) == 1
 
 

@@ -119,7 +119,9 @@ def format_metrics_table(
         table.add_row(name, pct(results["IoU"][i]), pct(results["Acc"][i]))
     table.add_section()
     table.add_row(
-        f"mean (aAcc {pct(results['aAcc'])})", pct(results["mIoU"]), pct(results["mAcc"]),
+        f"mean (aAcc {pct(results['aAcc'])})",
+        pct(results["mIoU"]),
+        pct(results["mAcc"]),
         style="bold",
-    )  # fmt: skip
+    )
     return table

@@ -1199,8 +1199,11 @@ class MultirunSummary(_HydraCallback):
             print(f"Re-launch of the sweep in {sweep_dir}: completed jobs are not run again.")
         else:
             print(f"Sweep directory: {sweep_dir}")
-        print(f"If the sweep stops early, this runs only the jobs not completed:\n  "
-              f"{relaunch_command(config)}", flush=True)  # fmt: skip
+        print(
+            f"If the sweep stops early, this runs only the jobs not completed:\n  "
+            f"{relaunch_command(config)}",
+            flush=True,
+        )
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if not _training_sweep(config):

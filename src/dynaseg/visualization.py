@@ -145,9 +145,13 @@ def plot_predictions(
         if (lab == ignore_index).any():
             handles.append(Patch(facecolor="k", label="ignored"))
         axes[r, 2].legend(
-            handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
-            frameon=False, borderaxespad=0.0,
-        )  # fmt: skip
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            fontsize=7,
+            frameon=False,
+            borderaxespad=0.0,
+        )
     return fig
 
 
@@ -191,9 +195,14 @@ def plot_confusion_matrix(
                 v = norm[i, j]
                 if not math.isnan(v) and v >= 0.005:
                     ax.text(
-                        j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=6,
+                        j,
+                        i,
+                        f"{100 * v:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
                         color="white" if v > 0.5 else "black",
-                    )  # fmt: skip
+                    )
     return fig
 
 
@@ -218,10 +227,14 @@ def plot_per_class(
     colours = palette_array(palette, n) / 255.0 if palette is not None else None
     height = 0.4 if acc is not None else 0.7
     ax.barh(
-        y - (height / 2 if acc is not None else 0), 100 * np.nan_to_num(iou), height,
-        color=colours if colours is not None else "tab:blue", edgecolor="k", linewidth=0.3,
+        y - (height / 2 if acc is not None else 0),
+        100 * np.nan_to_num(iou),
+        height,
+        color=colours if colours is not None else "tab:blue",
+        edgecolor="k",
+        linewidth=0.3,
         label="IoU",
-    )  # fmt: skip
+    )
     if acc is not None:
         acc = to_numpy(acc).astype(np.float64)
         ax.barh(y + height / 2, 100 * np.nan_to_num(acc), height, color="0.75", label="Acc")
@@ -230,9 +243,13 @@ def plot_per_class(
             Patch(facecolor="0.75", label="Acc"),
         ]
         ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8,
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.1),
+            ncol=2,
+            fontsize=8,
             frameon=False,
-        )  # fmt: skip
+        )
     for i, v in enumerate(iou):
         text = "n/a" if math.isnan(v) else f"{100 * v:.1f}"
         ax.text(101, i, text, va="center", fontsize=7)
@@ -390,9 +407,12 @@ def plot_dmnet_filters(
         for q, (data, vmax, title) in enumerate(panels):
             ax = axes[r, q]
             im = ax.imshow(
-                _mosaic(data, columns), cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                _mosaic(data, columns),
+                cmap="RdBu_r",
+                vmin=-vmax,
+                vmax=vmax,
                 interpolation="nearest",
-            )  # fmt: skip
+            )
             fig.colorbar(im, ax=ax, shrink=0.8)
             _hide_ticks(ax)
             ax.set_title(title, fontsize=8)
@@ -512,9 +532,16 @@ def plot_ds_offsets(
     step_y, step_x = max(1, h // arrows), max(1, w // arrows)
     ys, xs = np.mgrid[step_y // 2 : h : step_y, step_x // 2 : w : step_x]
     ax.quiver(
-        (xs + 0.5) * sx, (ys + 0.5) * sy, mean_dx[ys, xs] * sx, mean_dy[ys, xs] * sy,
-        color="yellow", angles="xy", scale_units="xy", scale=1, width=0.006,
-    )  # fmt: skip
+        (xs + 0.5) * sx,
+        (ys + 0.5) * sy,
+        mean_dx[ys, xs] * sx,
+        mean_dy[ys, xs] * sy,
+        color="yellow",
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        width=0.006,
+    )
     ax.set_title(f"mean offset of the {taps} taps (arrows)", fontsize=8)
     ax.set_xlim(0, shape[1])
     ax.set_ylim(shape[0], 0)
@@ -555,9 +582,11 @@ def plot_head_internals(
         if len(internals) < 2:
             raise ValueError("plot_head_internals: DMNet's filter view compares two images")
         return plot_dmnet_filters(
-            internals[0], internals[1], images[:2] if images else None,
+            internals[0],
+            internals[1],
+            images[:2] if images else None,
             names=tuple(names[:2]) if names else ("image A", "image B"),
-        )  # fmt: skip
+        )
     if kind == "cac_weights":
         return plot_cac_weights(internals[0], image)
     if kind == "sac_scales":

@@ -64,8 +64,9 @@ def test_collect_filters_from_a_dmnet_head() -> None:
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.decode_head = DMHead([8], num_classes=3, in_index=0, channels=4,
-                                      filter_sizes=(1, 3))  # fmt: skip
+            self.decode_head = DMHead(
+                [8], num_classes=3, in_index=0, channels=4, filter_sizes=(1, 3)
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.decode_head([x])

@@ -23,9 +23,13 @@ def datamodule(num_workers: int, **kwargs: object) -> SegDataModule:
     L.seed_everything(SEED, workers=True)
     dm = SegDataModule(
         partial(SyntheticScenes, length=8, eval_length=2, size=(48, 48)),
-        crop_size=(32, 32), scale=(48, 48), test_scale=None, batch_size=2,
-        num_workers=num_workers, **kwargs,
-    )  # fmt: skip
+        crop_size=(32, 32),
+        scale=(48, 48),
+        test_scale=None,
+        batch_size=2,
+        num_workers=num_workers,
+        **kwargs,
+    )
     dm.setup("fit")
     return dm
 
@@ -91,10 +95,14 @@ def test_resumed_stream_continues_after_the_consumed_batches(
         ("batch_size", -2, "an integer ≥ 1 (samples per batch)"),
         ("batch_size", "eight", "an integer ≥ 1 (samples per batch)"),
         ("val_batch_size", 0, "an integer ≥ 1 (samples per batch)"),
-        ("num_workers", -1, "an integer ≥ 0 (loader worker processes; 0 loads in the main process)"),
+        (
+            "num_workers",
+            -1,
+            "an integer ≥ 0 (loader worker processes; 0 loads in the main process)",
+        ),
         ("on_bad_sample", "bogus", "one of error, skip"),
     ],
-)  # fmt: skip
+)
 def test_loader_settings_are_checked_at_construction(
     key: str, value: object, expected: str
 ) -> None:

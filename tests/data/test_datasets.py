@@ -69,8 +69,11 @@ def test_ade20k_missing_root_prints_tree(tmp_path: Path) -> None:
 def test_image_without_label_names_both_files(tmp_path: Path) -> None:
     root = write_ade20k(tmp_path)["root"]
     (root / "annotations" / "training" / "ADE_train_00000002.png").unlink()
-    with pytest.raises(DatasetError, match="ADE_train_00000002.jpg has no label; expected .*"
-                       "annotations/training/ADE_train_00000002.png"):  # fmt: skip
+    with pytest.raises(
+        DatasetError,
+        match="ADE_train_00000002.jpg has no label; expected .*"
+        "annotations/training/ADE_train_00000002.png",
+    ):
         ADE20K(root, "train")
     lenient = ADE20K(root, "train", strict=False)
     assert len(lenient) == 2 and lenient.problems[0][0] == "missing_label"
@@ -183,9 +186,15 @@ def test_cityscapes_table_is_the_official_one() -> None:
 # -- Hydra data configs + datamodule ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "train_len"),
-    [("ade20k", 3), ("voc_aug", 5), ("pascal_context", 3), ("pascal_context59", 3),
-     ("cityscapes", 3), ("cityscapes_769", 3)],
-)  # fmt: skip
+    [
+        ("ade20k", 3),
+        ("voc_aug", 5),
+        ("pascal_context", 3),
+        ("pascal_context59", 3),
+        ("cityscapes", 3),
+        ("cityscapes_769", 3),
+    ],
+)
 def test_data_config_builds_batches(data_dir: Path, name: str, train_len: int) -> None:
     cfg = compose("train", [f"data={name}", f"paths.data_dir={data_dir}"])
     dm = instantiate(cfg.data, num_workers=0, batch_size=2)

@@ -32,12 +32,19 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", ["ade20k", "voc_aug", "pascal_context", "cityscapes"])
 def test_fast_dev_run(data_dir: Path, tmp_path: Path, name: str) -> None:
     overrides = [
-        "experiment=quickstart", f"data={name}", f"paths.data_dir={data_dir}",
-        "trainer.fast_dev_run=true", "data.num_workers=0", *QUIET, *NO_FIGURES,
+        "experiment=quickstart",
+        f"data={name}",
+        f"paths.data_dir={data_dir}",
+        "trainer.fast_dev_run=true",
+        "data.num_workers=0",
+        *QUIET,
+        *NO_FIGURES,
         # Small crops keep the CPU forward pass cheap; the configs' real crop/scale are exercised
         # by tests/test_datasets.py::test_data_config_builds_batches.
-        "data.crop_size=[64,64]", "data.scale=[128,64]", "data.test_scale=[128,64]",
-    ]  # fmt: skip
+        "data.crop_size=[64,64]",
+        "data.scale=[128,64]",
+        "data.test_scale=[128,64]",
+    ]
     results = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["mIoU"] == results["test"]["mIoU"]

@@ -108,8 +108,9 @@ def test_crop_larger_than_the_images_warns_once_with_the_sizes(tmp_path: Path) -
     assert rescaled_size((512, 683), (2048, 512)) == (512, 683)  # ADE20K-like: short side 512
     assert rescaled_size((36, 48), (80, 80)) == (60, 80)  # long side fits 80
     factory = functools.partial(SyntheticScenes, size=[80, 80], length=4, eval_length=2)
-    dm = SegDataModule(factory, crop_size=(512, 512), scale=(80, 80),
-                       test_scale=None, num_workers=0)  # fmt: skip
+    dm = SegDataModule(
+        factory, crop_size=(512, 512), scale=(80, 80), test_scale=None, num_workers=0
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dm.setup("fit")
@@ -119,8 +120,7 @@ def test_crop_larger_than_the_images_warns_once_with_the_sizes(tmp_path: Path) -
         "(w×h, median of 1) → 80×80 at data.scale=[80, 80]; every crop is padded. Expected a "
         "crop within 80×80: lower data.crop_size or raise data.scale"
     ]
-    dm = SegDataModule(factory, crop_size=(64, 64), scale=(80, 80),
-                       test_scale=None, num_workers=0)  # fmt: skip
+    dm = SegDataModule(factory, crop_size=(64, 64), scale=(80, 80), test_scale=None, num_workers=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dm.setup("fit")

@@ -107,9 +107,13 @@ def test_datamodule_batches_and_takes_classes_from_the_dataset() -> None:
 
     dm = SegDataModule(
         partial(SyntheticScenes, length=4, eval_length=2, size=(80, 80)),
-        crop_size=(64, 64), scale=(80, 80), test_scale=None, batch_size=2, val_batch_size=2,
+        crop_size=(64, 64),
+        scale=(80, 80),
+        test_scale=None,
+        batch_size=2,
+        val_batch_size=2,
         num_workers=0,
-    )  # fmt: skip
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 64, 64) and batch["label"].dtype == torch.int64
@@ -138,8 +142,12 @@ def _train_crops(num_workers: int, seed: int) -> list[float]:
     L.seed_everything(seed, workers=True)
     dm = SegDataModule(
         partial(SyntheticScenes, length=8, eval_length=2, size=(80, 80)),
-        crop_size=(64, 64), scale=(80, 80), test_scale=None, batch_size=1, num_workers=num_workers,
-    )  # fmt: skip
+        crop_size=(64, 64),
+        scale=(80, 80),
+        test_scale=None,
+        batch_size=1,
+        num_workers=num_workers,
+    )
     dm.setup("fit")
     loader = dm.train_dataloader()
     loader.shuffle = False
@@ -164,8 +172,11 @@ def test_same_image_gets_different_augmentations_in_different_workers() -> None:
     L.seed_everything(0, workers=True)
     dm = SegDataModule(
         partial(SyntheticScenes, length=1, eval_length=1, size=(80, 80)),
-        crop_size=(48, 48), scale=(80, 80), test_scale=None, num_workers=2,
-    )  # fmt: skip
+        crop_size=(48, 48),
+        scale=(80, 80),
+        test_scale=None,
+        num_workers=2,
+    )
     dm.setup("fit")
     ds = dm.datasets["train"]
     # four copies of sample 0, two per worker: with a shared stream, worker 0's k-th draw would
@@ -173,9 +184,11 @@ def test_same_image_gets_different_augmentations_in_different_workers() -> None:
     from dynaseg.data.datamodule import seed_worker
 
     loader = DataLoader(
-        torch.utils.data.Subset(ds, [0, 0, 0, 0]), batch_size=1, num_workers=2,
+        torch.utils.data.Subset(ds, [0, 0, 0, 0]),
+        batch_size=1,
+        num_workers=2,
         worker_init_fn=seed_worker,
-    )  # fmt: skip
+    )
     sums = [float(b["image"].sum()) for b in loader]
     assert sums[0] != sums[1] and sums[2] != sums[3]
 
@@ -232,8 +245,11 @@ def test_datamodule_uses_the_unpadded_sampler_under_ddp() -> None:
 
     dm = SegDataModule(
         partial(SyntheticScenes, length=4, eval_length=5, size=(32, 32)),
-        crop_size=(32, 32), scale=(32, 32), test_scale=None, num_workers=0,
-    )  # fmt: skip
+        crop_size=(32, 32),
+        scale=(32, 32),
+        test_scale=None,
+        num_workers=0,
+    )
     dm.setup("fit")
     dm.trainer = SimpleNamespace(world_size=2, global_rank=1)
     sampler = dm.val_dataloader().sampler

@@ -67,9 +67,11 @@ def test_objects_get_bigger_with_the_zoom(val_scenes) -> None:
     ds, scenes = val_scenes
     zooms = np.array([ds.zoom_of(i) for i in range(len(ds))])
     vehicle_px = np.array(
-        [np.median([np.sqrt(c.sum()) for c in components(np.isin(lab, [CAR, BOAT]))] or [np.nan])
-         for _, lab in scenes]
-    )  # fmt: skip
+        [
+            np.median([np.sqrt(c.sum()) for c in components(np.isin(lab, [CAR, BOAT]))] or [np.nan])
+            for _, lab in scenes
+        ]
+    )
     ok = ~np.isnan(vehicle_px)
     rho = np.corrcoef(np.argsort(np.argsort(zooms[ok])), np.argsort(np.argsort(vehicle_px[ok])))
     assert rho[0, 1] > 0.6
@@ -102,8 +104,11 @@ def test_noise_is_added_after_the_zoom() -> None:
             d = (g[:, 1:] - g[:, :-1])[flat]
             diffs.append(d)
             both = flat[:, 1:] & flat[:, :-1]
-            lagged.append(np.stack([(g[:, 1:] - g[:, :-1])[:, 1:][both],
-                                    (g[:, 1:] - g[:, :-1])[:, :-1][both]]))  # fmt: skip
+            lagged.append(
+                np.stack(
+                    [(g[:, 1:] - g[:, :-1])[:, 1:][both], (g[:, 1:] - g[:, :-1])[:, :-1][both]]
+                )
+            )
         d = np.concatenate(diffs)
         lag = np.concatenate(lagged, 1)
         return float(d.std() / np.sqrt(2)), float(np.corrcoef(lag)[0, 1])

@@ -43,9 +43,11 @@ def test_gap_kernels_come_from_the_pooled_feature() -> None:
     raw = m.kernel_fc(x.mean(dim=(2, 3))).view(2, 4, 3, 3)
     torch.testing.assert_close(m.kernel(x), m.kernel_norm(raw))
     expect = torch.cat(
-        [torch.sigmoid(F.conv2d(x[i : i + 1], m.kernel(x)[i].unsqueeze(1), padding=1, groups=4))
-         for i in range(2)]
-    )  # fmt: skip
+        [
+            torch.sigmoid(F.conv2d(x[i : i + 1], m.kernel(x)[i].unsqueeze(1), padding=1, groups=4))
+            for i in range(2)
+        ]
+    )
     torch.testing.assert_close(m.weights(x), expect, atol=1e-6, rtol=1e-5)
 
 

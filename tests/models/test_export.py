@@ -57,8 +57,18 @@ def test_onnx_runtime_parity_with_two_batch_sizes(model: str, tmp_path: Path, ca
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     onnx_path = tmp_path / "m.onnx"
-    args = [str(tmp_path / "m.ckpt"), str(onnx_path), "--size", "64", "80", "--check-batches",
-            "1", "3", "--tolerance", "1e-4"]  # fmt: skip
+    args = [
+        str(tmp_path / "m.ckpt"),
+        str(onnx_path),
+        "--size",
+        "64",
+        "80",
+        "--check-batches",
+        "1",
+        "3",
+        "--tolerance",
+        "1e-4",
+    ]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "batch 1, 64x80: max abs diff" in out and "batch 3, 64x80" in out

@@ -57,7 +57,10 @@ def test_broken_dataset_reports_each_fault(
 def test_missing_root_cli(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "scripts/check_dataset.py", "data=voc_aug", f"paths.data_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "VOCdevkit/VOC2012" in proc.stdout and "prep_voc_aug.py" in proc.stdout

@@ -78,9 +78,12 @@ def test_stem_keys_follow_the_documented_map() -> None:
 def test_round_trip_through_mmseg_layout_gives_equal_logits(script, tmp_path: Path) -> None:
     source = small_module(seed=0)
     mmseg_state = to_mmseg_state_dict(source.state_dict())
-    assert {"backbone.stem.0.weight", "backbone.stem.7.running_mean",
-            "decode_head.dcm_modules.0.filter_gen_conv.weight",
-            "auxiliary_head.convs.0.conv.weight"} <= set(mmseg_state)  # fmt: skip
+    assert {
+        "backbone.stem.0.weight",
+        "backbone.stem.7.running_mean",
+        "decode_head.dcm_modules.0.filter_gen_conv.weight",
+        "auxiliary_head.convs.0.conv.weight",
+    } <= set(mmseg_state)
     assert not any(k.startswith("net.") or "conv1.0" in k for k in mmseg_state)
     pth = tmp_path / "dmnet_mmseg.pth"
     torch.save({"meta": {"CLASSES": ("a", "b")}, "state_dict": mmseg_state}, pth)

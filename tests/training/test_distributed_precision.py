@@ -48,10 +48,15 @@ def test_ddp_spawn_two_processes_trains_and_validates(tmp_path: Path) -> None:
     single = evaluate(
         compose_config(
             "eval",
-            [f"ckpt_path={best}", *[a for a in TINY if a.startswith("data.")],
-             "data.dataset.eval_length=5", "trainer.accelerator=cpu", "~logger"],
+            [
+                f"ckpt_path={best}",
+                *[a for a in TINY if a.startswith("data.")],
+                "data.dataset.eval_length=5",
+                "trainer.accelerator=cpu",
+                "~logger",
+            ],
             output_dir=tmp_path / "eval",
         )
-    )  # fmt: skip
+    )
     assert results["test"]["mIoU"] == pytest.approx(single["test"]["mIoU"], abs=1e-6)
     assert results["test"]["aAcc"] == pytest.approx(single["test"]["aAcc"], abs=1e-6)

@@ -20,17 +20,30 @@ import torch
 from helpers import NO_FIGURES, ROOT, TINY
 
 MAX_STEPS = 10  # 4 steps per epoch (8 samples, batch 2): crosses two epoch boundaries
-ARGS = [*TINY, f"trainer.max_steps={MAX_STEPS}", "trainer.val_check_interval=5", "seed=3",
-        "test=false", "extras.print_config=false",
-        "callbacks.rich_progress_bar=null", "callbacks.lr_monitor=null", *NO_FIGURES]  # fmt: skip
+ARGS = [
+    *TINY,
+    f"trainer.max_steps={MAX_STEPS}",
+    "trainer.val_check_interval=5",
+    "seed=3",
+    "test=false",
+    "extras.print_config=false",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.lr_monitor=null",
+    *NO_FIGURES,
+]
 
 
 def train(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]))
     return subprocess.run(
         [sys.executable, "src/train.py", *ARGS, f"hydra.run.dir={run_dir}", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict, int]:
@@ -61,9 +74,14 @@ def interrupt_and_resume(
 ) -> Path:
     """Signal during ``step`` (to the process group: ``group``) → checkpoint at ``step + 1`` →
     resume to the end."""
-    first = train(tmp_path / "first", "+callbacks.sig._target_=helpers.SignalAtStep",
-                  f"+callbacks.sig.step={step}", f"+callbacks.sig.signum={signum}",
-                  f"+callbacks.sig.group={group}", *extra)  # fmt: skip
+    first = train(
+        tmp_path / "first",
+        "+callbacks.sig._target_=helpers.SignalAtStep",
+        f"+callbacks.sig.step={step}",
+        f"+callbacks.sig.signum={signum}",
+        f"+callbacks.sig.group={group}",
+        *extra,
+    )
     assert first.returncode == 128 + signum, first.stderr[-3000:]
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     name = {15: "SIGTERM", 2: "SIGINT"}[signum]
@@ -117,10 +135,15 @@ def test_ctrl_c_with_worker_processes_resumes_exactly(tmp_path: Path, uninterrup
 def test_step_interval_checkpoint_survives_a_hard_kill(tmp_path: Path) -> None:
     """``last.ckpt`` every 2 steps, no validation before step 50: SIGKILL (no handler can run)
     during step 3 leaves the step-2 checkpoint."""
-    proc = train(tmp_path, "trainer.max_steps=6", "trainer.val_check_interval=50",
-                 "callbacks.fault_tolerance.every_n_steps=2",
-                 "+callbacks.sig._target_=helpers.SignalAtStep", "+callbacks.sig.step=3",
-                 "+callbacks.sig.signum=9")  # fmt: skip
+    proc = train(
+        tmp_path,
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=50",
+        "callbacks.fault_tolerance.every_n_steps=2",
+        "+callbacks.sig._target_=helpers.SignalAtStep",
+        "+callbacks.sig.step=3",
+        "+callbacks.sig.signum=9",
+    )
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
@@ -129,8 +152,12 @@ def test_step_interval_checkpoint_survives_a_hard_kill(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
     wandb = ["logger=wandb", "logger.wandb.offline=true"]
-    first = train(tmp_path / "first", *wandb, "+callbacks.sig._target_=helpers.SignalAtStep",
-                  "+callbacks.sig.step=2")  # fmt: skip
+    first = train(
+        tmp_path / "first",
+        *wandb,
+        "+callbacks.sig._target_=helpers.SignalAtStep",
+        "+callbacks.sig.step=2",
+    )
     assert first.returncode == 143, first.stderr[-3000:]
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     run_id = torch.load(last, weights_only=True)["dynaseg_run"]["wandb_run_id"]

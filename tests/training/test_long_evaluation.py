@@ -29,14 +29,26 @@ class RecordMemory(L.Callback):
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
 def test_evaluating_300_images_keeps_memory_flat(tmp_path: Path) -> None:
-    cfg = compose_config("train", [*TINY, "data.dataset.eval_length=300", "data.val_batch_size=6",
-                                   "data.dataset.size=[64,64]"])  # fmt: skip
+    cfg = compose_config(
+        "train",
+        [
+            *TINY,
+            "data.dataset.eval_length=300",
+            "data.val_batch_size=6",
+            "data.dataset.size=[64,64]",
+        ],
+    )
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
     memory = RecordMemory()
-    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[memory],
-                        enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path)  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[memory],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.test(model, datamodule=datamodule, verbose=False)
     assert len(memory.rss) == 50
     warm = memory.rss[10]  # allocator pools and lazy imports settle in the first batches

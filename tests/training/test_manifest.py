@@ -13,13 +13,22 @@ from dynaseg.training.manifest import RecipeMismatchWarning, actual_run, check_r
 from dynaseg.training.recipes import train
 from helpers import NO_FIGURES, TINY, compose_config
 
-ADE20K_80K = {"paper": "mmseg DMNet R-50-D8 ADE20K 80k", "global_batch": 16, "gpus": 4,
-              "nodes": 1, "max_steps": 80000, "lr": 0.01}  # fmt: skip
+ADE20K_80K = {
+    "paper": "mmseg DMNet R-50-D8 ADE20K 80k",
+    "global_batch": 16,
+    "gpus": 4,
+    "nodes": 1,
+    "max_steps": 80000,
+    "lr": 0.01,
+}
 
 
 def run_of(processes: int, batch: int, lr: float = 0.01, steps: int = 80000) -> dict:
-    cfg = {"data": {"batch_size": batch}, "model": {"optimizer": {"lr": lr}},
-           "trainer": {"max_steps": steps, "num_nodes": 1}}  # fmt: skip
+    cfg = {
+        "data": {"batch_size": batch},
+        "model": {"optimizer": {"lr": lr}},
+        "trainer": {"max_steps": steps, "num_nodes": 1},
+    }
     return actual_run(cfg, world_size=processes)
 
 
@@ -72,8 +81,10 @@ def test_bad_manifest_names_the_problem() -> None:
 
 
 def test_train_records_the_manifest_in_metrics_json(tmp_path: Path) -> None:
-    manifest = ("manifest={paper: tiny, global_batch: 8, gpus: 4, max_steps: 1000, lr: 0.05,"
-                "published: {mIoU: 50.0, eval: ms+flip}}")  # fmt: skip
+    manifest = (
+        "manifest={paper: tiny, global_batch: 8, gpus: 4, max_steps: 1000, lr: 0.05,"
+        "published: {mIoU: 50.0, eval: ms+flip}}"
+    )
     cfg = compose_config("train", [*TINY, *NO_FIGURES, "debug=fdr", manifest], output_dir=tmp_path)
     with pytest.warns(RecipeMismatchWarning, match="global batch 2"):
         train(cfg)

@@ -87,9 +87,10 @@ def test_losses_weight_the_auxiliary_head() -> None:
     logits = [torch.randn(2, 10, 4, 4), torch.randn(2, 10, 4, 4)]
     losses = module.compute_losses(logits, labels)
     ce = torch.nn.functional.cross_entropy(
-        torch.nn.functional.interpolate(logits[1], (16, 16), mode="bilinear"), labels,
+        torch.nn.functional.interpolate(logits[1], (16, 16), mode="bilinear"),
+        labels,
         ignore_index=255,
-    )  # fmt: skip
+    )
     assert losses["loss_aux"].item() == pytest.approx(0.4 * ce.item(), rel=1e-5)
     # mmseg's default (avg_non_ignore=False): the sum over labelled pixels / all 512 pixels
     mmseg_style = tiny_module(["model.avg_non_ignore=false"])

@@ -33,8 +33,10 @@ def test_last_checkpoint_is_the_default_and_variants_test_the_same_weights(
     results = train(cfg)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["reported_checkpoint"] == {
-        "test": "last", "path": None, "val": "last validation of the fit"
-    }  # fmt: skip
+        "test": "last",
+        "path": None,
+        "val": "last validation of the fit",
+    }
     # the final weights were tested: the same numbers as the last validation (same split)
     assert results["test"]["mIoU"] == pytest.approx(results["val"]["mIoU"], abs=1e-6)
     flip = written["test_variants"]["flip"]

@@ -57,20 +57,27 @@ def test_epochs_to_steps_rounds_the_papers_epochs() -> None:
 
 def test_step_schedule_lr_at_chosen_steps() -> None:
     lrs = fit_recording_lr(
-        ["model/recipe=sgd_step", "~model.scheduler.milestone_epochs",
-         "+model.scheduler.milestones=[3]", "model.optimizer.lr=0.05"],
+        [
+            "model/recipe=sgd_step",
+            "~model.scheduler.milestone_epochs",
+            "+model.scheduler.milestones=[3]",
+            "model.optimizer.lr=0.05",
+        ],
         max_steps=5,
-    )  # fmt: skip
+    )
     assert lrs == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
 
 
 def test_step_schedule_milestone_in_epochs_uses_the_loader_length() -> None:
     # TINY: 8 synthetic images, batch 2 (last partial batch dropped) → 4 steps per epoch
     lrs = fit_recording_lr(
-        ["model/recipe=sgd_step", "model.scheduler.milestone_epochs=[1.5]",
-         "model.optimizer.lr=0.05"],
+        [
+            "model/recipe=sgd_step",
+            "model.scheduler.milestone_epochs=[1.5]",
+            "model.optimizer.lr=0.05",
+        ],
         max_steps=8,
-    )  # fmt: skip
+    )
     assert lrs == pytest.approx([0.05] * 6 + [0.005] * 2)
 
 

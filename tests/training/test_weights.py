@@ -50,14 +50,18 @@ def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) ->
     ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
     torch.manual_seed(1)
     sac = tiny_module(
-        [*SAC_PAPER, f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head],"
-         " strict: false}"]
-    )  # fmt: skip
+        [
+            *SAC_PAPER,
+            f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head], strict: false}}",
+        ]
+    )
     regression_before = copy.deepcopy(sac.net.decode_head.scale_regression.state_dict())
     sac.setup("fit")
     report = sac.init_report
-    assert report["missing"] == ["decode_head.scale_regression.conv.weight",
-                                 "decode_head.scale_regression.conv.bias"]  # fmt: skip
+    assert report["missing"] == [
+        "decode_head.scale_regression.conv.weight",
+        "decode_head.scale_regression.conv.bias",
+    ]
     assert report["unexpected"] == [] and report["shape_mismatch"] == []
     assert report["loaded"] == len(baseline.net.state_dict()) and report["skipped"] == 0
     for name, value in baseline.net.state_dict().items():
@@ -128,8 +132,11 @@ def test_freeze_keeps_weights_and_bn_statistics_over_a_fit() -> None:
     assert any(k.endswith("running_mean") for k in after)
     for name, value in backbone_before.items():  # weights, running stats, num_batches_tracked
         assert torch.equal(after[name], value), name
-    changed = [k for k, v in module.net.decode_head.state_dict().items()
-               if not torch.equal(v, head_before[k])]  # fmt: skip
+    changed = [
+        k
+        for k, v in module.net.decode_head.state_dict().items()
+        if not torch.equal(v, head_before[k])
+    ]
     assert any(k.endswith("running_mean") for k in changed)
     assert any(k.endswith("weight") for k in changed)
     frozen_ids = {id(p) for p in module.net.backbone.parameters()}
@@ -149,13 +156,18 @@ def test_sac_single_only_row_trains_the_scale_regression_alone(tmp_path: Path) -
     baseline = tiny_module([*SAC_PAPER, "model.net.decode_head.adaptive=false"])
     ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
     sac_only = tiny_module(
-        [*SAC_PAPER, f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head.conv_seg]}}",
-         "model.freeze=[backbone, decode_head.conv_seg]"]
-    )  # fmt: skip
+        [
+            *SAC_PAPER,
+            f"model.init_from={{path: '{ckpt}', prefixes: [backbone, decode_head.conv_seg]}}",
+            "model.freeze=[backbone, decode_head.conv_seg]",
+        ]
+    )
     sac_only.setup("fit")  # strict: every backbone and classifier entry found
     trained = [n for n, p in sac_only.net.named_parameters() if p.requires_grad]
-    assert trained == ["decode_head.scale_regression.conv.weight",
-                       "decode_head.scale_regression.conv.bias"]  # fmt: skip
+    assert trained == [
+        "decode_head.scale_regression.conv.weight",
+        "decode_head.scale_regression.conv.bias",
+    ]
     groups = sac_only.parameter_groups()
     assert sum(len(g["params"]) for g in groups) == 2
 

@@ -90,8 +90,12 @@ def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -
 
     for key, value in (("data.batch_size", batch_size), ("data.val_batch_size", val_batch_size)):
         check_arg(whole(value) and value >= 1, key, value, "an integer ≥ 1 (samples per batch)")
-    check_arg(whole(num_workers) and num_workers >= 0, "data.num_workers", num_workers,
-              "an integer ≥ 0 (loader worker processes; 0 loads in the main process)")  # fmt: skip
+    check_arg(
+        whole(num_workers) and num_workers >= 0,
+        "data.num_workers",
+        num_workers,
+        "an integer ≥ 0 (loader worker processes; 0 loads in the main process)",
+    )
 
 
 def is_file_dataset(factory: DatasetFactory) -> bool:
@@ -173,8 +177,12 @@ class SegDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_loader_sizes(batch_size, val_batch_size, num_workers)
-        check_arg(on_bad_sample in ON_BAD_SAMPLE, "data.on_bad_sample", on_bad_sample,
-                  f"one of {', '.join(ON_BAD_SAMPLE)}")  # fmt: skip
+        check_arg(
+            on_bad_sample in ON_BAD_SAMPLE,
+            "data.on_bad_sample",
+            on_bad_sample,
+            f"one of {', '.join(ON_BAD_SAMPLE)}",
+        )
         self.preflight = preflight
         self.on_bad_sample = on_bad_sample
         self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
@@ -194,9 +202,15 @@ class SegDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.train_transform = build_train_transform(
-            crop_size, scale, ratio_range, cat_max_ratio, photometric=photometric,
-            mean=mean, std=std, ignore_index=ignore_index,
-        )  # fmt: skip
+            crop_size,
+            scale,
+            ratio_range,
+            cat_max_ratio,
+            photometric=photometric,
+            mean=mean,
+            std=std,
+            ignore_index=ignore_index,
+        )
         self.eval_transform = build_eval_transform(test_scale, mean, std)
         self.datasets: dict[str, SegmentationDataset] = {}
         self.train_sampler: ResumableSampler | None = None
@@ -303,9 +317,10 @@ class SegDataModule(L.LightningDataModule):
         # the augmentations exactly (tests/training/test_fault_tolerance.py), so the warning
         # would be wrong. Only this process, which resumes through that state, drops it.
         warnings.filterwarnings(
-            "ignore", message="You're resuming from a checkpoint that ended before the epoch",
+            "ignore",
+            message="You're resuming from a checkpoint that ended before the epoch",
             category=PossibleUserWarning,
-        )  # fmt: skip
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

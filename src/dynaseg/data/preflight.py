@@ -104,8 +104,13 @@ def check_split(
 
     workers = workers or min(8, os.cpu_count() or 1)
     if todo:
-        bar = tqdm(total=len(todo), desc=f"checking {ds.split} data", unit="img",
-                   disable=not progress, leave=False)  # fmt: skip
+        bar = tqdm(
+            total=len(todo),
+            desc=f"checking {ds.split} data",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        )
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for i, entry in pool.map(inspect, todo):
                 cache[ds.samples[i].name] = {"sig": signatures[i], **entry}
@@ -149,11 +154,15 @@ def preflight(
         more = len(messages) - _LISTED
         raise DatasetError(
             f"{type(ds).__name__} split {ds.split!r} under {ds.root}: {len(messages)} bad "
-            f"sample file(s) found before training:\n  " + "\n  ".join(messages[:_LISTED])
-            + (f"\n  … and {more} more (python scripts/check_dataset.py lists all)" if more > 0
-               else "")
+            f"sample file(s) found before training:\n  "
+            + "\n  ".join(messages[:_LISTED])
+            + (
+                f"\n  … and {more} more (python scripts/check_dataset.py lists all)"
+                if more > 0
+                else ""
+            )
             + "\nFix or remove them, or train without them: data.on_bad_sample=skip"
-        )  # fmt: skip
+        )
     bad = set(report.bad_indices)
     ds.samples = [s for i, s in enumerate(ds.samples) if i not in bad]
     return report

@@ -36,7 +36,10 @@ def report_missing_images(image_dir: Path, ids: list[str], what: str) -> int:
     ``<image_dir>/<id>.jpg``, else 0."""
     missing = [i for i in ids if not (image_dir / f"{i}.jpg").is_file()]
     if missing:
-        print(f"warning: {len(missing)} {what} ids have no image, e.g. "
-              f"{image_dir / (missing[0] + '.jpg')}", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: {len(missing)} {what} ids have no image, e.g. "
+            f"{image_dir / (missing[0] + '.jpg')}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -86,8 +86,12 @@ class TimmBackbone(nn.Module):
         check_arg(
             output_stride in (8, 16, 32), f"{key}.output_stride", output_stride, "8, 16 or 32"
         )
-        check_arg(len(out_indices) > 0 and all(int(i) >= 0 for i in out_indices),
-                  f"{key}.out_indices", list(out_indices), "feature indices ≥ 0")  # fmt: skip
+        check_arg(
+            len(out_indices) > 0 and all(int(i) >= 0 for i in out_indices),
+            f"{key}.out_indices",
+            list(out_indices),
+            "feature indices ≥ 0",
+        )
         if not timm.is_model(name):
             raise ConfigError(
                 f"{key}.name={name!r}: not a timm model; expected a name from timm.list_models(), "

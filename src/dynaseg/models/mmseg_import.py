@@ -30,8 +30,14 @@ import torch
 from dynaseg.errors import UserError
 
 # mmseg ResNetV1c stem index -> timm resnet*c name (inside the backbone body)
-STEM_TO_TIMM = {"0": "conv1.0", "1": "conv1.1", "3": "conv1.3", "4": "conv1.4", "6": "conv1.6",
-                "7": "bn1"}  # fmt: skip
+STEM_TO_TIMM = {
+    "0": "conv1.0",
+    "1": "conv1.1",
+    "3": "conv1.3",
+    "4": "conv1.4",
+    "6": "conv1.6",
+    "7": "bn1",
+}
 TIMM_TO_STEM = {v: k for k, v in STEM_TO_TIMM.items()}
 NET_PREFIX = "net."
 BACKBONE_PREFIX = "net.backbone.body."
@@ -135,8 +141,10 @@ def convert_mmseg_state_dict(
             missing.append(key)
     problems = []
     if unmapped:
-        problems.append(f"source keys with no rule (not backbone./decode_head./auxiliary_head. "
-                        f"or not a ResNetV1c stem): {_listing(unmapped)}")  # fmt: skip
+        problems.append(
+            f"source keys with no rule (not backbone./decode_head./auxiliary_head. "
+            f"or not a ResNetV1c stem): {_listing(unmapped)}"
+        )
     if unknown:
         problems.append(f"source keys with no counterpart in the model: {_listing(unknown)}")
     if mismatched:

@@ -63,8 +63,15 @@ class _Recipe:
         device, enabled, dtype = self.autocast
         with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
             conv = self.conv
-            return F.conv2d(self.input, conv.weight, conv.bias, conv.stride, conv.padding,
-                            conv.dilation, conv.groups)  # fmt: skip
+            return F.conv2d(
+                self.input,
+                conv.weight,
+                conv.bias,
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                conv.groups,
+            )
 
 
 @contextmanager

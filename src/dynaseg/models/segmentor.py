@@ -92,7 +92,7 @@ class Segmentor(nn.Module):
         self.auxiliary_head = nn.ModuleList(
             build_head(
                 factory, channels, num_classes, f"{aux_key}[{i}]" if len(aux) > 1 else aux_key
-            )  # fmt: skip
+            )
             for i, factory in enumerate(aux)
         )
         self.recompute_convs = recompute_convs

@@ -50,8 +50,16 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
         )
     try:
         data = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
-            IndexError, KeyError, OSError) as err:  # fmt: skip
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        ValueError,
+        IndexError,
+        KeyError,
+        OSError,
+    ) as err:
         reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
         raise CheckpointError(
             f"{key}='{ckpt}' is a damaged checkpoint ({size} bytes; torch.load: {reason}); "

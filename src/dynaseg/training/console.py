@@ -35,8 +35,13 @@ def silence_upstream_noise() -> None:
     from lightning_utilities.core import rank_zero
 
     # Lightning's rank-zero messages are logged on whichever of these loggers was set last.
-    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-             "lightning_utilities.core.rank_zero", "lightning.pytorch", "lightning.fabric")  # fmt: skip
+    names = (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning_utilities.core.rank_zero",
+        "lightning.pytorch",
+        "lightning.fabric",
+    )
     loggers = [logging.getLogger(n) for n in names] + [rank_zero.log]
     for logger in loggers:
         for holder in (logger, *logger.handlers):

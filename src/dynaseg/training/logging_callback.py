@@ -173,9 +173,10 @@ class SegmentationLogging(L.Callback):
 
         if self.confusion_matrix and "confmat" in results:
             fig = vis.plot_confusion_matrix(
-                results["confmat"], names, title=f"{stage} confusion matrix, step {step} (rows: "
-                "ground truth, normalised)",
-            )  # fmt: skip
+                results["confmat"],
+                names,
+                title=f"{stage} confusion matrix, step {step} (rows: ground truth, normalised)",
+            )
             vis.save_figure(fig, figures / f"{stage}_confusion_step{step:06d}.png")
             self._log_figure(trainer.loggers, f"{stage}/confusion_matrix", fig, step)
 
@@ -193,10 +194,14 @@ class SegmentationLogging(L.Callback):
         palette, _ = model_palette(pl_module, dataset)
         ignore_index = int(getattr(pl_module, "ignore_index", 255))
         fig = vis.plot_predictions(
-            [s.image for s in samples], [s.label for s in samples],
-            [s.prediction for s in samples], names, palette, ignore_index,
+            [s.image for s in samples],
+            [s.label for s in samples],
+            [s.prediction for s in samples],
+            names,
+            palette,
+            ignore_index,
             names=[s.name for s in samples],
-        )  # fmt: skip
+        )
         vis.save_figure(fig, self.output_dir / "figures" / f"val_predictions_step{step:06d}.png")
         class_labels = {i: n for i, n in enumerate(names)}
         for lg in trainer.loggers:

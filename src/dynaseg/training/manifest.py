@@ -107,7 +107,7 @@ def check_recipe(
                     f" × {actual['accumulate_grad_batches']} accumulated"
                     if actual["accumulate_grad_batches"] > 1
                     else ""
-                )  # fmt: skip
+                )
                 + f") but the recipe uses {want_batch} ({intended['gpus']} GPUs × "
                 f"{want_batch // (int(intended['gpus']) * int(intended['nodes']))}"
                 + (f" on {intended['nodes']} nodes" if int(intended["nodes"]) > 1 else "")
@@ -132,10 +132,11 @@ def check_recipe(
         rank_zero_info(f"recipe ({paper}): {note}")
     if mismatches:
         rank_zero_warn(
-            f"this run does not follow {paper}:\n  - " + "\n  - ".join(mismatches)
+            f"this run does not follow {paper}:\n  - "
+            + "\n  - ".join(mismatches)
             + "\nIts published number assumes the recipe.",
             category=RecipeMismatchWarning,
-        )  # fmt: skip
+        )
     return {
         "intended": intended,
         "actual": dict(actual),

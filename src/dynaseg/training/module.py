@@ -355,7 +355,7 @@ class SegmentationModule(L.LightningModule):
                     total,
                     float(sched_cfg.get("power", 0.9)),
                     float(sched_cfg.get("min_lr", 1e-4)),
-                )  # fmt: skip
+                )
                 for g in optimizer.param_groups
             ]
         elif name == "step":

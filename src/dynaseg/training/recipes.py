@@ -202,8 +202,11 @@ def run_test_variants(
 def last_good_checkpoint(trainer: L.Trainer) -> str | None:
     """The newest checkpoint written before a failure (interval, validation or interrupt)."""
     paths = [getattr(cb, "last_model_path", "") for cb in trainer.checkpoint_callbacks]
-    paths += [str(cb.last_path) for cb in trainer.checkpoint_callbacks
-              if isinstance(cb, FaultTolerance) and cb.last_path]  # fmt: skip
+    paths += [
+        str(cb.last_path)
+        for cb in trainer.checkpoint_callbacks
+        if isinstance(cb, FaultTolerance) and cb.last_path
+    ]
     existing = [Path(p) for p in paths if p and Path(p).is_file()]
     return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
 

@@ -122,11 +122,17 @@ def check_image_file(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str
             elif fmt == "PNG":
                 img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return None, [("unreadable", f"image file {path} is unreadable ({err}); expected a "
-                       "JPEG/PNG image")]  # fmt: skip
+        return None, [
+            ("unreadable", f"image file {path} is unreadable ({err}); expected a JPEG/PNG image")
+        ]
     if mode not in IMAGE_MODES:
-        return hw, [("bad_format", f"image file {path} is a {mode} {fmt} image; expected 8-bit "
-                     "RGB or greyscale (convert it, e.g. drop the alpha channel)")]  # fmt: skip
+        return hw, [
+            (
+                "bad_format",
+                f"image file {path} is a {mode} {fmt} image; expected 8-bit "
+                "RGB or greyscale (convert it, e.g. drop the alpha channel)",
+            )
+        ]
     return hw, []
 
 
@@ -233,14 +239,20 @@ class FileSegDataset(SegmentationDataset):
         for sample in self.list_samples(split):
             if not sample.image.is_file():
                 self.problems.append(
-                    ("missing_image", f"{sample.name}: image {sample.image} does not exist "
-                     f"(its label would be {sample.label})")
-                )  # fmt: skip
+                    (
+                        "missing_image",
+                        f"{sample.name}: image {sample.image} does not exist "
+                        f"(its label would be {sample.label})",
+                    )
+                )
             elif not sample.label.is_file():
                 self.problems.append(
-                    ("missing_label", f"{sample.name}: image {sample.image} has no label; "
-                     f"expected {sample.label}")
-                )  # fmt: skip
+                    (
+                        "missing_label",
+                        f"{sample.name}: image {sample.image} has no label; "
+                        f"expected {sample.label}",
+                    )
+                )
             else:
                 self.samples.append(sample)
         if strict and self.problems:

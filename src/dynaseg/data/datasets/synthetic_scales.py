@@ -101,9 +101,19 @@ class SyntheticScaleScenes(SyntheticScenes):
     """
 
     CLASSES = (
-        "sky", "grass", "water", "road", "building", "car", "boat", "tree", "bird", "balloon",
-        "sheep", "buoy",
-    )  # fmt: skip
+        "sky",
+        "grass",
+        "water",
+        "road",
+        "building",
+        "car",
+        "boat",
+        "tree",
+        "bird",
+        "balloon",
+        "sheep",
+        "buoy",
+    )
     PALETTE = SyntheticScenes.PALETTE + ((255, 255, 255), (255, 0, 255))
     CONTEXT_DECIDED = ("car", "boat", "sheep", "buoy")
     SCALE_DECIDED = ("bird", "balloon")

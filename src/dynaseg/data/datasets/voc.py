@@ -31,10 +31,28 @@ class VOCAug(FileSegDataset):
     """PASCAL VOC 2012 + SBD aug (see module docstring). ``root`` is ``.../VOCdevkit/VOC2012``."""
 
     CLASSES = (
-        "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-        "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-        "sheep", "sofa", "train", "tvmonitor",
-    )  # fmt: skip
+        "background",
+        "aeroplane",
+        "bicycle",
+        "bird",
+        "boat",
+        "bottle",
+        "bus",
+        "car",
+        "cat",
+        "chair",
+        "cow",
+        "diningtable",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "pottedplant",
+        "sheep",
+        "sofa",
+        "train",
+        "tvmonitor",
+    )
     PALETTE = tuple(voc_colormap(21))
     LAYOUT = """\
 <data_dir>/VOCdevkit/VOC2012/

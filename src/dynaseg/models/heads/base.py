@@ -63,8 +63,13 @@ class DecodeHead(nn.Module):
         the backbone's features; every head checks its feature indices through here."""
         n = len(self.in_channels_all)
         # the segmentor puts the head's key path in front (model.net.decode_head.<key>=…)
-        check_arg(-n <= index < n, key, index, f"a feature index in 0..{n - 1} (the backbone "
-                  f"gives {n} features, channels {self.in_channels_all})")  # fmt: skip
+        check_arg(
+            -n <= index < n,
+            key,
+            index,
+            f"a feature index in 0..{n - 1} (the backbone "
+            f"gives {n} features, channels {self.in_channels_all})",
+        )
         return index
 
     def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:

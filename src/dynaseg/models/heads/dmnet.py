@@ -185,8 +185,12 @@ class DMHead(DecodeHead):
         else:
             self.filter_sizes = tuple(int(k) for k in filter_sizes)
             self.dilations = (1,) * len(self.filter_sizes)
-        check_arg(all(k >= 1 for k in self.filter_sizes), "filter_sizes", list(filter_sizes),
-                  "kernel sizes ≥ 1")  # fmt: skip
+        check_arg(
+            all(k >= 1 for k in self.filter_sizes),
+            "filter_sizes",
+            list(filter_sizes),
+            "kernel sizes ≥ 1",
+        )
         check_arg(all(d >= 1 for d in self.dilations), "dilations", dilations, "dilations ≥ 1")
         # No branch at all is DMNet Table 5's "FCN": input → 3×3 bottleneck → classifier.
         self.filter_type = filter_type

@@ -166,9 +166,19 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
         out = torch.empty_like(x)
         lib = native_kernel()
         status = getattr(lib, f"dyn_dw_forward_{_suffix(x.dtype)}")(
-            x.data_ptr(), filters.data_ptr(), out.data_ptr(), b * c, h, w, kh, kw,
-            dilation, top, left, torch.get_num_threads(),
-        )  # fmt: skip
+            x.data_ptr(),
+            filters.data_ptr(),
+            out.data_ptr(),
+            b * c,
+            h,
+            w,
+            kh,
+            kw,
+            dilation,
+            top,
+            left,
+            torch.get_num_threads(),
+        )
         _check(status, "forward")
         return out
 
@@ -184,10 +194,20 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
         grad_filters = torch.empty_like(filters) if ctx.needs_input_grad[1] else None
         lib = native_kernel()
         status = getattr(lib, f"dyn_dw_backward_{_suffix(x.dtype)}")(
-            x.data_ptr(), filters.data_ptr(), grad_out.data_ptr(),
+            x.data_ptr(),
+            filters.data_ptr(),
+            grad_out.data_ptr(),
             None if grad_x is None else grad_x.data_ptr(),
             None if grad_filters is None else grad_filters.data_ptr(),
-            b * c, h, w, kh, kw, dilation, top, left, torch.get_num_threads(),
-        )  # fmt: skip
+            b * c,
+            h,
+            w,
+            kh,
+            kw,
+            dilation,
+            top,
+            left,
+            torch.get_num_threads(),
+        )
         _check(status, "backward")
         return grad_x, grad_filters, None, None, None
