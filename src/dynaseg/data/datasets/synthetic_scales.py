@@ -100,20 +100,7 @@ class SyntheticScaleScenes(SyntheticScenes):
             control condition.
     """
 
-    CLASSES = (
-        "sky",
-        "grass",
-        "water",
-        "road",
-        "building",
-        "car",
-        "boat",
-        "tree",
-        "bird",
-        "balloon",
-        "sheep",
-        "buoy",
-    )
+    CLASSES = SyntheticScenes.CLASSES + ("sheep", "buoy")
     PALETTE = SyntheticScenes.PALETTE + ((255, 255, 255), (255, 0, 255))
     CONTEXT_DECIDED = ("car", "boat", "sheep", "buoy")
     SCALE_DECIDED = ("bird", "balloon")
