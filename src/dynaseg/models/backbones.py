@@ -15,6 +15,35 @@ from torch import nn
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
 from dynaseg.models.layers import checkpointed
+from dynaseg.models.mmseg_import import mmseg_resnet_to_timm, unwrap_state_dict
+
+
+def read_mmseg_resnet(path: Path) -> dict[str, torch.Tensor] | None:
+    """The weights of ``path`` renamed for timm when it is mmseg's ResNetV1c ImageNet file
+    (``resnet50_v1c``/``resnet101_v1c``: ``stem.N`` keys), else ``None``. A ``.pth``/``.pt``
+    file that torch cannot read as plain tensors is left to timm, which names the problem."""
+    if path.suffix not in (".pth", ".pt"):
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    return mmseg_resnet_to_timm(unwrap_state_dict(checkpoint))
+
+
+def load_mmseg_resnet(body: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Load renamed mmseg ResNetV1c weights into a timm ``features_only`` body: every body
+    parameter and buffer must come from the file (the classifier ``fc`` is dropped)."""
+    weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
+    missing, unexpected = body.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"model.net.backbone.checkpoint_path='{path}': mmseg ResNetV1c weights that do not "
+            f"fit this backbone (missing {sorted(missing)[:6]}, unexpected {sorted(unexpected)[:6]}"
+            "); expected resnet50_v1c for resnet50c, resnet101_v1c for resnet101c"
+        )
 
 
 def hub_endpoint() -> str:
@@ -103,16 +132,19 @@ class TimmBackbone(nn.Module):
             out_indices=tuple(out_indices),
             **model_kwargs,
         )
+        mmseg_weights = None
         if checkpoint_path:
             path = Path(checkpoint_path).expanduser()
             if not path.is_file():
                 raise CheckpointNotFoundError(
                     f"backbone checkpoint_path '{path}' does not exist; point "
                     "model.net.backbone.checkpoint_path at a local timm/torchvision weight file "
-                    "or set it to null"
+                    "(or mmseg's resnet*_v1c ImageNet file) or set it to null"
                 )
-            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-            pretrained = True
+            mmseg_weights = read_mmseg_resnet(path)
+            if mmseg_weights is None:  # timm / torchvision layout: timm loads it
+                kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+                pretrained = True
         # Offline (no route to the Hub, or HF_HUB_OFFLINE=1): use cached weights only and fail at
         # once, instead of after huggingface_hub's minute of retries per file.
         offline = pretrained and not checkpoint_path and not hub_reachable()
@@ -136,6 +168,8 @@ class TimmBackbone(nn.Module):
                 f"({key}.checkpoint_path=/path/to/weights) or {key}.pretrained=false to train "
                 "from scratch"
             ) from err
+        if mmseg_weights is not None:
+            load_mmseg_resnet(self.body, mmseg_weights, Path(checkpoint_path))
         self.name = name
         self.output_stride = output_stride
         self.channels: list[int] = list(self.body.feature_info.channels())

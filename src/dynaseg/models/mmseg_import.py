@@ -98,6 +98,26 @@ def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tenso
     return out
 
 
+def mmseg_resnet_to_timm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """mmseg's own ImageNet ResNetV1c weights (``open-mmlab://resnet50_v1c``, the initialisation
+    of its model-zoo rows) renamed for timm ``resnet*c``: ``stem.N`` (with or without a
+    ``backbone.`` prefix) becomes timm's deep stem, every other layer name is shared. ``None``
+    when ``state`` holds no ResNetV1c stem (a timm/torchvision file: load it as it is)."""
+    out: dict[str, torch.Tensor] = {}
+    found_stem = False
+    for key, value in state.items():
+        key = key[len("backbone.") :] if key.startswith("backbone.") else key
+        if key.startswith("stem."):
+            index, _, rest = key[len("stem.") :].partition(".")
+            if index not in STEM_TO_TIMM:
+                raise CheckpointConversionError(
+                    f"'{key}': not a ResNetV1c stem layer (expected stem.0/1/3/4/6/7)"
+                )
+            key, found_stem = f"{STEM_TO_TIMM[index]}.{rest}", True
+        out[key] = value
+    return out if found_stem else None
+
+
 def _listing(keys: list[str], limit: int = 12) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
