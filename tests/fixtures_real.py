@@ -53,17 +53,13 @@ def _label(values: list[int], hw: tuple[int, int] = SIZE, seed: int = 0) -> np.n
 def write_ade20k(data_dir: Path, n_train: int = 3, n_val: int = 2) -> dict:
     """``ADEChallengeData2016/{images,annotations}/{training,validation}``; raw labels 0..150."""
     root = data_dir / "ADEChallengeData2016"
-    names = {
-        "training": [f"ADE_train_{i:08d}" for i in range(1, n_train + 1)],
-        "validation": [f"ADE_val_{i:08d}" for i in range(1, n_val + 1)],
-    }
+    names = {"training": [f"ADE_train_{i:08d}" for i in range(1, n_train + 1)],
+             "validation": [f"ADE_val_{i:08d}" for i in range(1, n_val + 1)]}  # fmt: skip
     for k, (sub, ids) in enumerate(names.items()):
         for j, name in enumerate(ids):
             write_jpeg(root / "images" / sub / f"{name}.jpg", seed=100 * k + j)
-            write_png(
-                root / "annotations" / sub / f"{name}.png",
-                _label([0, 1, 150, 5, 12], seed=100 * k + j),
-            )
+            write_png(root / "annotations" / sub / f"{name}.png",
+                      _label([0, 1, 150, 5, 12], seed=100 * k + j))  # fmt: skip
     return {"root": root, "train": names["training"], "val": names["validation"]}
 
 
@@ -101,11 +97,8 @@ def write_sbd(data_dir: Path) -> dict:
     for j, i in enumerate(SBD_TRAIN + SBD_VAL):
         seg = _label([0, 7, 20, 3], seed=50 + j)
         cats = np.unique(seg[seg > 0]).astype(np.uint8)
-        gtcls = {
-            "Segmentation": seg,
-            "Boundaries": np.empty((20, 1), dtype=object),
-            "CategoriesPresent": cats,
-        }
+        gtcls = {"Segmentation": seg, "Boundaries": np.empty((20, 1), dtype=object),
+                 "CategoriesPresent": cats}  # fmt: skip
         for k in range(20):
             gtcls["Boundaries"][k, 0] = np.zeros((1, 1), np.uint8)
         savemat(ds / "cls" / f"{i}.mat", {"GTcls": gtcls}, do_compression=True)
@@ -117,66 +110,10 @@ def write_sbd(data_dir: Path) -> dict:
 # -- PASCAL-Context -----------------------------------------------------------------------------
 # The 459-class ids of the 59 classes in the real labels.txt (alphabetical = mmseg order).
 CONTEXT_IDS = (
-    2,
-    9,
-    18,
-    19,
-    22,
-    23,
-    25,
-    31,
-    33,
-    34,
-    44,
-    45,
-    46,
-    59,
-    65,
-    68,
-    72,
-    80,
-    85,
-    98,
-    104,
-    105,
-    113,
-    115,
-    144,
-    158,
-    159,
-    162,
-    187,
-    189,
-    207,
-    220,
-    232,
-    258,
-    259,
-    260,
-    284,
-    295,
-    296,
-    308,
-    324,
-    326,
-    347,
-    349,
-    354,
-    355,
-    360,
-    366,
-    368,
-    397,
-    415,
-    416,
-    420,
-    424,
-    427,
-    440,
-    445,
-    454,
-    458,
-)
+    2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113,
+    115, 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326,
+    347, 349, 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
+)  # fmt: skip
 CONTEXT_TRAIN = ["2008_000002", "2008_000003", "2008_000007"]
 CONTEXT_VAL = ["2008_000009", "2008_000016"]
 
@@ -196,28 +133,9 @@ def write_pascal_context_raw(data_dir: Path) -> dict:
         names[cid] = cname
     release.mkdir(parents=True, exist_ok=True)
     (release / "labels.txt").write_text("".join(f"{k}: {v}\n" for k, v in names.items()))
-    voc_first = [
-        "aeroplane",
-        "bicycle",
-        "bird",
-        "boat",
-        "bottle",
-        "bus",
-        "car",
-        "cat",
-        "chair",
-        "cow",
-        "table",
-        "dog",
-        "horse",
-        "motorbike",
-        "person",
-        "pottedplant",
-        "sheep",
-        "sofa",
-        "train",
-        "tvmonitor",
-    ]
+    voc_first = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+                 "cow", "table", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
+                 "sofa", "train", "tvmonitor"]  # fmt: skip
     order = voc_first + [c for c in CONTEXT59_CLASSES if c not in voc_first]
     (release / "59_labels.txt").write_text("".join(f"{k}: {v}\n" for k, v in enumerate(order, 1)))
     (release / "trainval").mkdir(exist_ok=True)
@@ -235,11 +153,8 @@ def write_pascal_context_raw(data_dir: Path) -> dict:
 
 
 # -- Cityscapes ---------------------------------------------------------------------------------
-CITY_SPLITS = {
-    "train": [("aachen", 2), ("bochum", 1)],
-    "val": [("frankfurt", 2)],
-    "test": [("berlin", 1)],
-}
+CITY_SPLITS = {"train": [("aachen", 2), ("bochum", 1)], "val": [("frankfurt", 2)],
+               "test": [("berlin", 1)]}  # fmt: skip
 CITY_IDS = [7, 26, 0, 33, 24, 6, 11]  # row 0 of every labelIds PNG
 
 
@@ -264,10 +179,8 @@ def write_cityscapes(data_dir: Path, train_ids: bool = False) -> dict:
                 colour = np.zeros((*SIZE, 3), np.uint8)
                 Image.fromarray(colour).save(gt / f"{stem}_gtFine_color.png")
                 if train_ids:
-                    write_png(
-                        gt / f"{stem}_gtFine_labelTrainIds.png",
-                        np.vectorize(to_train.get)(ids).astype(np.uint8),
-                    )
+                    write_png(gt / f"{stem}_gtFine_labelTrainIds.png",
+                              np.vectorize(to_train.get)(ids).astype(np.uint8))  # fmt: skip
                 counts[split] += 1
     return {"root": root, "counts": counts}
 

@@ -62,29 +62,12 @@ class SyntheticScenes(SegmentationDataset):
     """
 
     CLASSES = (
-        "sky",
-        "grass",
-        "water",
-        "road",
-        "building",
-        "car",
-        "boat",
-        "tree",
-        "bird",
-        "balloon",
-    )
+        "sky", "grass", "water", "road", "building", "car", "boat", "tree", "bird", "balloon",
+    )  # fmt: skip
     PALETTE = (
-        (70, 130, 180),
-        (107, 142, 35),
-        (0, 80, 160),
-        (128, 64, 128),
-        (70, 70, 70),
-        (0, 0, 142),
-        (0, 200, 200),
-        (0, 110, 0),
-        (220, 20, 60),
-        (250, 170, 30),
-    )
+        (70, 130, 180), (107, 142, 35), (0, 80, 160), (128, 64, 128), (70, 70, 70),
+        (0, 0, 142), (0, 200, 200), (0, 110, 0), (220, 20, 60), (250, 170, 30),
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -31,28 +31,10 @@ class VOCAug(FileSegDataset):
     """PASCAL VOC 2012 + SBD aug (see module docstring). ``root`` is ``.../VOCdevkit/VOC2012``."""
 
     CLASSES = (
-        "background",
-        "aeroplane",
-        "bicycle",
-        "bird",
-        "boat",
-        "bottle",
-        "bus",
-        "car",
-        "cat",
-        "chair",
-        "cow",
-        "diningtable",
-        "dog",
-        "horse",
-        "motorbike",
-        "person",
-        "pottedplant",
-        "sheep",
-        "sofa",
-        "train",
-        "tvmonitor",
-    )
+        "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+        "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+        "sheep", "sofa", "train", "tvmonitor",
+    )  # fmt: skip
     PALETTE = tuple(voc_colormap(21))
     LAYOUT = """\
 <data_dir>/VOCdevkit/VOC2012/
