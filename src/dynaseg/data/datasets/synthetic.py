@@ -126,24 +126,47 @@ def _region_points(
     return [(int(ys[i]), int(xs[i])) for i in pick]
 
 
-def generate_scene(
-    rng: np.random.Generator, size: tuple[int, int], noise_std: float = 28.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: RGB uint8 image ``(h, w, 3)`` and its uint8 label ``(h, w)``."""
-    h, w = size
+def stuff_with_buildings(
+    rng: np.random.Generator, h: int, w: int
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """The stuff layout with buildings standing on the horizon: ``(label, ground, horizon,
+    colour)`` — ``ground`` the stuff under the things (context decides their class), ``colour``
+    the flat stuff colours, before textures and things."""
     label, horizon = _stuff_layout(rng, h, w)
-    ground = label.copy()  # the stuff under the things, for context decisions
-
-    # Buildings stand on the horizon.
+    ground = label.copy()
     for _ in range(int(rng.integers(0, 4))):
         bw = int(rng.uniform(0.08, 0.3) * w)
         bh = int(rng.uniform(0.1, 0.8) * horizon)
         x0 = int(rng.uniform(-0.1 * w, w - 0.5 * bw))
         label[max(0, horizon - bh) : horizon, max(0, x0) : max(0, x0 + bw)] = BUILDING
-
     colour = np.zeros((h, w, 3), np.float32)
     for cls, rgb in STUFF_COLOURS.items():
         colour[label == cls] = rgb
+    return label, ground, horizon, colour
+
+
+def photometric_nuisances(
+    rng: np.random.Generator, colour: np.ndarray, noise_std: float
+) -> np.ndarray:
+    """Global nuisances on a clean ``(h, w, 3)`` colour image: illumination gain and colour
+    cast, smooth shading, per-pixel Gaussian noise; uint8."""
+    h, w = colour.shape[:2]
+    gain = rng.uniform(0.7, 1.25)
+    cast = rng.normal(0, 12, 3).astype(np.float32)
+    shading = cv2.resize(
+        rng.normal(0, 18, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    image = colour * gain + cast + shading[..., None]
+    image += rng.normal(0, noise_std, (h, w, 3)).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def generate_scene(
+    rng: np.random.Generator, size: tuple[int, int], noise_std: float = 28.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: RGB uint8 image ``(h, w, 3)`` and its uint8 label ``(h, w)``."""
+    h, w = size
+    label, ground, horizon, colour = stuff_with_buildings(rng, h, w)
     # Texture cues that need a receptive field to see: ripples on water, windows on buildings.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ripples = 14.0 * np.sin(yy * rng.uniform(0.9, 1.4) + np.sin(xx * 0.15) * 2.0)
@@ -203,12 +226,4 @@ def generate_scene(
             cv2.ellipse(label, (x, y), axes, 0, 0, 360, BIRD, -1)
             cv2.ellipse(colour, (x, y), axes, 0, 0, 360, c.tolist(), -1)
 
-    # Global nuisances: illumination gain and colour cast, smooth shading, per-pixel noise.
-    gain = rng.uniform(0.7, 1.25)
-    cast = rng.normal(0, 12, 3).astype(np.float32)
-    shading = cv2.resize(
-        rng.normal(0, 18, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
-    )
-    image = colour * gain + cast + shading[..., None]
-    image += rng.normal(0, noise_std, (h, w, 3)).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8), label
+    return photometric_nuisances(rng, colour, noise_std), label

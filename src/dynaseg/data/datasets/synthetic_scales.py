@@ -56,7 +56,8 @@ from dynaseg.data.datasets.synthetic import (
     THING_COLOURS,
     SyntheticScenes,
     _region_points,
-    _stuff_layout,
+    photometric_nuisances,
+    stuff_with_buildings,
 )
 
 SKY, GRASS, WATER, ROAD, BUILDING, CAR, BOAT, TREE, BIRD, BALLOON, SHEEP, BUOY = range(12)
@@ -145,18 +146,7 @@ class SyntheticScaleScenes(SyntheticScenes):
 
 def _render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Label and clean colour of one scene on an ``h × w`` canvas in scene units."""
-    label, horizon = _stuff_layout(rng, h, w)
-    ground = label.copy()  # the stuff under the things: context decides their class
-
-    for _ in range(int(rng.integers(0, 4))):  # buildings stand on the horizon
-        bw = int(rng.uniform(0.08, 0.3) * w)
-        bh = int(rng.uniform(0.1, 0.8) * horizon)
-        x0 = int(rng.uniform(-0.1 * w, w - 0.5 * bw))
-        label[max(0, horizon - bh) : horizon, max(0, x0) : max(0, x0 + bw)] = BUILDING
-
-    colour = np.zeros((h, w, 3), np.float32)
-    for cls, rgb in STUFF_COLOURS.items():
-        colour[label == cls] = rgb
+    label, ground, horizon, colour = stuff_with_buildings(rng, h, w)
     # Stuff textures with a fixed period in scene units: their pixel period reveals the zoom.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ripples = 14.0 * np.sin(2 * np.pi * yy / RIPPLE_PERIOD + np.sin(xx * 0.1) * 2.0)
@@ -240,11 +230,4 @@ def generate_zoomed_scene(
     colour = cv2.resize(colour, (w, h), interpolation=interp)
     label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    gain = rng.uniform(0.7, 1.25)
-    cast = rng.normal(0, 12, 3).astype(np.float32)
-    shading = cv2.resize(
-        rng.normal(0, 18, (4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
-    )
-    image = colour * gain + cast + shading[..., None]
-    image += rng.normal(0, noise_std, (h, w, 3)).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8), label
+    return photometric_nuisances(rng, colour, noise_std), label  # after the zoom: same grain
