@@ -126,3 +126,34 @@ def tiny_checkpoint(path: Path) -> Path:
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path, weights_only=False)
     return path
+
+
+def synthetic_datamodule(
+    num_workers: int,
+    seed: int,
+    size: int,
+    crop: int,
+    batch_size: int,
+    **kwargs: object,
+):
+    """A seeded ``SegDataModule`` over 8 synthetic training scenes of ``size``², random
+    ``crop``² crops, set up for fitting (the loader tests' common fixture)."""
+    from functools import partial
+
+    import lightning as L
+
+    from dynaseg.data.datamodule import SegDataModule
+    from dynaseg.data.datasets.synthetic import SyntheticScenes
+
+    L.seed_everything(seed, workers=True)
+    dm = SegDataModule(
+        partial(SyntheticScenes, length=8, eval_length=2, size=(size, size)),
+        crop_size=(crop, crop),
+        scale=(size, size),
+        test_scale=None,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        **kwargs,
+    )
+    dm.setup("fit")
+    return dm

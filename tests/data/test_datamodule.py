@@ -8,30 +8,19 @@ import signal
 import time
 from functools import partial
 
-import lightning as L
 import pytest
 
 from dynaseg.data.datamodule import SegDataModule
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.errors import ConfigError
+from helpers import synthetic_datamodule
 
 SEED = 5
 
 
 def datamodule(num_workers: int, **kwargs: object) -> SegDataModule:
     """8 tiny training scenes in batches of 2: 4 batches per epoch."""
-    L.seed_everything(SEED, workers=True)
-    dm = SegDataModule(
-        partial(SyntheticScenes, length=8, eval_length=2, size=(48, 48)),
-        crop_size=(32, 32),
-        scale=(48, 48),
-        test_scale=None,
-        batch_size=2,
-        num_workers=num_workers,
-        **kwargs,
-    )
-    dm.setup("fit")
-    return dm
+    return synthetic_datamodule(num_workers, SEED, size=48, crop=32, batch_size=2, **kwargs)
 
 
 def fingerprints(batches: object) -> list[float]:

@@ -135,20 +135,9 @@ def test_loader_workers_are_capped_at_the_available_cpus() -> None:
 
 
 def _train_crops(num_workers: int, seed: int) -> list[float]:
-    from functools import partial
+    from helpers import synthetic_datamodule
 
-    import lightning as L
-
-    L.seed_everything(seed, workers=True)
-    dm = SegDataModule(
-        partial(SyntheticScenes, length=8, eval_length=2, size=(80, 80)),
-        crop_size=(64, 64),
-        scale=(80, 80),
-        test_scale=None,
-        batch_size=1,
-        num_workers=num_workers,
-    )
-    dm.setup("fit")
+    dm = synthetic_datamodule(num_workers, seed, size=80, crop=64, batch_size=1)
     loader = dm.train_dataloader()
     loader.shuffle = False
     # one number per sample that depends on the random rescale/crop/flip/jitter
