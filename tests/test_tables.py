@@ -167,3 +167,14 @@ def test_selected_jobs_of_a_second_sweep_fill_a_cell(sweep_dir: Path, tmp_path: 
     cell = table.cells[2][3]  # the seed-1 run twice: one seed, flagged, not "± 0.00, n=2"
     assert cell.values == pytest.approx([80.0]) and cell.jobs == ["sweep/4", "sweep/4"]
     assert "seed 1 run 2x (averaged)" in cell.flags and "±" not in format_cell(cell)
+
+
+def test_jobs_in_a_preset_subdir_are_matched_by_their_overrides(sweep_dir: Path) -> None:
+    # experiment=mini_backbone names its job directories by data config, not by job number:
+    # the finished jobs must count as those jobs, not as extra ones beside "never started" ones
+    (sweep_dir / "0").rename(sweep_dir / "regular-seed1")
+    (sweep_dir / "4").rename(sweep_dir / "dynamic-seed1")
+    sweep = load_sweep(sweep_dir)
+    assert [j.job for j in sweep.jobs] == ["regular-seed1", "1", "2", "3", "dynamic-seed1", "5"]
+    assert [j.status for j in sweep.jobs] == ["completed"] * 3 + ["missing", "completed", "failed"]
+    assert sweep.jobs[0].metric() == pytest.approx(0.70) and sweep.jobs[4].seed == 1

@@ -187,6 +187,31 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
+def _dir_overrides(job_dir: Path) -> frozenset[str]:
+    path = job_dir / ".hydra/overrides.yaml"
+    return frozenset(OmegaConf.load(path)) if path.is_file() else frozenset()
+
+
+def _match_expected(expected: list[list[str]], found: dict[str, Path]) -> list[str]:
+    """The directory name of each expected job, then the found directories no job claims.
+
+    A job lives in ``<sweep>/<job number>`` unless the preset sets its own
+    ``hydra.sweep.subdir`` (e.g. ``experiment=mini_backbone``: one directory per data config);
+    such directories are matched to the expected job by their overrides. An expected job with
+    no directory keeps its number (it never started).
+    """
+    by_overrides = {
+        _dir_overrides(path): name for name, path in found.items() if not name.isdigit()
+    }
+    names = []
+    for i, job in enumerate(expected):
+        if str(i) in found:
+            names.append(str(i))
+        else:
+            names.append(by_overrides.pop(frozenset(job), str(i)))
+    return names + [n for n in found if n not in names]
+
+
 def _record_from_dir(job_dir: Path, label: str) -> JobRecord:
     metrics_path = job_dir / "metrics.json"
     metrics: dict[str, Any] | None = None
@@ -247,9 +272,7 @@ def load_sweep(sweep_dirs: Path | str | Sequence[Path | str]) -> Sweep:
         prefix = f"{sweep_dir.name}/" if len(dirs) > 1 else ""
         names = list(found)
         if expected is not None:
-            names = [str(i) for i in range(len(expected))] + [
-                n for n in found if not n.isdigit() or int(n) >= len(expected)
-            ]
+            names = _match_expected(expected, found)
         if selected is not None:
             names = [n for n in names if n in selected]
         for name in names:
