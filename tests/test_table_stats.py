@@ -294,3 +294,25 @@ def test_a_bad_address_names_the_table_and_key() -> None:
     name, spec = find_spec("dmnet-table4")
     with pytest.raises(ConfigError, match=r"dmnet-table4.orderings\[0\]: .*no row 'Stage 9'"):
         build_paper_table(Sweep([], []), name, {**spec, "orderings": ["Stage 9 > Stage 2"]})
+
+
+def test_an_interaction_across_columns_that_repeat_the_paper_has_no_paper_delta(
+    stats_dir: Path,
+) -> None:
+    # the miniature's zoom columns repeat one paper number per row: the paper has no zoom axis,
+    # so "(dyn - regular) with zoom > (dyn - regular) without" gets no paper Δ (not +0.00)
+    name, spec = find_spec("dmnet-table1")
+    columns = [{**spec["columns"][3], "label": label} for label in ("zoom", "no zoom")]
+    paper = [[row[3], row[3]] for row in spec["paper"]]
+    ordering = (
+        "Ours (dynamic) @ zoom - Regular conv @ zoom > "
+        "Ours (dynamic) @ no zoom - Regular conv @ no zoom"
+    )
+    repeated = {**spec, "columns": columns, "paper": paper, "orderings": [ordering]}
+    (interaction,) = build_paper_table(load_sweep(stats_dir), name, repeated).orderings
+    assert interaction.paper is None and interaction.diff.differences == pytest.approx([0.0] * 4)
+    # distinct paper numbers per column: the paper Δ is the difference of differences
+    distinct = {**repeated, "paper": [[row[3], row[0]] for row in spec["paper"]]}
+    (interaction,) = build_paper_table(load_sweep(stats_dir), name, distinct).orderings
+    reg, _, dyn = spec["paper"]
+    assert interaction.paper == pytest.approx((dyn[3] - reg[3]) - (dyn[0] - reg[0]))

@@ -625,6 +625,14 @@ def _side_values(table: PaperTable, side: Sequence[tuple[int, int]]) -> dict[str
     return {s: first[s] - second[s] for s in first if s in second}
 
 
+def _paper_has_axis(table: PaperTable, columns: set[int]) -> bool:
+    """Whether the paper's numbers differ between these columns in some row (columns that only
+    repeat them, like the miniature's with/without-zoom pair, are not an axis of the paper)."""
+    return len(columns) < 2 or any(
+        len({table.cells[r][c].paper for c in columns}) > 1 for r in range(len(table.row_labels))
+    )
+
+
 def _side_paper(table: PaperTable, side: Sequence[tuple[int, int]]) -> float | None:
     numbers = [table.cells[r][c].paper for r, c in side]
     if any(n is None for n in numbers):
@@ -644,6 +652,8 @@ def _compare(
     interaction: ``(A − B) − (C − D)``)."""
     paper_high, paper_low = _side_paper(table, high), _side_paper(table, low)
     paper = paper_high - paper_low if paper_high is not None and paper_low is not None else None
+    if len(high) == 2 and not _paper_has_axis(table, {c for _, c in [*high, *low]}):
+        paper = None  # e.g. the miniature's zoom columns repeat one paper number: no paper Δ
     diff = paired_difference(_side_values(table, high), _side_values(table, low))
     ran = all(table.cells[r][c].values for r, c in [*high, *low])
     label_high, label_low = _side_label(table, high), _side_label(table, low)
