@@ -27,8 +27,8 @@ train: $(STAMP) ## Quick-start: train + evaluate DMNet on the built-in synthetic
 notebook: $(VENV)/.notebook-stamp ## Open notebooks/inspect_checkpoint.ipynb in Jupyter (after `make train`)
 	$(VENV)/bin/jupyter notebook notebooks/inspect_checkpoint.ipynb
 
-test: $(STAMP) ## Run the fast test suite (CI: .ci/run = make lint + make test)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test: $(STAMP) ## Run the fast test suite on every core (CI: .ci/run = make lint + make test)
+	$(PY) -m pytest -m "not slow" -n auto --dist loadgroup $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the heavier tests (DDP spawn, bf16, ...)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

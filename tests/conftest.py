@@ -1,5 +1,7 @@
-"""pytest configuration: tests never reach the network (see helpers.py)."""
+"""pytest configuration: tests never reach the network (see helpers.py); under pytest-xdist
+(``make test`` runs one worker per core) each worker computes on one thread."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,27 @@ from pathlib import Path
 import pytest
 
 import helpers  # sets the offline environment variables on import
+
+# Trained runs that several tests read: under xdist their tests go to one worker (one run, not
+# one per worker). ``make test`` passes ``--dist loadgroup``.
+SHARED_RUN_FIXTURES = ("tiny_wandb_run", "uninterrupted")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # two workers on two cores: a second intra-op thread per worker (and per training
+        # subprocess it starts) would only oversubscribe the cores
+        import torch
+
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in SHARED_RUN_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope="session")

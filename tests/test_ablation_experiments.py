@@ -52,6 +52,7 @@ def sweep(
     return proc
 
 
+@pytest.mark.slow  # fast: the failing-job sweep below, fabricated sweeps
 def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path) -> None:
     proc = sweep("dmnet_table4_context_stage_mini", tmp_path, MINI_TINY, "synthetic_scales")
     records = load_sweep(tmp_path / "sweep")

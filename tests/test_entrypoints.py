@@ -104,6 +104,7 @@ def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # fast: test_datasets.py, test_check_dataset.py
 def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
@@ -167,6 +168,7 @@ def test_wandb_logger_runs_offline(tmp_path: Path) -> None:
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
+@pytest.mark.slow  # fast tier: tests/models/test_inference.py (slide) and the train/eval round trip
 def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 

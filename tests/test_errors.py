@@ -61,6 +61,7 @@ def entry_point(tmp: Path, *args: str, env: dict[str, str] | None = None):
 
 
 # ---------------------------------------------------------------- config values
+@pytest.mark.slow  # a training subprocess; fast tier: the in-process head argument checks
 def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
     """Hydra wraps the head's error in InstantiationException; the user sees the head's line."""
     proc = entry_point(tmp_path, *TINY, *QUIET, "model.net.decode_head.channels=0")
@@ -322,6 +323,7 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(
 
 
 # ---------------------------------------------------------------- data
+@pytest.mark.slow  # training subprocesses; fast tier: tests/data/test_preflight.py in-process
 def test_bad_files_found_before_training_or_skipped_and_counted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -436,6 +438,7 @@ def test_unusable_sweep_directory_names_the_key() -> None:
 
 
 # ---------------------------------------------------------------- scripts
+@pytest.mark.slow  # a script subprocess; fast: test_bad_checkpoint_in_training_and_eval
 def test_export_onnx_on_a_garbage_checkpoint_names_the_file(tmp_path: Path) -> None:
     """The checkpoint layer checks the file first: no UnpicklingError advising the unsafe
     ``weights_only=False``."""

@@ -81,6 +81,7 @@ def test_table_sweep_composes_every_job(experiment: str, n_jobs: int, mini: bool
                 assert variant in (c.get("test_variants") or {}), (experiment, variant)
 
 
+@pytest.mark.slow  # every job of every table; fast: the per-table compose test
 def test_sweeps_set_what_the_table_rows_match() -> None:
     cac = [
         compose_config("train", ["experiment=cacnet_table1_components", *j])
@@ -118,7 +119,13 @@ def test_sweeps_set_what_the_table_rows_match() -> None:
     assert names == {"resnet50c", "resnet101c"}
 
 
-@pytest.mark.parametrize("experiment", [f"dmnet_table{i}" for i in (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize(
+    "experiment",
+    [  # tables 1 and 2 are the biggest sweeps (every job composed): slow tier
+        *(pytest.param(f"dmnet_table{i}", marks=pytest.mark.slow) for i in (1, 2)),
+        *(f"dmnet_table{i}" for i in (3, 4, 5)),
+    ],
+)
 def test_dmnet_tables_1_to_5_run_without_deep_supervision(experiment: str) -> None:
     name = next(
         p.stem

@@ -48,6 +48,7 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
 
 
+@pytest.mark.slow  # a Jupyter kernel; fast: test_palettes.py (figures = PNGs)
 def test_inspect_checkpoint_notebook_shows_every_figure(
     runner, tiny_wandb_run: Path, tmp_path: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_inspect_checkpoint_notebook_shows_every_figure(
         assert image.width > 200 and image.height > 200
 
 
+@pytest.mark.slow  # a Jupyter kernel; fast tier: test_visualization.py reads run metrics in-process
 def test_compare_runs_notebook_reads_metrics_files(
     runner, tiny_wandb_run: Path, tmp_path: Path
 ) -> None:

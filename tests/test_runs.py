@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from helpers import CONF_DIR, ROOT
@@ -20,6 +21,7 @@ def test_run_and_sweep_dirs_carry_the_per_process_suffix() -> None:
     assert OmegaConf.to_container(hydra_cfg)["sweep"]["dir"].endswith("_${run_suffix:}")
 
 
+@pytest.mark.slow  # two concurrent training processes; fast tier: the per-process suffix test above
 def test_two_runs_started_together_write_to_different_directories(tmp_path: Path) -> None:
     """Both launched at once, with the time part of the directory forced equal (as for two jobs
     of an array starting in the same second): each gets its own directory."""

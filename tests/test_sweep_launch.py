@@ -98,6 +98,7 @@ def test_threads_per_job_share_the_cpus() -> None:
     assert threads_per_job(4, 2) == 1  # more jobs than CPUs: still one thread
 
 
+@pytest.mark.slow  # a real joblib sweep; fast: threads_per_job, the relaunch refusal, summaries
 def test_joblib_sweep_skips_completed_job_limits_threads_and_reports_the_failure(
     tmp_path: Path,
 ) -> None:

@@ -235,6 +235,7 @@ def test_class_group_metric_from_per_class(tmp_path: Path) -> None:
         parse_class_groups(["vehicles"])
 
 
+@pytest.mark.slow  # CLI subprocess; fast: the same in-process, test_make_table.py
 def test_make_table_cli_class_groups_metric_and_latex(tmp_path: Path) -> None:
     sweep = make_stats_sweep(tmp_path)
     cmd = [sys.executable, "scripts/make_table.py", str(sweep), "--paper", "dmnet-table1"]

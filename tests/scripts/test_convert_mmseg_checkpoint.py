@@ -116,6 +116,7 @@ def test_conversion_names_unmapped_missing_and_mismatched_keys() -> None:
     assert "num_batches_tracked" not in text
 
 
+@pytest.mark.slow  # a script subprocess; fast tier: the converter's in-process checks above
 def test_script_reports_a_bad_file_without_traceback(tmp_path: Path) -> None:
     import subprocess
 

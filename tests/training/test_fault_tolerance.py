@@ -132,6 +132,7 @@ def test_ctrl_c_with_worker_processes_resumes_exactly(tmp_path: Path, uninterrup
     assert_same_run(resumed, uninterrupted)
 
 
+@pytest.mark.slow  # fast: the SIGTERM test above resumes from last.ckpt
 def test_step_interval_checkpoint_survives_a_hard_kill(tmp_path: Path) -> None:
     """``last.ckpt`` every 2 steps, no validation before step 50: SIGKILL (no handler can run)
     during step 3 leaves the step-2 checkpoint."""
