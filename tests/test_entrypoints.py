@@ -202,6 +202,7 @@ def test_eval_with_slide_inference_override(tmp_path: Path) -> None:
     assert evaluated["test"]["mIoU"] == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.slow  # fast: the README test runs predict.py, test_palettes.py the PNGs
 def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
     from PIL import Image
 
