@@ -97,6 +97,7 @@ def test_paper_numbers_are_rectangular() -> None:
 def test_doc_section_and_update(sweep_dir: Path, tmp_path: Path) -> None:
     section = doc_section(load_sweep(sweep_dir))
     assert section.startswith("### DMNet Table 1")
+    assert section.splitlines()[0].endswith("(seeds 1, 2)")  # tells replications apart
     assert f"python src/train.py -m experiment={EXPERIMENT}" in section
     assert "OMP_NUM_THREADS=2" in section
     # 5 jobs with provenance: wall 60+0+60+1+60+2+60+4+60+5 = 312 s, CPU 512 s

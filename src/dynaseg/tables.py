@@ -1140,6 +1140,8 @@ def doc_section(
     commits = sorted({(p.get("git") or {}).get("commit") or "?" for p in provs})
     omp = hw.get("omp_num_threads")
     commands = [(f"OMP_NUM_THREADS={omp} " if omp else "") + c for c in sweep.commands]
+    if sweep.seeds:  # two sections of one table (e.g. a replication with other seeds) differ
+        heading += f" (seeds {_seed_span(sweep.seeds)})"
     lines = [f"### {heading}", "", "```bash", *commands, "```", ""]
     lines.append(
         f"- Jobs: {len(sweep.jobs)} ({sum(j.status == 'completed' for j in sweep.jobs)} completed); "
@@ -1157,6 +1159,14 @@ def doc_section(
     lines.append(f"- Code: commit {', '.join(c[:10] for c in commits)}")
     lines += ["", render(sweep, paper, "markdown", True, metric, class_groups), ""]
     return "\n".join(lines)
+
+
+def _seed_span(seeds: Sequence[Any]) -> str:
+    """``1–5`` for a run of consecutive integer seeds, else the list."""
+    ints = sorted(s for s in seeds if isinstance(s, int))
+    if len(ints) == len(seeds) > 2 and ints == list(range(ints[0], ints[-1] + 1)):
+        return f"{ints[0]}–{ints[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def update_doc(path: Path, sections: Sequence[str]) -> None:
