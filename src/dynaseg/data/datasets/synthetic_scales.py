@@ -87,16 +87,11 @@ def min_object_cells(zoom_low: float, output_stride: int = OUTPUT_STRIDE) -> flo
 
 
 class SyntheticScaleScenes(SyntheticScenes):
-    """Deterministic scenes with a per-scene zoom (see the module docstring).
+    """Deterministic scenes with a per-scene zoom (see the module docstring). The arguments are
+    those of :class:`SyntheticScenes` (``size``: the output size, at which the noise is added),
+    plus:
 
     Args:
-        split: ``train``, ``val`` or ``test`` — disjoint random streams.
-        transform: albumentations pipeline applied in ``__getitem__``.
-        size: output image size ``(h, w)``.
-        length: number of training samples (an "epoch").
-        eval_length: number of samples in the ``val``/``test`` splits (fixed scenes).
-        seed: base seed; a sample is a function of ``(seed, split, index)`` only.
-        noise_std: per-pixel Gaussian noise (grey levels), added at output resolution.
         zoom_range: ``(low, high)``; the zoom is log-uniform in it, per scene. ``[1, 1]`` is the
             control condition.
     """

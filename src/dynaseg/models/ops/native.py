@@ -151,6 +151,15 @@ def _check(status: int, what: str) -> None:
         )
 
 
+def _shape_args(x: torch.Tensor, filters: torch.Tensor, geometry: tuple[int, int, int]) -> tuple:
+    """The kernel's size arguments after its pointers: planes, h, w, kh, kw, dilation, top, left,
+    threads (the C signatures in ``csrc/dynamic_depthwise.c``)."""
+    b, c, h, w = x.shape
+    kh, kw = filters.shape[-2:]
+    dilation, top, left = geometry
+    return (b * c, h, w, kh, kw, dilation, top, left, torch.get_num_threads())
+
+
 class NativeDynamicDepthwiseConv(torch.autograd.Function):
     """Per-image depthwise correlation on the CPU with the compiled kernel (forward and both
     gradients; see ``csrc/dynamic_depthwise.c`` for the three sums). ``pad = (left, top)``: how far
@@ -161,23 +170,10 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
         x, filters = x.contiguous(), filters.contiguous()
         ctx.save_for_backward(x, filters)
         ctx.geometry = (dilation, top, left)
-        b, c, h, w = x.shape
-        kh, kw = filters.shape[-2:]
         out = torch.empty_like(x)
         lib = native_kernel()
         status = getattr(lib, f"dyn_dw_forward_{_suffix(x.dtype)}")(
-            x.data_ptr(),
-            filters.data_ptr(),
-            out.data_ptr(),
-            b * c,
-            h,
-            w,
-            kh,
-            kw,
-            dilation,
-            top,
-            left,
-            torch.get_num_threads(),
+            x.data_ptr(), filters.data_ptr(), out.data_ptr(), *_shape_args(x, filters, ctx.geometry)
         )
         _check(status, "forward")
         return out
@@ -186,10 +182,7 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
         x, filters = ctx.saved_tensors
-        dilation, top, left = ctx.geometry
         grad_out = grad_out.contiguous()
-        b, c, h, w = x.shape
-        kh, kw = filters.shape[-2:]
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_filters = torch.empty_like(filters) if ctx.needs_input_grad[1] else None
         lib = native_kernel()
@@ -199,15 +192,7 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
             grad_out.data_ptr(),
             None if grad_x is None else grad_x.data_ptr(),
             None if grad_filters is None else grad_filters.data_ptr(),
-            b * c,
-            h,
-            w,
-            kh,
-            kw,
-            dilation,
-            top,
-            left,
-            torch.get_num_threads(),
+            *_shape_args(x, filters, ctx.geometry),
         )
         _check(status, "backward")
         return grad_x, grad_filters, None, None, None
