@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import signal
 import struct
@@ -39,13 +41,20 @@ NO_FIGURES = [
 ]
 
 
+@functools.cache
+def _composed(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
+    from dynaseg.entry import compose
+
+    return compose(config_name, list(overrides))
+
+
 def compose_config(
     config_name: str = "train", overrides: list[str] | None = None, output_dir: Path | None = None
 ) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` exactly as the entry points do."""
-    from dynaseg.entry import compose
-
-    cfg = compose(config_name, overrides or [])
+    """Compose ``conf/<config_name>.yaml`` exactly as the entry points do. Many tests compose the
+    same preset: each composition is made once per test process and every caller gets its own
+    copy to change."""
+    cfg = copy.deepcopy(_composed(config_name, tuple(overrides or [])))
     if output_dir is not None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)
