@@ -28,7 +28,7 @@ notebook: $(VENV)/.notebook-stamp ## Open notebooks/inspect_checkpoint.ipynb in 
 	$(VENV)/bin/jupyter notebook notebooks/inspect_checkpoint.ipynb
 
 test: $(STAMP) ## Run the fast test suite on every core (CI: .ci/run = make lint + make test)
-	$(PY) -m pytest -m "not slow" -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n auto --dist worksteal $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the heavier tests (DDP spawn, bf16, ...)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

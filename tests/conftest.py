@@ -1,5 +1,6 @@
 """pytest configuration: tests never reach the network (see helpers.py); under pytest-xdist
-(``make test`` runs one worker per core) each worker computes on one thread."""
+(``make test`` runs one worker per core) each worker computes on one thread, and a trained run
+that several tests read is made once for the whole session (``helpers.shared_run_dir``)."""
 
 import os
 import subprocess
@@ -9,10 +10,6 @@ from pathlib import Path
 import pytest
 
 import helpers  # sets the offline environment variables on import
-
-# Trained runs that several tests read: under xdist their tests go to one worker (one run, not
-# one per worker). ``make test`` passes ``--dist loadgroup``.
-SHARED_RUN_FIXTURES = ("tiny_wandb_run", "uninterrupted")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,18 +22,15 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        for name in SHARED_RUN_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(name))
-
-
 @pytest.fixture(scope="session")
 def tiny_wandb_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run dir of one tiny DMNet training (4 steps, validation at 2 and 4) with the CSV logger and
     an offline W&B logger: shared by the logging-callback and notebook tests."""
-    run_dir = tmp_path_factory.mktemp("tiny_wandb_run") / "run"
+    return helpers.shared_run_dir(tmp_path_factory, "tiny_wandb_run", _train_tiny_wandb_run) / "run"
+
+
+def _train_tiny_wandb_run(root: Path) -> None:
+    run_dir = root / "run"
     proc = subprocess.run(
         [
             sys.executable,
@@ -56,4 +50,3 @@ def tiny_wandb_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir

@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import ROOT, TINY, tiny_checkpoint
+from helpers import NARROW, ROOT, TINY, tiny_checkpoint
 
 
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
@@ -296,7 +296,7 @@ def test_the_readme_commands_run_with_their_default_run_directory(tmp_path: Path
     from dynaseg.data.datasets.synthetic import SyntheticScenes
 
     clone = fresh_clone(tmp_path / "clone")
-    ckpt = tiny_checkpoint(clone / "tiny.ckpt")
+    ckpt = tiny_checkpoint(clone / "tiny.ckpt", NARROW)
     (clone / "photos").mkdir()
     for i in range(2):
         Image.fromarray(SyntheticScenes("val", size=(48, 40), eval_length=2).load(i)[0]).save(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import NO_FIGURES, ROOT, TINY
+from helpers import NO_FIGURES, ROOT, TINY, shared_run_dir
 
 MAX_STEPS = 10  # 4 steps per epoch (8 samples, batch 2): crosses two epoch boundaries
 ARGS = [
@@ -54,10 +54,13 @@ def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict, int]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    """The reference run, trained once per session (xdist workers included)."""
+    return shared_run_dir(tmp_path_factory, "uninterrupted", _train_uninterrupted)
+
+
+def _train_uninterrupted(run_dir: Path) -> None:
     proc = train(run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
 
 
 def assert_same_run(run_dir: Path, reference: Path) -> None:
