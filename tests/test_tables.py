@@ -44,6 +44,14 @@ def test_load_sweep_lists_every_job_including_the_one_that_never_started(sweep_d
     assert sweep.jobs[5].error == "RuntimeError: boom"
 
 
+def test_seeds_are_listed_in_numeric_order(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for num, seed in enumerate([10, 6, 9, 7, 8]):
+        write_job(sweep, num, "dynamic", seed, 0.8)
+    assert load_sweep(sweep).seeds == [6, 7, 8, 9, 10]  # was 10, 6, 7, 8, 9 (sorted as text)
+    assert "- Jobs: 5 (5 completed); seeds: 6, 7, 8, 9, 10" in doc_section(load_sweep(sweep))
+
+
 def test_paper_layout_mean_spread_and_flags(sweep_dir: Path) -> None:
     name, spec = find_spec(experiment=EXPERIMENT)
     assert name == "dmnet-table1"

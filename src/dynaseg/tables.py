@@ -100,7 +100,9 @@ class Sweep:
 
     @property
     def seeds(self) -> list[Any]:
-        return sorted({j.seed for j in self.jobs if j.seed is not None}, key=str)
+        """The sweep's seeds, numbers in numeric order (6, …, 10, not 10, 6, …) before others."""
+        seeds = {j.seed for j in self.jobs if j.seed is not None}
+        return sorted(seeds, key=lambda s: (0, s, "") if isinstance(s, int) else (1, 0, str(s)))
 
 
 def select(tree: Any, path: str) -> Any:
