@@ -30,11 +30,11 @@ notebook: $(VENV)/.notebook-stamp ## Open notebooks/inspect_checkpoint.ipynb in 
 test: $(STAMP) ## Run the fast test suite on every core (CI: .ci/run = make lint + make test)
 	$(PY) -m pytest -m "not slow" -n auto --dist worksteal $(PYTEST_ARGS)
 
-test-slow: $(STAMP) ## Run only the heavier tests (DDP spawn, bf16, ...)
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+test-slow: $(STAMP) ## Run only the heavier tests (DDP spawn, bf16, every table launched, ...)
+	$(PY) -m pytest -m slow -n auto --dist worksteal $(PYTEST_ARGS)
 
-test-all: $(STAMP) ## Run every test
-	$(PY) -m pytest $(PYTEST_ARGS)
+test-all: $(STAMP) ## Run every test, on every core
+	$(PY) -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check src tests scripts

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from dynaseg.tables import load_sweep
 from helpers import CONF_DIR, NO_FIGURES, ROOT, TINY
@@ -137,9 +138,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
 def test_sac_scale_only_rows_start_from_the_baseline_run(tmp_path: Path) -> None:
     """SAC Table 1: the baseline job's checkpoint initialises the "-only" sweep (frozen body)."""
     steps = ["trainer.fast_dev_run=false", "trainer.max_steps=2", "trainer.val_check_interval=2"]
-    sweep(
-        "sac_table1_cityscapes", tmp_path / "main", ["+scale=mini", "seed=1", *steps]
-    )  # checkpoints
+    sweep("sac_table1_cityscapes", tmp_path / "main", ["+scale=mini", *MINI_TINY, *steps])
     ckpt = json.loads((tmp_path / "main/sweep/0/metrics.json").read_text())["best_checkpoint"]
     assert ckpt, "the baseline run wrote no checkpoint"
     sweep(
@@ -151,3 +150,8 @@ def test_sac_scale_only_rows_start_from_the_baseline_run(tmp_path: Path) -> None
     assert [j.status for j in records.jobs] == ["completed"] * 5
     for job in records.jobs[3:]:
         assert job.settings["model"]["freeze"] == ["backbone.body", "decode_head.conv_seg"]
+    for job_dir in sorted((tmp_path / "only/sweep").glob("[0-9]")):
+        # +scale=mini's frozen miniature backbone did not replace the baseline as the init
+        init_from = OmegaConf.load(job_dir / ".hydra/config.yaml").model.init_from
+        assert init_from.path == ckpt
+        assert list(init_from.prefixes) == ["backbone.body", "decode_head.conv_seg"]

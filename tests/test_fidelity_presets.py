@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from dynaseg.entry import compose
 from dynaseg.tables import build_paper_table, find_spec, format_cell, load_sweep, render
 from dynaseg.training.losses import resized_cross_entropy
 from helpers import CONF_DIR, compose_config
@@ -36,9 +35,7 @@ PRESETS = sorted((exp, n) for jobs in TABLES.values() for exp, n in jobs.items()
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """The jobs the basic sweeper launches for ``python src/train.py <overrides>``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose("train", overrides, return_hydra_config=True)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     return [list(j) for j in BasicSweeper.split_arguments(parsed, None)[0]]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dynaseg.entry import compose
 from dynaseg.tables import load_sweep
 from dynaseg.training.sweep_jobs import threads_per_job
 from helpers import CONF_DIR, ROOT, TINY
@@ -51,12 +52,10 @@ def launch(sweep_dir: Path, *extra: str, env: dict | None = None) -> subprocess.
 
 def sweeper_params(experiment: str) -> list[str]:
     """The preset's sweep axes as the basic sweeper reads them (``hydra.sweeper.params``)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", [f"experiment={experiment}"], return_hydra_config=True)
+    overrides = [f"experiment={experiment}"]
+    if experiment.endswith("_scale_only"):  # the baseline's checkpoint is a required input
+        overrides.append("baseline_ckpt=baseline.ckpt")
+    cfg = compose("train", overrides, return_hydra_config=True)
     return [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
 
 
