@@ -170,3 +170,32 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"W&B: continuing run {run_id} (wandb)" in resumed.stderr
     assert list((tmp_path / "resumed" / "wandb").glob(f"offline-run-*-{run_id}"))
+
+
+def test_a_process_forked_after_the_handlers_leaves_the_signal_to_the_main_process(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A loader worker is forked with the main process's handlers and sets the signals to be
+    ignored only in its worker_init_fn: a group signal in between must not be taken (or
+    reported) by the worker's copy of the callback. The main process still takes it, once."""
+    import signal
+
+    from dynaseg.training.fault_tolerance import FaultTolerance
+
+    callback = FaultTolerance(dirpath=tmp_path)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        callback._install_handlers()
+        pid = os.fork()
+        if pid == 0:  # the "worker", before its worker_init_fn
+            os.kill(os.getpid(), signal.SIGINT)
+            os._exit(0 if callback._signum is None else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0  # not interrupted, nothing recorded
+        assert callback._signum is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert callback._signum == signal.SIGTERM
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    assert capfd.readouterr().err.count("received: finishing the current step") == 1

@@ -68,6 +68,7 @@ class FaultTolerance(Checkpoint):
         self.resume_command = resume_command
         self.seed: int | None = None
         self._signum: int | None = None
+        self._handler_pid: int | None = None  # the process the handlers are for
         self._restored: dict[str, Any] = {}
         self.last_path: Path | None = None  # the most recent checkpoint this callback wrote
         self._saved_step = -1
@@ -78,6 +79,10 @@ class FaultTolerance(Checkpoint):
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._handler_pid:
+            # a loader worker forked after the handlers were installed, hit before its
+            # worker_init_fn set the signal to be ignored: the main process decides, once
+            return
         if signum == signal.SIGINT and self._signum is not None:
             raise KeyboardInterrupt  # second Ctrl+C: stop now, no checkpoint
         if self._signum is None:
@@ -94,6 +99,7 @@ class FaultTolerance(Checkpoint):
         # Lightning registers its own SIGTERM handler (which ends fit with exit code 0 and no
         # checkpoint) just before the sanity check; replace it. Lightning's teardown restores the
         # handlers that were in place before fit.
+        self._handler_pid = os.getpid()
         for sig in SIGNAL_NAMES:
             signal.signal(sig, self._on_signal)
 
