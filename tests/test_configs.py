@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dynaseg.entry import compose
-from helpers import CONF_DIR, ROOT, TINY, compose_config
+from helpers import CONF_DIR, ROOT, TINY, compose_config, experiment_overrides
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
@@ -257,10 +257,7 @@ def test_every_experiment_composes_and_follows_its_manifest(experiment: str) -> 
     from dynaseg.models.inference import InferenceConfig
     from dynaseg.training.manifest import validate_manifest
 
-    overrides = [f"experiment={experiment}"]
-    if experiment.endswith("_scale_only"):  # SAC "-only" rows: the baseline's checkpoint is input
-        overrides.append("baseline_ckpt=baseline.ckpt")
-    cfg = compose("train", overrides, return_hydra_config=True)
+    cfg = compose("train", experiment_overrides(experiment), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # as in a run: ${hydra:runtime.choices.data} resolves
     try:
         OmegaConf.to_container(cfg.model, resolve=True)

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from dynaseg.entry import compose
 from dynaseg.tables import build_paper_table, find_spec, format_cell, load_sweep, render
 from dynaseg.training.losses import resized_cross_entropy
-from helpers import CONF_DIR, compose_config
+from helpers import CONF_DIR, compose_config, experiment_overrides
 
 # table -> (sweep presets, jobs per preset)
 TABLES = {
@@ -46,9 +46,7 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 )  # the miniature's launch is tested by test_ablation_experiments (slow)
 @pytest.mark.parametrize("experiment, n_jobs", PRESETS)
 def test_table_sweep_composes_every_job(experiment: str, n_jobs: int, mini: bool) -> None:
-    base = [f"experiment={experiment}"] + (["+scale=mini"] if mini else [])
-    if "scale_only" in experiment:
-        base.append("baseline_ckpt=baseline.ckpt")
+    base = experiment_overrides(experiment) + (["+scale=mini"] if mini else [])
     jobs = sweep_jobs(base)
     seeds = sorted({o for job in jobs for o in job if o.startswith("seed=")})
     assert len(jobs) == n_jobs * max(1, len(seeds))  # the seed axis multiplies the table's cells

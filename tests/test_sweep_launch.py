@@ -17,7 +17,7 @@ import pytest
 from dynaseg.entry import compose
 from dynaseg.tables import load_sweep
 from dynaseg.training.sweep_jobs import threads_per_job
-from helpers import CONF_DIR, ROOT, TINY
+from helpers import CONF_DIR, ROOT, TINY, experiment_overrides
 
 # one data-loader worker: loaders must start their workers inside joblib's loky processes too
 TINY_LOADER = [o if o != "data.num_workers=0" else "data.num_workers=1" for o in TINY]
@@ -52,10 +52,7 @@ def launch(sweep_dir: Path, *extra: str, env: dict | None = None) -> subprocess.
 
 def sweeper_params(experiment: str) -> list[str]:
     """The preset's sweep axes as the basic sweeper reads them (``hydra.sweeper.params``)."""
-    overrides = [f"experiment={experiment}"]
-    if experiment.endswith("_scale_only"):  # the baseline's checkpoint is a required input
-        overrides.append("baseline_ckpt=baseline.ckpt")
-    cfg = compose("train", overrides, return_hydra_config=True)
+    cfg = compose("train", experiment_overrides(experiment), return_hydra_config=True)
     return [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
 
 
