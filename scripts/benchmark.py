@@ -157,8 +157,8 @@ def build_dmnet(variant: dict[str, Any] | None = None):
     """DMNet-R50-D8 for ADE20K (150 classes) from the real Hydra configs, random weights."""
     from omegaconf import open_dict
 
-    from dynaseg.entry import compose
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.entry import compose
+    from dynaseg.run.recipes import build_model
 
     cfg = compose("train", ["model=dmnet", "data=ade20k"])
     variant = variant or VARIANTS["lean"]

@@ -23,8 +23,8 @@ from hydra.utils import instantiate
 
 from dynaseg.data.datasets.files import FileSegDataset
 from dynaseg.data.preflight import check_split
-from dynaseg.entry import compose
 from dynaseg.errors import DatasetError, DatasetNotFoundError
+from dynaseg.run.entry import compose
 
 KINDS = {
     "missing_image": "missing images",

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dynaseg.complexity import format_table, model_complexity, paper_table_markdown
-from dynaseg.entry import compose
+from dynaseg.run.entry import compose
 
 
 def main(argv: Sequence[str] | None = None) -> int:

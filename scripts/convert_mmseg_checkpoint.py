@@ -49,9 +49,9 @@ def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: 
     """Build the model of ``overrides``, fill it from ``source`` and save a Lightning checkpoint."""
     import lightning as L
 
-    from dynaseg.entry import compose
     from dynaseg.models.mmseg_import import convert_mmseg_state_dict, unwrap_state_dict
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.entry import compose
+    from dynaseg.run.recipes import build_model
 
     checkpoint = load_source(source, trust_pickle)
     mmseg_state = unwrap_state_dict(checkpoint)

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from dynaseg.models.export import export_onnx, onnx_max_abs_diff
-    from dynaseg.training.checkpoints import load_module
+    from dynaseg.run.checkpoints import load_module
 
     module = load_module(args.checkpoint, "checkpoint")
     net = module.net.eval()

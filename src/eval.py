@@ -2,12 +2,12 @@
 
 from omegaconf import DictConfig
 
-from dynaseg.entry import entry_point
+from dynaseg.run.entry import entry_point
 
 
 @entry_point(__file__, "eval")
 def main(cfg: DictConfig) -> None:
-    from dynaseg.training.recipes import evaluate
+    from dynaseg.run.recipes import evaluate
 
     evaluate(cfg)
 

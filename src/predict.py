@@ -2,12 +2,12 @@
 
 from omegaconf import DictConfig
 
-from dynaseg.entry import entry_point
+from dynaseg.run.entry import entry_point
 
 
 @entry_point(__file__, "predict")
 def main(cfg: DictConfig) -> None:
-    from dynaseg.prediction import predict
+    from dynaseg.run.prediction import predict
 
     predict(cfg)
 

@@ -2,12 +2,12 @@
 
 from omegaconf import DictConfig
 
-from dynaseg.entry import entry_point
+from dynaseg.run.entry import entry_point
 
 
 @entry_point(__file__, "train")
 def main(cfg: DictConfig) -> float | None:
-    from dynaseg.training.recipes import train
+    from dynaseg.run.recipes import train
 
     results = train(cfg)  # SIGTERM/SIGINT → where the checkpoint is, exit 128 + signal
     stage = results.get("test") or results.get("val") or {}

@@ -55,7 +55,7 @@ def experiment_overrides(experiment: str) -> list[str]:
 
 @functools.cache
 def _composed(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
-    from dynaseg.entry import compose
+    from dynaseg.run.entry import compose
 
     return compose(config_name, list(overrides))
 
@@ -151,7 +151,7 @@ def tiny_checkpoint(path: Path, overrides: list[str] | None = None) -> Path:
     written the way training writes one."""
     import lightning as L
 
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     module = build_model(compose_config("train", TINY + (overrides or [])))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)

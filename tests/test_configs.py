@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from dynaseg.entry import compose
+from dynaseg.run.entry import compose
 from helpers import CONF_DIR, ROOT, TINY, compose_config, experiment_overrides
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -74,7 +74,7 @@ def test_paper_backbone_builds_resnet50_d8_offline() -> None:
 def test_quickstart_model_instantiates_and_runs() -> None:
     import torch
 
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     cfg = compose_config("train", TINY)
     module = build_model(cfg)
@@ -170,7 +170,7 @@ def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:
     (momentum) and every composed model follows."""
     import shutil
 
-    from dynaseg.entry import compose
+    from dynaseg.run.entry import compose
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -188,7 +188,7 @@ def test_the_shared_recipe_is_a_one_line_edit(tmp_path) -> None:
 def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
     import torch
 
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     cfg = compose_config("train", [*TINY, f"model/decode_head={head}"])
     module = build_model(cfg)
@@ -202,7 +202,7 @@ def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
 
 @pytest.mark.parametrize("override", ["model/auxiliary_head=none", "~model/auxiliary_head"])
 def test_auxiliary_head_switches_off(override: str) -> None:
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     paper = build_model(compose_config("train", ["model=fcn", override]))
     assert len(paper.net.auxiliary_head) == 0
@@ -216,7 +216,7 @@ def test_auxiliary_head_switches_off(override: str) -> None:
 
 def test_dmnet_head_parameter_counts_unchanged() -> None:
     """DMNet-R50-D8 on ADE20K: mmseg's DMHead and FCN auxiliary head parameter counts."""
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     net = build_model(compose_config("train", ["model=dmnet", "data=ade20k"])).net
     assert sum(p.numel() for p in net.decode_head.parameters()) == 27_351_190
@@ -234,7 +234,7 @@ def test_data_variant_extends_its_base() -> None:
 def test_slurm_launcher_config_follows_the_trainer() -> None:
     """`hydra/launcher=slurm` (Hydra's submitit plugin, the `slurm` extra) composes and asks SLURM
     for trainer.num_nodes nodes × trainer.devices tasks/GPUs; composition only, no cluster."""
-    from dynaseg.entry import compose
+    from dynaseg.run.entry import compose
 
     overrides = [
         "trainer=ddp",
@@ -255,7 +255,7 @@ def test_every_experiment_composes_and_follows_its_manifest(experiment: str) -> 
     names gets no recipe warning: global batch = GPUs × per-process batch, steps and LR as
     stated; its inference block is valid."""
     from dynaseg.models.inference import InferenceConfig
-    from dynaseg.training.manifest import validate_manifest
+    from dynaseg.run.manifest import validate_manifest
 
     cfg = compose("train", experiment_overrides(experiment), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # as in a run: ${hydra:runtime.choices.data} resolves

@@ -207,7 +207,7 @@ def test_predict_writes_palette_pngs_and_overlays(tmp_path: Path) -> None:
     from PIL import Image
 
     from dynaseg.data.datasets.synthetic import SyntheticScenes
-    from dynaseg.prediction import predict_images
+    from dynaseg.run.prediction import predict_images
     from dynaseg.training.module import SegmentationModule
 
     ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")

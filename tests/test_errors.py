@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from dynaseg.errors import ConfigError, NonFiniteLossError, exit_on_user_error, user_error_in
-from dynaseg.training.recipes import build_model, evaluate, train
+from dynaseg.run.recipes import build_model, evaluate, train
 from fixtures_real import write_ade20k
 from helpers import ROOT, TINY, compose_config
 

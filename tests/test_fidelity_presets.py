@@ -13,7 +13,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from dynaseg.entry import compose
+from dynaseg.run.entry import compose
 from dynaseg.tables import build_paper_table, find_spec, format_cell, load_sweep, render
 from dynaseg.training.losses import resized_cross_entropy
 from helpers import CONF_DIR, compose_config, experiment_overrides

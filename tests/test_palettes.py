@@ -15,9 +15,9 @@ from dynaseg import visualization as vis
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.data.datasets.voc import VOCAug
 from dynaseg.palettes import colorize, model_palette, overlay, palette_array
-from dynaseg.prediction import predict
-from dynaseg.training.checkpoints import load_module
-from dynaseg.training.recipes import build_model
+from dynaseg.run.checkpoints import load_module
+from dynaseg.run.prediction import predict
+from dynaseg.run.recipes import build_model
 from helpers import TINY, compose_config
 
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]

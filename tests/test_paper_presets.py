@@ -103,7 +103,7 @@ def test_preset_network_builds_and_runs(preset: str) -> None:
     until SegmentationModule reads it)."""
     import torch
 
-    from dynaseg.training.recipes import build_model
+    from dynaseg.run.recipes import build_model
 
     overrides = [f"experiment={preset}", "model/backbone=resnet_tiny", "~model.inference",
                  "model.net.backbone.name=resnet18", "model.net.backbone.pretrained=false"]  # fmt: skip

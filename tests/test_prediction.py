@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dynaseg.palettes import voc_colormap
-from dynaseg.prediction import (
+from dynaseg.run.prediction import (
     NoImagesError,
     label_image,
     overlay_image,
@@ -60,7 +60,7 @@ def test_readable_images_are_predicted_and_the_rest_listed(
     """A folder with a corrupt image, a truncated one and a .txt: the good image is predicted,
     each skipped file gets one line with the reason, and the run ends in one error (exit 1)."""
     from dynaseg.errors import exit_on_user_error
-    from dynaseg.prediction import NOT_AN_IMAGE, predict
+    from dynaseg.run.prediction import NOT_AN_IMAGE, predict
 
     folder = tmp_path / "imgs"
     (good,) = write_images(folder, ["good.png"])

@@ -1,4 +1,4 @@
-"""Unique run directories (dynaseg.runs): two launches in the same second never share one."""
+"""Unique run directories (dynaseg.run.directories): two launches in the same second never share one."""
 
 from __future__ import annotations
 

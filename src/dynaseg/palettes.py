@@ -3,7 +3,7 @@
 Where a run's colours come from (:func:`model_palette`): the checkpoint's ``palette``
 hyper-parameter (written from the dataset module at training time), else the dataset class's
 ``PALETTE``, else the PASCAL VOC colour map (:func:`voc_colormap`, mmsegmentation's and the VOC
-devkit's bit-interleaved map). Predicted PNGs (:mod:`dynaseg.prediction`), notebook figures and
+devkit's bit-interleaved map). Predicted PNGs (:mod:`dynaseg.run.prediction`), notebook figures and
 logged images (:mod:`dynaseg.visualization`) all colour through :func:`colorize` and
 :func:`overlay`, so the same checkpoint looks the same everywhere.
 """

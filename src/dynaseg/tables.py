@@ -1,7 +1,7 @@
 """Ablation tables from Hydra multirun directories, laid out like the papers' tables.
 
 A sweep (``python src/train.py -m ...``) writes one job directory per run, each with its
-``.hydra/`` config and the ``metrics.json`` of :func:`dynaseg.training.recipes.train` (metrics,
+``.hydra/`` config and the ``metrics.json`` of :func:`dynaseg.run.recipes.train` (metrics,
 ``status`` and ``provenance``: the run's overrides, resolved settings, seed, timings, commit).
 This module reads those files back — nothing else — and builds:
 
@@ -1217,7 +1217,7 @@ class MultirunSummary(_HydraCallback):
     """A sweep's bookkeeping (``conf/hydra/default.yaml``), for any launcher (basic, joblib, slurm).
 
     - At the start: the sweep directory and the command that re-launches the sweep into it. A
-      re-launch runs only the jobs not completed (:mod:`dynaseg.training.sweep_jobs`); a
+      re-launch runs only the jobs not completed (:mod:`dynaseg.run.sweep_jobs`); a
       directory that holds another sweep is refused before any job runs.
     - After a job that failed: "job N failed; the sweep goes on" (its error is in its
       ``metrics.json``; the job itself printed the error line or, for a bug, the traceback).

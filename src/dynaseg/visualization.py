@@ -25,7 +25,7 @@ show it. The figures:
 The internals come from :func:`dynaseg.models.heads.base.capture_internals`;
 :func:`predict_samples` runs a model on dataset images and collects predictions and internals.
 Plotting only: finding and loading a run's checkpoint is
-:mod:`dynaseg.training.checkpoints`, class colours :mod:`dynaseg.palettes`.
+:mod:`dynaseg.run.checkpoints`, class colours :mod:`dynaseg.palettes`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from dynaseg.data.datasets import (  # noqa: E402
     VOCAug,
 )
 from dynaseg.data.datasets.cityscapes import LABEL_ID_TO_TRAIN_ID  # noqa: E402
-from dynaseg.entry import compose
+from dynaseg.run.entry import compose
 from fixtures_real import (  # noqa: E402
     CITY_IDS,
     CONTEXT59_CLASSES,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dynaseg.training.recipes import train
+from dynaseg.run.recipes import train
 from fixtures_real import write_prepared_datasets
 from helpers import NO_FIGURES, compose_config
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from dynaseg.models.export import exportable_ops, matmul_adaptive_avg_pool2d
 from dynaseg.models.ops import dynamic_depthwise_conv2d, shift_add_depthwise_conv2d
-from dynaseg.training.recipes import build_model
+from dynaseg.run.recipes import build_model
 from helpers import ROOT, TINY, compose_config
 
 

@@ -14,7 +14,7 @@ from dynaseg.models.inference import (
     slide_logits,
     slide_windows,
 )
-from dynaseg.training.recipes import build_model
+from dynaseg.run.recipes import build_model
 from helpers import TINY, compose_config
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from dynaseg import complexity
-from dynaseg.entry import compose
+from dynaseg.run.entry import compose
 
 
 @pytest.fixture(scope="module")

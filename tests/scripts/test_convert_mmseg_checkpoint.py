@@ -15,8 +15,8 @@ from dynaseg.models.mmseg_import import (
     mmseg_to_dynaseg_key,
     to_mmseg_state_dict,
 )
+from dynaseg.run.recipes import build_model
 from dynaseg.training.module import SegmentationModule
-from dynaseg.training.recipes import build_model
 from helpers import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dynaseg.training.recipes import evaluate, train
+from dynaseg.run.recipes import evaluate, train
 from helpers import NO_FIGURES, TINY, compose_config
 
 

@@ -180,7 +180,7 @@ def test_a_process_forked_after_the_handlers_leaves_the_signal_to_the_main_proce
     reported) by the worker's copy of the callback. The main process still takes it, once."""
     import signal
 
-    from dynaseg.training.fault_tolerance import FaultTolerance
+    from dynaseg.run.fault_tolerance import FaultTolerance
 
     callback = FaultTolerance(dirpath=tmp_path)
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

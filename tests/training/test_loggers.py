@@ -1,4 +1,4 @@
-"""conf/logger/* and dynaseg.training.loggers: several loggers at once, W&B groups per sweep."""
+"""conf/logger/* and dynaseg.run.loggers: several loggers at once, W&B groups per sweep."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import open_dict
 
-from dynaseg.training.loggers import git_info, hardware_info, sweep_context, wandb_logger
-from dynaseg.training.recipes import instantiate_group
+from dynaseg.environment import git_info, hardware_info
+from dynaseg.run.loggers import sweep_context, wandb_logger
+from dynaseg.run.recipes import instantiate_group
 from helpers import ROOT, compose_config, wandb_records
 
 
@@ -31,7 +32,7 @@ def test_list_of_loggers_composes_and_builds_each(tmp_path: Path) -> None:
 def test_wandb_group_is_the_sweep_dir_in_a_multirun(tmp_path: Path) -> None:
     from hydra.types import RunMode
 
-    from dynaseg.entry import compose
+    from dynaseg.run.entry import compose
 
     overrides = ["hydra.sweep.dir=/sweeps/dmnet_table1", "hydra.job.num=3", "seed=7"]
     cfg = compose("train", overrides, return_hydra_config=True)

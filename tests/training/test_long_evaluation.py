@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 from hydra.utils import instantiate
 
-from dynaseg.training.recipes import build_model
+from dynaseg.run.recipes import build_model
 from helpers import TINY, compose_config
 
 PAGE = 4096

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dynaseg.errors import ConfigError
-from dynaseg.training.manifest import RecipeMismatchWarning, actual_run, check_recipe
-from dynaseg.training.recipes import train
+from dynaseg.run.manifest import RecipeMismatchWarning, actual_run, check_recipe
+from dynaseg.run.recipes import train
 from helpers import NO_FIGURES, TINY, compose_config
 
 ADE20K_80K = {

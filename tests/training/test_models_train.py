@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dynaseg.training.recipes import train
+from dynaseg.run.recipes import train
 from helpers import CONF_DIR, NO_FIGURES, TINY, compose_config
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))

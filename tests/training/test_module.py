@@ -6,8 +6,8 @@ import lightning as L
 import pytest
 import torch
 
+from dynaseg.run.recipes import build_model
 from dynaseg.training.module import SegmentationModule, safe_metric_name
-from dynaseg.training.recipes import build_model
 from dynaseg.training.schedules import poly_lr_lambda
 from helpers import CONF_DIR, TINY, compose_config
 

@@ -1,4 +1,4 @@
-"""dynaseg.training.provenance: timings, git commit, and the run description outside Hydra."""
+"""dynaseg.run.provenance: timings, git commit, and the run description outside Hydra."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from torch import nn
 
-from dynaseg.training.provenance import RunClock, count_parameters, describe_run, git_commit
+from dynaseg.environment import git_info as git_commit
+from dynaseg.run.provenance import RunClock, count_parameters, describe_run
 from helpers import ROOT, TINY, compose_config
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dynaseg.errors import ConfigError
-from dynaseg.training.recipes import train
+from dynaseg.run.recipes import train
 from helpers import TINY, compose_config
 
 # two validations (steps 1 and 2) on the synthetic val split, which is also its test split

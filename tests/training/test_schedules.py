@@ -7,7 +7,7 @@ import pytest
 from hydra.utils import instantiate
 
 from dynaseg.errors import ConfigError
-from dynaseg.training.recipes import build_model
+from dynaseg.run.recipes import build_model
 from dynaseg.training.schedules import epochs_to_steps, step_lr_lambda
 from helpers import TINY, compose_config
 

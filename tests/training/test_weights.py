@@ -12,8 +12,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.run.recipes import build_model
 from dynaseg.training.module import SegmentationModule
-from dynaseg.training.recipes import build_model
 from dynaseg.training.weights import under_prefix
 from helpers import TINY, compose_config
 

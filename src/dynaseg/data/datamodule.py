@@ -67,7 +67,7 @@ def seed_worker(worker_id: int) -> None:
     Workers also ignore SIGTERM and SIGINT: ``timeout``, SLURM preemption and Ctrl+C in a terminal
     signal the whole process group, and a worker that died of it would abort the main process
     (torch raises "DataLoader worker … killed by signal") before it could save the checkpoint at
-    the current step (:mod:`dynaseg.training.fault_tolerance`). The main process alone decides
+    the current step (:mod:`dynaseg.run.fault_tolerance`). The main process alone decides
     when to stop; its loader ends the workers as usual."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from dynaseg import visualization as vis
 from dynaseg.complexity import count_flops, count_params
+from dynaseg.environment import git_info, hardware_info
 from dynaseg.palettes import model_palette
-from dynaseg.training.loggers import finish_loggers, git_info, hardware_info
 
 
 class SegmentationLogging(L.Callback):
@@ -269,3 +270,14 @@ def _markdown_table(rows: list[list[Any]]) -> str:
     lines = ["| class | IoU | Acc |", "|---|---|---|"]
     lines += [f"| {name} | {pct(iou)} | {pct(acc)} |" for name, iou, acc in rows]
     return "\n".join(lines)
+
+
+def finish_loggers(loggers: Iterable[Logger], exit_code: int = 0) -> None:
+    """End the W&B run of this job (``wandb.finish``), so the next job of a multirun (same
+    process) starts its own run instead of Lightning reusing the open one."""
+    if not any(isinstance(lg, WandbLogger) for lg in loggers):
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish(exit_code=exit_code)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import Container, DictConfig, OmegaConf
 
 from dynaseg.complexity import branch_complexity
+from dynaseg.environment import git_info
 
 
 def cpu_seconds() -> float:
@@ -41,27 +40,6 @@ class RunClock:
             "wall_time_s": round(time.perf_counter() - self.wall_start, 2),
             "cpu_time_s": round(cpu_seconds() - self.cpu_start, 2),
         }
-
-
-def git_commit(root: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha, "dirty": bool}`` of the repository at ``root`` (``None`` outside git)."""
-    cwd = Path(root or os.environ.get("DYNASEG_ROOT", ".")).resolve()
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
-        if sha.returncode != 0:
-            return {"commit": None, "dirty": None}
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def hydra_job() -> dict[str, Any]:
@@ -114,7 +92,7 @@ def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[
         "experiment": job["choices"].get("experiment"),
         "tags": list(cfg.get("tags") or []),
         "seed": cfg.get("seed"),
-        "git": git_commit(),
+        "git": git_info(),
         "config": {
             "model": {
                 "net": _container(model_cfg.get("net")),

@@ -1,4 +1,4 @@
-"""Experiment loggers: the W&B logger factory, run metadata (git commit, hardware), finishing.
+"""Experiment loggers: the W&B logger factory and the sweep a job belongs to.
 
 ``conf/logger/*.yaml`` builds the loggers (``csv``, ``tensorboard``, ``wandb``; several at once
 with ``logger=[csv,wandb]``); :class:`~dynaseg.training.logging_callback.SegmentationLogging`
@@ -7,60 +7,11 @@ writes the same things to each of them.
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning.pytorch.loggers import Logger, WandbLogger
-
-
-def git_info(path: str | Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag (tracked files only) of the git checkout holding ``path`` (default:
-    this package's sources); ``{"commit": None}`` outside a checkout or without git."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(status.strip())}
-
-
-def hardware_info() -> dict[str, Any]:
-    """What the run ran on: platform, CPU count, accelerators and library versions."""
-    import lightning
-
-    gpus = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available()
-        else []
-    )
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "cuda": torch.version.cuda if gpus else None,
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-    }
+from lightning.pytorch.loggers import WandbLogger
 
 
 def sweep_context() -> dict[str, Any] | None:
@@ -126,14 +77,3 @@ def wandb_logger(
         notes=notes,
         **kwargs,
     )
-
-
-def finish_loggers(loggers: Iterable[Logger], exit_code: int = 0) -> None:
-    """End the W&B run of this job (``wandb.finish``), so the next job of a multirun (same
-    process) starts its own run instead of Lightning reusing the open one."""
-    if not any(isinstance(lg, WandbLogger) for lg in loggers):
-        return
-    import wandb
-
-    if wandb.run is not None:
-        wandb.finish(exit_code=exit_code)

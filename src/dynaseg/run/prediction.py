@@ -28,7 +28,7 @@ from tqdm import tqdm
 from dynaseg.data.transforms import build_eval_transform
 from dynaseg.errors import ConfigError, UserError
 from dynaseg.palettes import colorize, model_palette, overlay
-from dynaseg.training.checkpoints import checkpoint_file, load_module
+from dynaseg.run.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -25,29 +25,29 @@ from dynaseg.errors import (
     causes,
     user_error_in,
 )
-from dynaseg.training.checkpoints import (
+from dynaseg.run.checkpoints import (
     check_same_model,
     checkpoint_file,
     load_module,
     read_checkpoint,
 )
-from dynaseg.training.console import (
+from dynaseg.run.console import (
     print_config,
     print_eval_header,
     print_run_header,
     save_config,
     silence_upstream_noise,
 )
-from dynaseg.training.fault_tolerance import RUN_STATE_KEY, FaultTolerance
-from dynaseg.training.loggers import finish_loggers
-from dynaseg.training.manifest import actual_run, check_recipe
-from dynaseg.training.module import SegmentationModule
-from dynaseg.training.provenance import RunClock, describe_run
-from dynaseg.training.sweep_jobs import (
+from dynaseg.run.fault_tolerance import RUN_STATE_KEY, FaultTolerance
+from dynaseg.run.manifest import actual_run, check_recipe
+from dynaseg.run.provenance import RunClock, describe_run
+from dynaseg.run.sweep_jobs import (
     completed_before,
     prepare_parallel_job,
     resume_checkpoint,
 )
+from dynaseg.training.logging_callback import finish_loggers
+from dynaseg.training.module import SegmentationModule
 
 
 def start_console(cfg: DictConfig) -> None:

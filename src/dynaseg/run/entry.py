@@ -1,0 +1,79 @@
+"""The front door shared by ``src/train.py``, ``src/eval.py``, ``src/predict.py`` and the scripts.
+
+- :func:`entry_point` turns a task function into a Hydra app the way every entry point needs it:
+  ``DYNASEG_ROOT`` (the repository, so ``paths.*`` point into it from any working directory),
+  the ``${run_suffix:}`` resolver of the run directories (:mod:`dynaseg.run.directories`), ``conf/`` as the
+  config directory, and a user error printed as one ``error: …`` line with exit code 1
+  (:func:`~dynaseg.errors.exit_on_user_error`).
+- :func:`compose` composes ``conf/`` with overrides, as the entry points do, for the scripts,
+  notebooks and tests (no run directory, no logging set-up).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from omegaconf import DictConfig
+
+from dynaseg.environment import ROOT_ENV, repo_root
+from dynaseg.errors import exit_on_user_error
+from dynaseg.run.directories import register_resolvers
+
+T = TypeVar("T")
+
+
+def conf_dir() -> Path:
+    return repo_root() / "conf"
+
+
+def entry_point(
+    script: str, config_name: str
+) -> Callable[[Callable[[DictConfig], T]], Callable[[], T | None]]:
+    """Decorate an entry point's task function: ``@entry_point(__file__, "train")``.
+
+    ``script`` is the entry script's path: its checkout (``<script>/../..``) becomes
+    ``DYNASEG_ROOT`` unless that is set, and its ``conf/`` the config directory. The task runs
+    under :func:`~dynaseg.errors.exit_on_user_error`.
+    """
+    root = Path(script).resolve().parents[1]
+    os.environ.setdefault(ROOT_ENV, str(root))
+    register_resolvers()
+
+    def decorate(task: Callable[[DictConfig], T]) -> Callable[[], T | None]:
+        import hydra
+
+        @functools.wraps(task)  # Hydra names the job (and its log file) after ``task``'s file
+        def guarded(cfg: DictConfig) -> T:
+            return exit_on_user_error(lambda: task(cfg))
+
+        return hydra.main(
+            version_base="1.3", config_path=str(root / "conf"), config_name=config_name
+        )(guarded)
+
+    return decorate
+
+
+def compose(
+    config_name: str = "train",
+    overrides: Sequence[str] = (),
+    return_hydra_config: bool = False,
+    config_dir: str | Path | None = None,
+) -> DictConfig:
+    """``conf/<config_name>.yaml`` (of ``config_dir``, default this checkout's ``conf/``)
+    composed with Hydra ``overrides``, as the entry points compose it; ``hydra.*`` (kept with
+    ``return_hydra_config``) and ``paths.output_dir`` are not resolvable outside a Hydra run."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir or conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name, list(overrides), return_hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
