@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dynaseg.tables import load_sweep
+from dynaseg.reporting.sweeps import load_sweep
 from helpers import CONF_DIR, NO_FIGURES, ROOT, TINY
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]

@@ -13,8 +13,11 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from dynaseg.reporting.cell_text import format_cell
+from dynaseg.reporting.paper_tables import build_paper_table, find_spec
+from dynaseg.reporting.rendering import render
+from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.entry import compose
-from dynaseg.tables import build_paper_table, find_spec, format_cell, load_sweep, render
 from dynaseg.training.losses import resized_cross_entropy
 from helpers import CONF_DIR, compose_config, experiment_overrides
 

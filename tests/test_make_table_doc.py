@@ -1,20 +1,13 @@
-"""scripts/make_table.py --doc: one section per argument, TABLE=DIRS choosing its layout."""
+"""make_table --doc (scripts/make_table.py, python -m dynaseg.reporting): one section per
+argument, TABLE=DIRS choosing its layout."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from dynaseg.tables import DOC_BEGIN, DOC_END
+from dynaseg.reporting.command import main
+from dynaseg.reporting.doc_sections import DOC_BEGIN, DOC_END
 from fabricated_sweep import make_fabricated_sweep
-from helpers import ROOT
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_table", ROOT / "scripts/make_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_doc_sections_take_their_layout_from_a_table_prefix(tmp_path: Path) -> None:
@@ -22,7 +15,7 @@ def test_doc_sections_take_their_layout_from_a_table_prefix(tmp_path: Path) -> N
     doc = tmp_path / "ablations.md"
     doc.write_text(f"# A\n\n{DOC_BEGIN}\nold\n{DOC_END}\n")
     args = [f"dmnet-table5={sweep}", str(sweep), "--doc", str(doc)]
-    assert load_script().main(args) == 0
+    assert main(args) == 0
     text = doc.read_text()
     first, second = text.split("\n### ")[1:3]
     assert first.startswith("DMNet Table 5")  # the prefix chose the layout

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.entry import compose
 from dynaseg.run.sweep_jobs import threads_per_job
-from dynaseg.tables import load_sweep
 from helpers import CONF_DIR, ROOT, TINY, experiment_overrides
 
 # one data-loader worker: loaders must start their workers inside joblib's loky processes too

@@ -16,18 +16,17 @@ import pytest
 from scipy import stats
 
 from dynaseg.errors import ConfigError
-from dynaseg.seed_stats import holm, paired_difference
-from dynaseg.tables import (
-    Sweep,
+from dynaseg.reporting.cell_text import format_cell
+from dynaseg.reporting.paper_tables import (
     build_paper_table,
     build_tables,
     find_spec,
-    format_cell,
-    load_sweep,
     paper_specs,
     parse_class_groups,
-    render,
 )
+from dynaseg.reporting.rendering import render
+from dynaseg.reporting.seed_stats import holm, paired_difference
+from dynaseg.reporting.sweeps import Sweep, load_sweep
 from fabricated_sweep import (
     STATS_VALUES,
     make_fabricated_sweep,

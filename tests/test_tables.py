@@ -1,4 +1,4 @@
-"""dynaseg.tables on a fabricated multirun directory: a failed run, a missing seed, paper layout."""
+"""dynaseg.reporting on a fabricated multirun directory: a failed run, a missing seed, paper layout."""
 
 from __future__ import annotations
 
@@ -10,19 +10,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from dynaseg.errors import UserError
-from dynaseg.tables import (
-    DOC_BEGIN,
-    DOC_END,
-    MultirunSummary,
-    build_paper_table,
-    doc_section,
-    find_spec,
-    format_cell,
-    load_sweep,
-    paper_specs,
-    render,
-    update_doc,
-)
+from dynaseg.reporting.cell_text import format_cell
+from dynaseg.reporting.doc_sections import DOC_BEGIN, DOC_END, doc_section, update_doc
+from dynaseg.reporting.paper_tables import build_paper_table, find_spec, paper_specs
+from dynaseg.reporting.rendering import render
+from dynaseg.reporting.sweeps import load_sweep
+from dynaseg.run.hydra_callbacks import MultirunSummary
 from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job
 
 

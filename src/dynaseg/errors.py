@@ -108,7 +108,7 @@ def exit_on_user_error(fn: Callable[[], T]) -> T | None:
     In a job of a ``-m`` sweep a failure ends that job only: the error line (a bug: its
     traceback) is printed, ``None`` returned, and the sweep goes on; the job's ``metrics.json``
     says ``status: failed``, and the sweep ends with the summary table and exit code 1
-    (:class:`dynaseg.tables.MultirunSummary`). Raising instead would make Hydra skip the summary
+    (:class:`dynaseg.run.hydra_callbacks.MultirunSummary`). Raising instead would make Hydra skip the summary
     and end the sweep in a traceback.
     """
     try:
@@ -118,7 +118,7 @@ def exit_on_user_error(fn: Callable[[], T]) -> T | None:
             raise
         interrupted = next((e for e in causes(err) if isinstance(e, TrainingInterrupted)), None)
         if interrupted is not None:
-            _leave(str(interrupted), 128 + interrupted.signum)
+            exit_with_message(str(interrupted), 128 + interrupted.signum)
         user = user_error_in(err)
         if _in_multirun_job():
             sys.stdout.flush()
@@ -129,7 +129,7 @@ def exit_on_user_error(fn: Callable[[], T]) -> T | None:
             return None
         if user is None:
             raise
-        _leave(f"error: {user}", 1)
+        exit_with_message(f"error: {user}", 1)
 
 
 def _in_multirun_job() -> bool:
@@ -142,7 +142,8 @@ def _in_multirun_job() -> bool:
         return False
 
 
-def _leave(message: str, code: int) -> NoReturn:
+def exit_with_message(message: str, code: int) -> NoReturn:
+    """Print ``message`` on stderr (after what stdout holds) and exit with ``code``."""
     sys.stdout.flush()
     print(message, file=sys.stderr, flush=True)
     sys.exit(code)

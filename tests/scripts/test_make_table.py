@@ -1,4 +1,4 @@
-"""scripts/make_table.py, the thin CLI over dynaseg.tables (a real sweep: test_ablation_experiments)."""
+"""scripts/make_table.py, the thin CLI over dynaseg.reporting (a real sweep: test_ablation_experiments)."""
 
 from __future__ import annotations
 

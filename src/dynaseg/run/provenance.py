@@ -2,7 +2,7 @@
 
 A sweep's table must be rebuildable from its ``metrics.json`` files alone, so each run records the
 overrides it was launched with, the resolved head/backbone settings, seed, wall and CPU time,
-optimizer steps, parameter counts and the git commit of the code (see ``dynaseg.tables``).
+optimizer steps, parameter counts and the git commit of the code (see ``dynaseg.reporting``).
 """
 
 from __future__ import annotations

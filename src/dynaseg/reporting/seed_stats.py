@@ -33,16 +33,35 @@ def t_halfwidth(sd: float, n: int, level: float = 1 - ALPHA) -> float | None:
     return float(scipy_stats.t.ppf(1 - (1 - level) / 2, n - 1)) * sd / math.sqrt(n)
 
 
-def mean_interval(values: Sequence[float], level: float = 1 - ALPHA) -> tuple[float, float | None]:
-    """``(mean, half-width)`` of the t interval; half-width ``None`` for fewer than 2 values."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, t_halfwidth(statistics.stdev(values), len(values), level)
+class SeedSample:
+    """One value per seed (``values``, from the subclass): their number, mean, sample standard
+    deviation and the half-width of the t interval of the mean. A table cell and a paired
+    difference are both such samples."""
+
+    @property
+    def values(self) -> list[float]:
+        raise NotImplementedError
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def sd(self) -> float | None:
+        return statistics.stdev(self.values) if self.n > 1 else None
+
+    def half_width(self, level: float = 1 - ALPHA) -> float | None:
+        """Half-width of the t interval of the mean at ``level`` (``None`` below 2 values)."""
+        sd = self.sd
+        return None if sd is None else t_halfwidth(sd, self.n, level)
 
 
 @dataclass
-class PairedDifference:
+class PairedDifference(SeedSample):
     """``a − b`` paired by seed over the seeds both sides have."""
 
     seeds: list[str]
@@ -52,22 +71,14 @@ class PairedDifference:
     level: float = 1 - ALPHA  # confidence level of the interval shown
 
     @property
-    def n(self) -> int:
-        return len(self.differences)
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.differences) if self.differences else None
-
-    @property
-    def sd(self) -> float | None:
-        return statistics.stdev(self.differences) if self.n > 1 else None
+    def values(self) -> list[float]:
+        return self.differences
 
     @property
     def interval(self) -> tuple[float, float] | None:
         if self.n < 2 or self.mean is None or self.sd is None:
             return None
-        half = t_halfwidth(self.sd, self.n, self.level) or 0.0
+        half = self.half_width(self.level) or 0.0
         return self.mean - half, self.mean + half
 
     @property
@@ -76,10 +87,16 @@ class PairedDifference:
         return self.adjusted_p is not None and self.adjusted_p < ALPHA
 
 
+def differences_by_seed(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    """``{seed: a − b}`` over the seeds in both (``{seed: value}``, in ``a``'s order)."""
+    return {s: a[s] - b[s] for s in a if s in b}
+
+
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> PairedDifference:
-    """``a − b`` over the seeds in both (``{seed: value}``, in ``a``'s order)."""
-    seeds = [s for s in a if s in b]
-    diff = PairedDifference(seeds, [a[s] - b[s] for s in seeds])
+    """``a − b`` over the seeds in both (``{seed: value}``, in ``a``'s order), with the paired
+    t test's two-sided p value."""
+    by_seed = differences_by_seed(a, b)
+    diff = PairedDifference(list(by_seed), list(by_seed.values()))
     if diff.n >= 2:
         sd = diff.sd or 0.0
         if sd == 0.0:  # identical differences: certain if non-zero

@@ -1,0 +1,121 @@
+"""The text of a paper table's cells, differences, notes and summaries: what its markdown, LaTeX
+and CSV renderings (:mod:`dynaseg.reporting.rendering`, :mod:`dynaseg.reporting.latex`) share."""
+
+from __future__ import annotations
+
+from dynaseg.reporting.cells import Cell, PaperTable
+from dynaseg.reporting.seed_stats import PairedDifference
+
+
+def number_text(value: float | None, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals; empty for ``None``."""
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def signed_text(value: float | None, digits: int = 2) -> str:
+    """``value`` with its sign and ``digits`` decimals; empty for ``None``."""
+    return "" if value is None else f"{value:+.{digits}f}"
+
+
+def format_cell(cell: Cell) -> str:
+    """``mean ± CI half-width (n seeds) / paper`` plus flags; ``—`` where the paper has no cell."""
+    if not cell.applicable:
+        return "—"
+    if cell.values:
+        ours = number_text(cell.mean)
+        if cell.ci is not None:
+            ours += f" ± {number_text(cell.ci)}"
+        if cell.n > 1:
+            ours += f" (n={cell.n})"
+    elif cell.failed or cell.missing:
+        ours = "—"
+    else:
+        ours = "not run"
+    text = ours + (f" / {number_text(cell.paper)}" if cell.paper is not None else "")
+    if cell.flags:
+        text += " **" + "; ".join(cell.flags) + "**"
+    return text
+
+
+def format_difference(diff: PairedDifference) -> str:
+    """``+1.20 [+0.30, +2.10] (n=5, p_Holm=0.012) *``: the mark when resolved."""
+    if diff.n == 0:
+        return "no paired seeds"
+    text = signed_text(diff.mean)
+    interval = diff.interval
+    if interval is None:
+        return f"{text} (n={diff.n}: no CI)"
+    level = f"{100 * diff.level:.1f}".rstrip("0").rstrip(".")
+    text += f" [{signed_text(interval[0])}, {signed_text(interval[1])}] ({level} % CI, n={diff.n}"
+    text += f", p_Holm={diff.adjusted_p:.3g})" if diff.adjusted_p is not None else ")"
+    return text + (" *" if diff.resolved else "")
+
+
+def metric_title(table: PaperTable) -> str:
+    if table.classes is None:
+        return table.spec.get("title", table.name)
+    group = f"{table.group} classes" if table.group else "classes"
+    title = table.spec.get("title", table.name)
+    return f"{title} — mIoU over {group} ({', '.join(table.classes)}), %"
+
+
+STATS_NOTE = (
+    "mean ± half-width of the 95 % t interval over seeds (n = seeds; several runs of one seed "
+    "are averaged and flagged)"
+)
+DIFF_NOTE = (
+    "Δ = cell − reference paired by seed, with its t interval at the level Holm's procedure tests "
+    "it at (α = 0.05 across the table's comparisons); * = resolved (Holm-adjusted p < 0.05)"
+)
+
+
+def ordering_counts(table: PaperTable) -> dict[str, int]:
+    verdicts = [o.verdict for o in table.orderings]
+    kinds = ("resolved-agree", "resolved-disagree", "unresolved", "not run")
+    return {k: verdicts.count(k) for k in kinds}
+
+
+def ordering_summary(table: PaperTable) -> str:
+    """The paper's declared orderings by verdict (never a bare "k of n pairs")."""
+    if not table.orderings:
+        return ""
+    counts = ordering_counts(table)
+    return (
+        f"Paper orderings ({len(table.orderings)} declared): "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + ". Resolved = the paired difference's Holm-adjusted p < 0.05 across these orderings."
+    )
+
+
+CONTRAST_HEADER = ["cell", "reference", "Δ (points)", "paper Δ"]
+ORDERING_HEADER = ["paper ordering", "paper Δ", "ours Δ (points)", "verdict"]
+
+
+def contrast_rows(table: PaperTable) -> list[list[str]]:
+    """The compared cells that ran (a cell without runs has nothing to show)."""
+    return [
+        [x.label_a, x.label_b, format_difference(x.diff), signed_text(x.paper)]
+        for x in table.contrasts
+        if table.cells[x.a[0]][x.a[1]].values
+    ]
+
+
+def ordering_rows(table: PaperTable) -> list[list[str]]:
+    return [
+        [f"{x.label_a} > {x.label_b}", signed_text(x.paper), format_difference(x.diff), x.verdict]
+        for x in table.orderings
+    ]
+
+
+def cell_rows(table: PaperTable) -> list[list[str]]:
+    """The table's header line and rows of formatted cells (a ``note:`` row shows its note)."""
+    rows = [[table.spec.get("corner", "")] + table.col_labels]
+    for label, line in zip(table.row_labels, table.cells, strict=True):
+        note = table.notes.get(label)
+        rows.append([label] + [note if note else format_cell(c) for c in line])
+    return rows
+
+
+def cells_caption(table: PaperTable) -> str:
+    source = f" / paper ({table.spec.get('source', '')})" if table.classes is None else ""
+    return f"cells: ours, {STATS_NOTE}{source}."
