@@ -1,4 +1,5 @@
-"""scripts/make_table.py, the thin CLI over dynaseg.reporting (a real sweep: test_ablation_experiments)."""
+"""scripts/make_table.py and python -m dynaseg.reporting, both thin over
+dynaseg.reporting.command (a real sweep: test_ablation_experiments)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from fabricated_sweep import make_fabricated_sweep
 from helpers import ROOT
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "scripts/make_table.py", *args], cwd=ROOT, capture_output=True, text=True
-    )
+def run(*args: str, module: bool = False) -> subprocess.CompletedProcess:
+    """The script, or (``module``) the same command as ``python -m dynaseg.reporting``."""
+    entry = ["-m", "dynaseg.reporting"] if module else ["scripts/make_table.py"]
+    return subprocess.run([sys.executable, *entry, *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_markdown_csv_and_doc(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_markdown_csv_and_doc(tmp_path: Path) -> None:
     assert csv_out.returncode == 0 and csv_out.stdout.count("\n") == 13  # header + 12 cells
 
     doc = tmp_path / "doc.md"
-    done = run(str(sweep), "--doc", str(doc))
+    done = run(str(sweep), "--doc", str(doc), module=True)
     assert done.returncode == 0, done.stderr
     assert "### DMNet Table 1" in doc.read_text() and "wrote 1 section(s)" in done.stdout
 
