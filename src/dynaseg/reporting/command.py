@@ -38,9 +38,10 @@ def make_table(
     class_groups: dict[str, list[str]] | None = None,
     doc: Path | None = None,
 ) -> str:
-    """The table(s) of the sweeps ``sweep_dirs`` as text (see :func:`render`); with ``doc``,
-    one section per argument written into that file's generated block instead (``A+B:3`` joins
-    sweeps; ``TABLE=A+B`` sets that section's layout), and the line saying so."""
+    """The table(s) of the sweeps ``sweep_dirs`` as text
+    (:func:`~dynaseg.reporting.rendering.render`); with ``doc``, one section per argument written
+    into that file's generated block instead (``A+B:3`` joins sweeps; ``TABLE=A+B`` sets that
+    section's layout), and the line saying so."""
     if doc is None:
         return render(load_sweep(sweep_dirs), paper, fmt, runs, metric, class_groups)
     sections = []
