@@ -3,8 +3,6 @@
 that several tests read is made once for the whole session (``helpers.shared_run_dir``)."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,22 +29,16 @@ def tiny_wandb_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _train_tiny_wandb_run(root: Path) -> None:
     run_dir = root / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            *helpers.TINY,
-            "logger=[csv,wandb]",
-            "logger.wandb.offline=true",
-            "trainer.max_steps=4",
-            "trainer.val_check_interval=2",
-            "extras.print_config=false",
-            f"hydra.run.dir={run_dir}",
-            f"paths.log_dir={run_dir.parent}/logs",
-        ],
-        cwd=helpers.ROOT,
-        capture_output=True,
-        text=True,
+    proc = helpers.run_python(
+        "src/train.py",
+        *helpers.TINY,
+        "logger=[csv,wandb]",
+        "logger.wandb.offline=true",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "extras.print_config=false",
+        f"hydra.run.dir={run_dir}",
+        f"paths.log_dir={run_dir.parent}/logs",
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

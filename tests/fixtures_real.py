@@ -7,15 +7,14 @@ Images are small (``SIZE``) random noise; labels are deterministic with known pi
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
 from PIL import Image
 from scipy.io import savemat
 
+from dynaseg.cli import prep_pascal_context, prep_voc_aug
 from dynaseg.data.datasets.cityscapes import CITYSCAPES_LABELS
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES
 from dynaseg.palettes import voc_colormap
@@ -185,25 +184,13 @@ def write_cityscapes(data_dir: Path, train_ids: bool = False) -> dict:
     return {"root": root, "counts": counts}
 
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` as a module (the scripts are not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def write_prepared_datasets(root: Path) -> Path:
     """All four datasets in their real layouts under ``root``, with the prep scripts run."""
     write_ade20k(root)
     write_voc(root)
     write_sbd(root)
-    load_script("prep_voc_aug").main(["--data-dir", str(root), "--workers", "1"])
+    prep_voc_aug.main(["--data-dir", str(root), "--workers", "1"])
     write_pascal_context_raw(root)
-    load_script("prep_pascal_context").main(["--data-dir", str(root), "--workers", "1"])
+    prep_pascal_context.main(["--data-dir", str(root), "--workers", "1"])
     write_cityscapes(root)  # labelIds only
     return root

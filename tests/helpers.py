@@ -8,7 +8,9 @@ import os
 import shutil
 import signal
 import struct
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,23 @@ NO_FIGURES = [
     "callbacks.segmentation_logging.num_images=0",
     "+callbacks.segmentation_logging.confusion_matrix=false",
 ]
+
+
+def run_python(
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> subprocess.CompletedProcess[str]:
+    """``python <args>`` with this interpreter: an entry point (``src/train.py …``), a script
+    (``scripts/x.py …``) or a command (``-m dynaseg.cli.x …``), run in ``cwd`` (the repository
+    root) with text stdout/stderr captured; ``env`` replaces the environment, ``kwargs`` go to
+    :func:`subprocess.run`. The one way the tests launch our commands."""
+    command = [sys.executable, *args]
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
 
 
 def experiment_overrides(experiment: str) -> list[str]:

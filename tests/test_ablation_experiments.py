@@ -13,14 +13,13 @@ import csv
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from dynaseg.reporting.sweeps import load_sweep
-from helpers import CONF_DIR, NO_FIGURES, ROOT, TINY
+from helpers import CONF_DIR, NO_FIGURES, TINY, run_python
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
 # The miniature presets sweep seeds and both generators and load a pretrained frozen backbone
@@ -37,7 +36,6 @@ def sweep(
     experiment: str, tmp: Path, extra: list[str] | None = None, data: str = "synthetic"
 ) -> subprocess.CompletedProcess:
     args = [
-        sys.executable,
         "src/train.py",
         "-m",
         f"experiment={experiment}",
@@ -48,7 +46,7 @@ def sweep(
         "extras.print_config=false",
         f"hydra.sweep.dir={tmp}/sweep",
     ]
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3000)
+    proc = run_python(*args, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -76,8 +74,7 @@ def test_table4_miniature_sweep_summary_provenance_and_make_table(tmp_path: Path
     assert len(prov["git"]["commit"]) == 40 and prov["params"]["decode_head"] > 0
     assert prov["tags"] == ["dmnet", "dmnet-table4", "mini"]
 
-    cli = [sys.executable, "scripts/make_table.py", str(tmp_path / "sweep")]
-    table = subprocess.run(cli + ["--format", "csv"], cwd=ROOT, capture_output=True, text=True)
+    table = run_python("scripts/make_table.py", str(tmp_path / "sweep"), "--format", "csv")
     assert table.returncode == 0, table.stderr
     rows = list(csv.DictReader(io.StringIO(table.stdout)))
     stage2 = next(
@@ -103,7 +100,6 @@ def test_every_table_launches_every_run(experiment: str, tmp_path: Path) -> None
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     args = [
-        sys.executable,
         "src/train.py",
         "-m",
         *TINY,
@@ -113,7 +109,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
         "model.net.decode_head.filter_sizes=[0],[1]",
         f"hydra.sweep.dir={tmp_path}/sweep",
     ]
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = run_python(*args)
     # the other job ran, the summary lists both, the sweep ends in one error line and exit 1
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "1 of 2 jobs completed; not completed: 0" in proc.stdout

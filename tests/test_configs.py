@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dynaseg.run.entry import compose
-from helpers import CONF_DIR, ROOT, TINY, compose_config, experiment_overrides
+from helpers import CONF_DIR, TINY, compose_config, experiment_overrides, run_python
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
@@ -45,13 +42,8 @@ def test_paper_dmnet_configuration_on_ade20k() -> None:
 
 
 def test_cfg_job_prints_the_paper_configuration() -> None:
-    out = subprocess.run(
-        [sys.executable, "src/train.py", "model=dmnet", "data=ade20k", "--cfg", "job"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    out = run_python(
+        "src/train.py", "model=dmnet", "data=ade20k", "--cfg", "job", timeout=120, check=True
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.model.net.backbone.name == "resnet50c"

@@ -6,7 +6,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import NARROW, ROOT, TINY, tiny_checkpoint
+from helpers import NARROW, ROOT, TINY, run_python, tiny_checkpoint
 
 
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, script, *args, f"paths.log_dir={tmp}/logs", f"hydra.run.dir={tmp}/run"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_python(script, *args, f"paths.log_dir={tmp}/logs", f"hydra.run.dir={tmp}/run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -87,16 +80,10 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # fast tier: test_runs.py runs src/eval.py on a missing checkpoint twice
 def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/eval.py",
-            f"ckpt_path={tmp_path}/nope.ckpt",
-            f"hydra.run.dir={tmp_path}/run",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "src/eval.py",
+        f"ckpt_path={tmp_path}/nope.ckpt",
+        f"hydra.run.dir={tmp_path}/run",
         timeout=300,
     )
     assert proc.returncode == 1
@@ -106,20 +93,14 @@ def test_eval_without_checkpoint_says_what_is_missing(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # fast: test_datasets.py, test_check_dataset.py
 def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            "model=dmnet",
-            "data=ade20k",
-            "model/backbone=resnet_tiny",
-            f"paths.data_dir={tmp_path}/none",
-            f"hydra.run.dir={tmp_path}/run",
-            "trainer=cpu",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "src/train.py",
+        "model=dmnet",
+        "data=ade20k",
+        "model/backbone=resnet_tiny",
+        f"paths.data_dir={tmp_path}/none",
+        f"hydra.run.dir={tmp_path}/run",
+        "trainer=cpu",
         timeout=300,
     )
     assert proc.returncode == 1
@@ -131,21 +112,14 @@ def test_missing_dataset_prints_expected_layout_not_a_traceback(tmp_path: Path) 
 
 @pytest.mark.slow  # fast tier: the sweeps of test_ablation_experiments.py cover this
 def test_multirun_sweep_writes_one_metrics_file_per_job(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            "-m",
-            *TINY,
-            "debug=fdr",
-            "extras.print_config=false",
-            "model.net.decode_head.filter_sizes=[1],[1,3]",
-            f"hydra.sweep.dir={tmp_path}/sweep",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_python(
+        "src/train.py",
+        "-m",
+        *TINY,
+        "debug=fdr",
+        "extras.print_config=false",
+        "model.net.decode_head.filter_sizes=[1],[1,3]",
+        f"hydra.sweep.dir={tmp_path}/sweep",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for job in ("0", "1"):
@@ -273,8 +247,7 @@ def run_in_clone(clone: Path, script: str, *args: str) -> subprocess.CompletedPr
 
     env = {k: v for k, v in os.environ.items() if k != "DYNASEG_ROOT"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    command = [sys.executable, f"src/{script}", *args]
-    proc = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    proc = run_python(f"src/{script}", *args, cwd=clone, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from PIL import Image
 from dynaseg.errors import ConfigError, NonFiniteLossError, exit_on_user_error, user_error_in
 from dynaseg.run.recipes import build_model, evaluate, train
 from fixtures_real import write_ade20k
-from helpers import ROOT, TINY, compose_config
+from helpers import ROOT, TINY, compose_config, run_python
 
 QUIET = [
     "extras.print_config=false",
@@ -50,13 +48,8 @@ def cfg_for(tmp: Path, *overrides: str, name: str = "train") -> Any:
 def entry_point(tmp: Path, *args: str, env: dict[str, str] | None = None):
     import os
 
-    return subprocess.run(
-        [sys.executable, "src/train.py", *args, f"hydra.run.dir={tmp}/run"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
+    return run_python(
+        "src/train.py", *args, f"hydra.run.dir={tmp}/run", env={**os.environ, **(env or {})}
     )
 
 
@@ -396,12 +389,6 @@ def test_bad_files_found_before_training_or_skipped_and_counted(
 
 
 # ---------------------------------------------------------------- output locations
-def python(*args: str) -> subprocess.CompletedProcess:
-    """``python <args>`` from the repository root, output captured."""
-    command = [sys.executable, *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize(
     ("script", "override", "key"),
     [
@@ -419,7 +406,7 @@ def test_unusable_output_location_names_the_key(script: str, override: str, key:
         "eval.py": ["ckpt_path=nope"],
         "predict.py": ["ckpt_path=nope", "inputs=x"],
     }
-    proc = python(f"src/{script}", *args[script], override)
+    proc = run_python(f"src/{script}", *args[script], override, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr == (
         f"error: {key}='/proc/x': cannot create this directory (No such file or directory); "
@@ -428,7 +415,9 @@ def test_unusable_output_location_names_the_key(script: str, override: str, key:
 
 
 def test_unusable_sweep_directory_names_the_key() -> None:
-    proc = python("src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep")
+    proc = run_python(
+        "src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep", timeout=300
+    )
     assert proc.returncode == 1
     assert proc.stderr.endswith(
         "error: hydra.sweep.dir='/proc/x/sweep': cannot create this directory (No such file or "
@@ -444,7 +433,7 @@ def test_export_onnx_on_a_garbage_checkpoint_names_the_file(tmp_path: Path) -> N
     ``weights_only=False``."""
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x80\x04not a checkpoint" * 100)
-    proc = python("scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx"))
+    proc = run_python("scripts/export_onnx.py", str(garbage), str(tmp_path / "m.onnx"), timeout=300)
     assert proc.returncode == 1
     assert proc.stderr == (
         f"error: checkpoint='{garbage}' is not a checkpoint (1800 bytes, not a torch.save zip "

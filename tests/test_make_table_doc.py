@@ -1,11 +1,11 @@
-"""make_table --doc (scripts/make_table.py, python -m dynaseg.reporting): one section per
+"""make_table --doc (scripts/make_table.py, python -m dynaseg.cli.make_table): one section per
 argument, TABLE=DIRS choosing its layout."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dynaseg.reporting.command import main
+from dynaseg.cli.make_table import main
 from dynaseg.reporting.doc_sections import DOC_BEGIN, DOC_END
 from fabricated_sweep import make_fabricated_sweep
 

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from PIL import Image
 
+from dynaseg import notebooks
 from helpers import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def runner():
-    spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "scripts/run_notebook.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_notebook"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def png_outputs(nb: nbformat.NotebookNode) -> list[str]:
@@ -50,11 +40,11 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 
 @pytest.mark.slow  # a Jupyter kernel; fast: test_palettes.py (figures = PNGs)
 def test_inspect_checkpoint_notebook_shows_every_figure(
-    runner, tiny_wandb_run: Path, tmp_path: Path
+    tiny_wandb_run: Path, tmp_path: Path
 ) -> None:
     checkpoint = json.loads((tiny_wandb_run / "metrics.json").read_text())["best_checkpoint"]
     nb = nbformat.read(ROOT / "notebooks/inspect_checkpoint.ipynb", as_version=4)
-    runner.inject_parameters(
+    notebooks.inject_parameters(
         nb, {"CHECKPOINT": checkpoint, "EVAL_IMAGES": 4, "SAVE_DIR": str(tmp_path / "figs")}
     )
     # Inspect the figure objects the notebook made (a check cell appended to this copy only).
@@ -68,7 +58,7 @@ def test_inspect_checkpoint_notebook_shows_every_figure(
             "                  'max_abs_diff': [float(d) for d in diff]}))"
         )
     )
-    runner.run_cells(nb, ROOT / "notebooks", timeout=600)
+    notebooks.run_cells(nb, ROOT / "notebooks", timeout=600)
 
     assert len(png_outputs(nb)) == 4  # predictions, per-class, confusion matrix, DMNet filters
     report = json.loads(nb.cells[-1].outputs[-1]["text"])
@@ -83,10 +73,8 @@ def test_inspect_checkpoint_notebook_shows_every_figure(
 
 
 @pytest.mark.slow  # a Jupyter kernel; fast tier: test_visualization.py reads run metrics in-process
-def test_compare_runs_notebook_reads_metrics_files(
-    runner, tiny_wandb_run: Path, tmp_path: Path
-) -> None:
-    nb = runner.execute_notebook(
+def test_compare_runs_notebook_reads_metrics_files(tiny_wandb_run: Path, tmp_path: Path) -> None:
+    nb = notebooks.execute_notebook(
         ROOT / "notebooks/compare_runs.ipynb",
         {"RUNS": [str(tiny_wandb_run)], "SAVE_DIR": str(tmp_path)},
         timeout=600,

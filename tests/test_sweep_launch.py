@@ -17,7 +17,7 @@ import pytest
 from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.entry import compose
 from dynaseg.run.sweep_jobs import threads_per_job
-from helpers import CONF_DIR, ROOT, TINY, experiment_overrides
+from helpers import CONF_DIR, ROOT, TINY, experiment_overrides, run_python
 
 # one data-loader worker: loaders must start their workers inside joblib's loky processes too
 TINY_LOADER = [o if o != "data.num_workers=0" else "data.num_workers=1" for o in TINY]
@@ -44,10 +44,8 @@ def fabricate_completed_job(job_dir: Path, overrides: list[str], miou: float) ->
 
 
 def launch(sweep_dir: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "src/train.py", "-m", *SWEEP, *extra, f"hydra.sweep.dir={sweep_dir}"]
-    return subprocess.run(
-        args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env or os.environ.copy()
-    )
+    args = ["src/train.py", "-m", *SWEEP, *extra, f"hydra.sweep.dir={sweep_dir}"]
+    return run_python(*args, timeout=900, env=env)
 
 
 def sweeper_params(experiment: str) -> list[str]:
@@ -153,7 +151,6 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
     the same command with hydra.sweep.dir re-runs only the others."""
     sweep_dir = tmp_path / "sweep"
     args = [
-        sys.executable,
         "src/train.py",
         "-m",
         *TINY_LOADER,
@@ -164,7 +161,11 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
         f"hydra.sweep.dir={sweep_dir}",
     ]
     proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     first = sweep_dir / "0/metrics.json"
     deadline = time.monotonic() + 600
@@ -176,7 +177,7 @@ def test_killed_sweep_relaunched_finishes_only_the_missing_jobs(tmp_path: Path) 
     done_before = first.read_text()
     assert not (sweep_dir / "2/metrics.json").exists()
 
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    again = run_python(*args, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "job 0: completed in an earlier launch of this sweep, not run again" in again.stdout
     assert first.read_text() == done_before
@@ -190,7 +191,6 @@ def test_relaunch_resumes_an_interrupted_job_from_its_last_checkpoint(tmp_path: 
     ``checkpoints/last.ckpt`` continues from it on re-launch instead of starting again."""
     sweep_dir = tmp_path / "sweep"
     args = [
-        sys.executable,
         "src/train.py",
         "-m",
         *TINY,
@@ -201,7 +201,7 @@ def test_relaunch_resumes_an_interrupted_job_from_its_last_checkpoint(tmp_path: 
         "model.net.decode_head.filter_sizes=[1]",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    first = run_python(*args, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     metrics_path = sweep_dir / "0/metrics.json"
     metrics = json.loads(metrics_path.read_text())
@@ -210,7 +210,7 @@ def test_relaunch_resumes_an_interrupted_job_from_its_last_checkpoint(tmp_path: 
     metrics["status"] = "interrupted"
     metrics_path.write_text(json.dumps(metrics))
 
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    again = run_python(*args, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"job 0: resuming from the checkpoint it left ({last})" in again.stdout
     assert f"resuming from {last} (step 2)" in again.stdout + again.stderr  # the recipe's line

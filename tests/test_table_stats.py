@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ from fabricated_sweep import (
     make_stats_sweep,
     write_job,
 )
-from helpers import ROOT
+from helpers import run_python
 
 REGULAR, DEPTHWISE, DYNAMIC = 0, 1, 2
 K1, K1357 = 0, 3  # columns {1} and {1,3,5,7}
@@ -237,21 +235,16 @@ def test_class_group_metric_from_per_class(tmp_path: Path) -> None:
 @pytest.mark.slow  # CLI subprocess; fast: the same in-process, test_make_table.py
 def test_make_table_cli_class_groups_metric_and_latex(tmp_path: Path) -> None:
     sweep = make_stats_sweep(tmp_path)
-    cmd = [sys.executable, "scripts/make_table.py", str(sweep), "--paper", "dmnet-table1"]
-    out = subprocess.run(
-        [*cmd, "--metric-classes", "vehicles=car,boat", "--metric", "val.mIoU", "--format", "csv"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    cmd = ["scripts/make_table.py", str(sweep), "--paper", "dmnet-table1"]
+    out = run_python(
+        *cmd, "--metric-classes", "vehicles=car,boat", "--metric", "val.mIoU", "--format", "csv"
     )
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert {r["metric"] for r in rows} == {"mIoU", "mIoU over vehicles"} and len(rows) == 24
-    bad = subprocess.run(
-        [*cmd, "--metric-classes", "x=car,zebra"], cwd=ROOT, capture_output=True, text=True
-    )
+    bad = run_python(*cmd, "--metric-classes", "x=car,zebra")
     assert bad.returncode == 1 and bad.stderr.startswith("error: class group car, zebra: zebra")
-    latex = subprocess.run([*cmd, "--format", "latex"], cwd=ROOT, capture_output=True, text=True)
+    latex = run_python(*cmd, "--format", "latex")
     assert latex.returncode == 0, latex.stderr
     check_latex(latex.stdout)
     assert r"80.50 $\pm$" in latex.stdout and r"\textbf{1/4 seeds: no CI}" in latex.stdout

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import torch.nn.functional as F
 from dynaseg.models.export import exportable_ops, matmul_adaptive_avg_pool2d
 from dynaseg.models.ops import dynamic_depthwise_conv2d, shift_add_depthwise_conv2d
 from dynaseg.run.recipes import build_model
-from helpers import ROOT, TINY, compose_config
+from helpers import TINY, compose_config
 
 
 @pytest.mark.parametrize(("k", "dilation"), [(1, 1), (3, 1), (4, 1), (7, 2)])
@@ -46,11 +44,9 @@ def tiny_net(model: str):
 @pytest.mark.parametrize("model", ["dmnet", "cacnet"])
 def test_onnx_runtime_parity_with_two_batch_sizes(model: str, tmp_path: Path, capsys) -> None:
     """One exported file, dynamic batch and size: batches 1 and 3 plus another image size."""
-    spec = importlib.util.spec_from_file_location("export_onnx", ROOT / "scripts/export_onnx.py")
-    script = importlib.util.module_from_spec(spec)
-    sys.modules["export_onnx"] = script
-    spec.loader.exec_module(script)
     import lightning as L
+
+    from dynaseg.cli import export_onnx as script
 
     module = tiny_net(model)
     trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)

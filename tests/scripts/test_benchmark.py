@@ -1,31 +1,16 @@
-"""dynaseg.benchmarking (the timing helper, the op categories) and scripts/benchmark.py (the metric
-section and its CLI)."""
+"""dynaseg.benchmarks.measure (the timing helper, the op categories) and the benchmark command
+(scripts/benchmark.py = dynaseg.cli.benchmark: the metric section and its CLI)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from dynaseg import benchmarking
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "scripts"))  # benchmark.py imports bench_data_pipeline
-    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(ROOT / "scripts"))
+from dynaseg.benchmarks import measure
+from dynaseg.cli.benchmark import main as benchmark_main
 
 
 def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget() -> None:
@@ -40,29 +25,27 @@ def test_min_times_alternates_keeps_the_minimum_and_respects_the_budget() -> Non
         calls.append("fast")
         next(delays)
 
-    result = benchmarking.min_times({"slow": slow, "fast": fast}, repeats=3)
+    result = measure.min_times({"slow": slow, "fast": fast}, repeats=3)
     assert calls == ["slow", "fast"] * 3  # round-robin, so drift hits both alike
     assert result["slow"]["s"] >= 0.01 and result["slow"]["n"] == result["fast"]["n"] == 3
     assert result["fast"]["s"] < result["slow"]["s"]
-    budgeted = benchmarking.min_times(
-        {"sleep": lambda: time.sleep(0.02)}, repeats=10, budget_s=0.01
-    )
+    budgeted = measure.min_times({"sleep": lambda: time.sleep(0.02)}, repeats=10, budget_s=0.01)
     assert budgeted["sleep"]["n"] == 1
 
 
 def test_profiler_ops_are_categorised() -> None:
-    assert benchmarking.categorise("aten::mkldnn_convolution") == "conv"
-    assert benchmarking.categorise("aten::convolution_backward") == "conv"
-    assert benchmarking.categorise("aten::native_batch_norm_backward") == "norm"
-    assert benchmarking.categorise("aten::upsample_bilinear2d") == "resize+loss"
-    assert benchmarking.categorise("_ResizedCrossEntropyBackward") == "resize+loss"
-    assert benchmarking.categorise("aten::add_") == "other"
+    assert measure.categorise("aten::mkldnn_convolution") == "conv"
+    assert measure.categorise("aten::convolution_backward") == "conv"
+    assert measure.categorise("aten::native_batch_norm_backward") == "norm"
+    assert measure.categorise("aten::upsample_bilinear2d") == "resize+loss"
+    assert measure.categorise("_ResizedCrossEntropyBackward") == "resize+loss"
+    assert measure.categorise("aten::add_") == "other"
 
 
 def test_conv_closures_compute_the_same_gradients() -> None:
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     w = torch.randn(2, 3, 3, 3, requires_grad=True)
-    fwd, fwd_bwd = benchmarking.conv_closures(x, w, torch.randn(2, 3, 8, 8))
+    fwd, fwd_bwd = measure.conv_closures(x, w, torch.randn(2, 3, 8, 8))
     fwd("fast")()
     grads = [fwd_bwd(impl)() for impl in ("grouped", "fast")]
     for ref, fast in zip(*grads, strict=True):
@@ -70,19 +53,19 @@ def test_conv_closures_compute_the_same_gradients() -> None:
 
 
 def test_markdown_table() -> None:
-    assert benchmarking.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    assert measure.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
 
 
-def test_cli_rejects_unknown_sections(bench, capsys) -> None:
+def test_cli_rejects_unknown_sections(capsys) -> None:
     with pytest.raises(SystemExit):
-        bench.main(["--only", "9"])
+        benchmark_main(["--only", "9"])
     assert "sections are [1, 2, 3, 4, 5]" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_metric_section_writes_json_and_table(bench, tmp_path) -> None:
+def test_metric_section_writes_json_and_table(tmp_path) -> None:
     out = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--only", "4", "--json", str(out)]) == 0
+    assert benchmark_main(["--quick", "--only", "4", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     section = report["sections"]["4"]
     assert section["equal"] is True and section["speedup"] > 1

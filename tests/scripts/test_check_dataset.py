@@ -1,27 +1,22 @@
-"""scripts/check_dataset.py reports every kind of fault on a deliberately broken fixture."""
+"""The dataset checker (scripts/check_dataset.py = dynaseg.cli.check_dataset) reports every kind
+of fault on a deliberately broken fixture."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_real import (  # noqa: E402
-    load_script,  # noqa: E402
-    write_ade20k,
-    write_cityscapes,
-)
-
-REPO = Path(__file__).resolve().parents[2]
+from dynaseg.cli.check_dataset import main as check_dataset
+from fixtures_real import write_ade20k, write_cityscapes
+from helpers import run_python
 
 
 def test_clean_dataset_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_cityscapes(tmp_path)
-    code = load_script("check_dataset").main(["data=cityscapes", f"paths.data_dir={tmp_path}"])
+    code = check_dataset(["data=cityscapes", f"paths.data_dir={tmp_path}"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "[train] 3 image/label pairs — OK" in out and "[val] 2 image/label pairs — OK" in out
@@ -40,7 +35,7 @@ def test_broken_dataset_reports_each_fault(
     bad[0, 0] = 201
     Image.fromarray(bad).save(ann / "ADE_train_00000004.png")  # value outside 0..150
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(ann / "ADE_train_00000005.png")  # size
-    code = load_script("check_dataset").main(["data=ade20k", f"paths.data_dir={tmp_path}"])
+    code = check_dataset(["data=ade20k", f"paths.data_dir={tmp_path}"])
     out = capsys.readouterr().out
     assert code == 1
     assert "[train] 5 image/label pairs (+1 incomplete)" in out
@@ -55,12 +50,8 @@ def test_broken_dataset_reports_each_fault(
 
 
 def test_missing_root_cli(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "scripts/check_dataset.py", "data=voc_aug", f"paths.data_dir={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_python(
+        "scripts/check_dataset.py", "data=voc_aug", f"paths.data_dir={tmp_path}", timeout=120
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "VOCdevkit/VOC2012" in proc.stdout and "prep_voc_aug.py" in proc.stdout

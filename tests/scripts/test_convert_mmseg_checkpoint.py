@@ -1,14 +1,14 @@
-"""scripts/convert_mmseg_checkpoint.py: mmseg DMNet layout → our checkpoint, equal logits."""
+"""scripts/convert_mmseg_checkpoint.py (dynaseg.cli.convert_mmseg_checkpoint): mmseg DMNet layout
+→ our checkpoint, equal logits."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from dynaseg.cli.convert_mmseg_checkpoint import main as convert_main
 from dynaseg.models.mmseg_import import (
     CheckpointConversionError,
     convert_mmseg_state_dict,
@@ -17,9 +17,7 @@ from dynaseg.models.mmseg_import import (
 )
 from dynaseg.run.recipes import build_model
 from dynaseg.training.module import SegmentationModule
-from helpers import compose_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import compose_config, run_python
 
 # A small DMNet with mmseg's ResNetV1c layout: timm resnet50c (deep stem, bottlenecks), one block
 # per stage and narrow channels, so the stem.* and downsample keys are all exercised.
@@ -32,16 +30,6 @@ SMALL_DMNET = [
     "model.net.decode_head.channels=16",
     "model.net.auxiliary_head.channels=8",
 ]
-
-
-@pytest.fixture(scope="module")
-def script():
-    path = ROOT / "scripts" / "convert_mmseg_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("convert_mmseg_checkpoint", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["convert_mmseg_checkpoint"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def small_module(seed: int) -> SegmentationModule:
@@ -75,7 +63,7 @@ def test_stem_keys_follow_the_documented_map() -> None:
     )
 
 
-def test_round_trip_through_mmseg_layout_gives_equal_logits(script, tmp_path: Path) -> None:
+def test_round_trip_through_mmseg_layout_gives_equal_logits(tmp_path: Path) -> None:
     source = small_module(seed=0)
     mmseg_state = to_mmseg_state_dict(source.state_dict())
     assert {
@@ -89,7 +77,7 @@ def test_round_trip_through_mmseg_layout_gives_equal_logits(script, tmp_path: Pa
     torch.save({"meta": {"CLASSES": ("a", "b")}, "state_dict": mmseg_state}, pth)
 
     out = tmp_path / "converted.ckpt"
-    assert script.main([str(pth), str(out), *SMALL_DMNET]) == 0
+    assert convert_main([str(pth), str(out), *SMALL_DMNET]) == 0
     converted = SegmentationModule.load_from_checkpoint(out).eval()
     fresh = small_module(seed=1)  # different weights: the conversion must overwrite all of them
     images = torch.randn(2, 3, 40, 56)
@@ -118,10 +106,7 @@ def test_conversion_names_unmapped_missing_and_mismatched_keys() -> None:
 
 @pytest.mark.slow  # a script subprocess; fast tier: the converter's in-process checks above
 def test_script_reports_a_bad_file_without_traceback(tmp_path: Path) -> None:
-    import subprocess
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "convert_mmseg_checkpoint.py"
-    args = [sys.executable, str(script), str(tmp_path / "nope.pth"), str(tmp_path / "x.ckpt")]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    script = "scripts/convert_mmseg_checkpoint.py"
+    proc = run_python(script, str(tmp_path / "nope.pth"), str(tmp_path / "x.ckpt"), timeout=300)
     assert proc.returncode == 1
     assert proc.stderr == f"error: mmseg checkpoint '{tmp_path / 'nope.pth'}' does not exist\n"

@@ -1,5 +1,5 @@
-"""scripts/make_table.py and python -m dynaseg.reporting, both thin over
-dynaseg.reporting.command (a real sweep: test_ablation_experiments)."""
+"""scripts/make_table.py and python -m dynaseg.cli.make_table, both thin over
+dynaseg.cli.make_table (a real sweep: test_ablation_experiments)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from helpers import ROOT
 
 
 def run(*args: str, module: bool = False) -> subprocess.CompletedProcess:
-    """The script, or (``module``) the same command as ``python -m dynaseg.reporting``."""
-    entry = ["-m", "dynaseg.reporting"] if module else ["scripts/make_table.py"]
+    """The script, or (``module``) the same command as ``python -m dynaseg.cli.make_table``."""
+    entry = ["-m", "dynaseg.cli.make_table"] if module else ["scripts/make_table.py"]
     return subprocess.run([sys.executable, *entry, *args], cwd=ROOT, capture_output=True, text=True)
 
 

@@ -11,13 +11,12 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import NO_FIGURES, ROOT, TINY, shared_run_dir
+from helpers import NO_FIGURES, ROOT, TINY, run_python, shared_run_dir
 
 MAX_STEPS = 10  # 4 steps per epoch (8 samples, batch 2): crosses two epoch boundaries
 ARGS = [
@@ -35,15 +34,8 @@ ARGS = [
 
 def train(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]))
-    return subprocess.run(
-        [sys.executable, "src/train.py", *ARGS, f"hydra.run.dir={run_dir}", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        start_new_session=True,
-    )
+    args = ["src/train.py", *ARGS, f"hydra.run.dir={run_dir}", *extra]
+    return run_python(*args, env=env, start_new_session=True)
 
 
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict, int]:

@@ -65,29 +65,20 @@ def test_run_info_names_the_commit_and_the_hardware(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_multirun_jobs_are_separate_wandb_runs_in_one_group(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from helpers import TINY, run_python
 
-    from helpers import TINY
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            "-m",
-            *TINY,
-            "logger=wandb",
-            "logger.wandb.offline=true",
-            "trainer.max_steps=1",
-            "trainer.val_check_interval=1",
-            "test=false",
-            "extras.print_config=false",
-            "seed=1,2",
-            f"hydra.sweep.dir={tmp_path}/sweep_x",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "src/train.py",
+        "-m",
+        *TINY,
+        "logger=wandb",
+        "logger.wandb.offline=true",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1",
+        "test=false",
+        "extras.print_config=false",
+        "seed=1,2",
+        f"hydra.sweep.dir={tmp_path}/sweep_x",
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

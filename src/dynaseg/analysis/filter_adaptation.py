@@ -16,8 +16,9 @@ Two measurable consequences:
 
 :func:`collect_filters` runs a network over batches and stacks the recorded filters
 (:func:`dynaseg.models.heads.base.capture_internals`); :func:`plot_spread_vs_zoom` draws the
-figure. Nothing here loads checkpoints or training code: the script that does is
-``scripts/filter_adaptation.py``.
+figure; :func:`measure_adaptation` gives every branch's numbers. Nothing here loads checkpoints
+or training code: the command that does is :mod:`dynaseg.cli.filter_adaptation`
+(``scripts/filter_adaptation.py``).
 """
 
 from __future__ import annotations
@@ -156,3 +157,30 @@ def plot_spread_vs_zoom(
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+@dataclass
+class AdaptationMeasures:
+    """Per branch (``dcm_modules.<i>.filters``): ``branches`` its kernel size, unexplained energy
+    and, for k > 1, Spearman's ρ of spread vs zoom with its CI; ``spreads`` and ``correlations``
+    keyed ``k=<k>`` (the figure's panels)."""
+
+    branches: dict[str, dict[str, float]]
+    spreads: dict[str, np.ndarray]
+    correlations: dict[str, Correlation]
+
+
+def measure_adaptation(filters: Mapping[str, np.ndarray], zooms: np.ndarray) -> AdaptationMeasures:
+    """Both measures for every branch of :func:`collect_filters` against the images' zooms (a
+    1×1 filter has no spatial spread: energy only)."""
+    out = AdaptationMeasures({}, {}, {})
+    for name, f in filters.items():
+        k = f.shape[-1]
+        entry = {"kernel": k, "unexplained_energy": unexplained_energy(f)}
+        if k > 1:
+            out.spreads[f"k={k}"] = spatial_spread(f)
+            corr = spearman_ci(zooms, out.spreads[f"k={k}"])
+            out.correlations[f"k={k}"] = corr
+            entry |= {"spearman_rho": corr.rho, "ci_low": corr.low, "ci_high": corr.high}
+        out.branches[name] = entry
+    return out

@@ -22,12 +22,14 @@ mmsegmentation's DMNet model zoo (configs/dmnet).
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
-from dynaseg.errors import UserError
+from dynaseg.errors import CheckpointNotFoundError, UserError
 
 # mmseg ResNetV1c stem index -> timm resnet*c name (inside the backbone body)
 STEM_TO_TIMM = {
@@ -192,3 +194,21 @@ def to_mmseg_state_dict(
             raise CheckpointConversionError(f"no mmseg name for '{key}'")
         out[new_key] = value
     return out
+
+
+def load_mmseg_checkpoint(path: Path, trust_pickle: bool = False) -> dict:
+    """An mmseg model-zoo ``.pth`` as torch loads it (tensors only unless ``trust_pickle``); a
+    missing file or one torch's safe loader refuses is a one-line error naming it."""
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"mmseg checkpoint '{path}' does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as err:  # torch's text advises unsafe loading: keep the reason
+        lines = str(err).splitlines()
+        reason = next(
+            (ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else ""
+        )
+        raise CheckpointConversionError(
+            f"'{path}' holds objects torch's safe loader refuses ({reason.strip()}). If you trust "
+            "the file, rerun with --trust-pickle"
+        ) from None

@@ -10,8 +10,8 @@
   of the tables and the flat job list (:func:`~dynaseg.reporting.rendering.render`), from the
   cell texts of :mod:`~dynaseg.reporting.cell_text`;
 - :mod:`~dynaseg.reporting.doc_sections`: the generated sections of ``docs/ablations.md``;
-- :mod:`~dynaseg.reporting.command`: the command line (``scripts/make_table.py``,
-  ``python -m dynaseg.reporting``).
+- :mod:`~dynaseg.reporting.command`: :func:`~dynaseg.reporting.command.make_table`, what the
+  command line ``scripts/make_table.py`` (:mod:`dynaseg.cli.make_table`) calls.
 
 The package reads files and returns text or raises (:class:`dynaseg.errors.UserError`); it never
 exits the process. The summary printed after a sweep is the Hydra callback

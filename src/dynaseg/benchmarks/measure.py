@@ -1,5 +1,6 @@
-"""Measuring helpers of ``scripts/benchmark.py``: min-of-N timing, markdown tables, the fp32
-matmul peak, peak RSS, profiler-op categories and the dynamic-conv closures it times.
+"""Measuring helpers of the performance suite (:mod:`dynaseg.benchmarks.suite`): min-of-N timing,
+markdown tables, the fp32 matmul peak, peak RSS, profiler-op categories and the dynamic-conv
+closures it times.
 
 Every time is the minimum of N round-robin repeats (the least disturbed one on a shared machine);
 compare only ratios measured in the same run.

@@ -1,0 +1,211 @@
+"""Section 2 of the performance suite: the DMNet-R50-D8 train step (forward + backward + SGD,
+150 classes) in three variants — the current path (grouped dynamic conv, literal upsample +
+cross-entropy), the lean one (fast conv, band-wise loss) and lean + activation checkpointing —
+each in a fresh process (``python -m dynaseg.benchmarks.train_step VARIANT SIZE STEPS``) so its
+peak RSS is its own; FLOP/s of the step as a fraction of the fp32 matmul peak measured in the same
+process; time split conv / norm / resize+loss / other (``torch.profiler``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from dynaseg.benchmarks.measure import (
+    categorise,
+    matmul_peak_gflops,
+    min_times,
+    peak_rss_mb,
+    reset_peak_rss,
+    table,
+)
+
+NUM_CLASSES = 150
+
+VARIANTS = {
+    "current": {
+        "dynamic_conv": "grouped",
+        "split_bottleneck": False,
+        "lean_loss": False,
+        "recompute_convs": False,
+        "grad_checkpointing": False,
+    },
+    "lean": {
+        "dynamic_conv": "fast",
+        "split_bottleneck": True,
+        "lean_loss": True,
+        "recompute_convs": True,
+        "grad_checkpointing": False,
+    },
+    "lean+checkpointing": {
+        "dynamic_conv": "fast",
+        "split_bottleneck": True,
+        "lean_loss": True,
+        "recompute_convs": True,
+        "grad_checkpointing": True,
+    },
+}
+
+
+def build_dmnet(variant: dict[str, Any] | None = None):
+    """DMNet-R50-D8 for ADE20K (150 classes) from the real Hydra configs, random weights."""
+    from omegaconf import open_dict
+
+    from dynaseg.run.entry import compose
+    from dynaseg.run.recipes import build_model
+
+    cfg = compose("train", ["model=dmnet", "data=ade20k"])
+    variant = variant or VARIANTS["lean"]
+    with open_dict(cfg):
+        cfg.model.net.decode_head.dynamic_conv = variant["dynamic_conv"]
+        cfg.model.net.decode_head.split_bottleneck = variant["split_bottleneck"]
+        cfg.model.net.grad_checkpointing = variant["grad_checkpointing"]
+        cfg.model.net.recompute_convs = variant["recompute_convs"]
+        cfg.model.lean_loss = variant["lean_loss"]
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict[str, Any]:
+    """One variant's train step in this (fresh) process: time, peak RSS, FLOPs, time split."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = build_dmnet(VARIANTS[variant_name]).train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(2, 3, size, size, generator=gen)
+    labels = torch.randint(0, NUM_CLASSES, (2, size, size), generator=gen)
+    labels[:, : size // 16] = 255
+    rss_model_mb = peak_rss_mb()
+    peak = matmul_peak_gflops()
+    losses_seen: list[float] = []
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # same dropout masks in every variant
+        losses = module.compute_losses(module.net.forward_train(images), labels)
+        loss = sum(losses.values())
+        loss.backward()
+        optimizer.step()
+        losses_seen.append(loss.item())
+
+    step()  # warm-up: oneDNN primitives, momentum buffers, allocator growth
+    first_step_peak_mb = peak_rss_mb()
+    steady = reset_peak_rss()
+    times = min_times({"step": step}, steps)["step"]["s"]
+    peak_mb = peak_rss_mb()
+    # Counted (and profiled, below) only after the memory was read: the counting mode's own
+    # bookkeeping must not set the peak.
+    with FlopCounterMode(display=False) as counter:
+        step()
+    out: dict[str, Any] = {
+        "variant": variant_name,
+        "size": size,
+        "step_s": times,
+        # steady-state steps (momentum buffers allocated, allocator warmed up); where the peak
+        # cannot be reset this is the whole process's, first step included
+        "peak_rss_mb": peak_mb,
+        "peak_rss_is_steady_state": steady,
+        "first_step_peak_rss_mb": first_step_peak_mb,
+        "rss_after_build_mb": rss_model_mb,
+        "matmul_peak_gflops": peak,
+        "first_loss": losses_seen[0],
+        "step_gflop": counter.get_total_flops() / 1e9,
+    }
+    if extras:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            step()
+        split = {"conv": 0.0, "norm": 0.0, "resize+loss": 0.0, "other": 0.0}
+        for event in prof.key_averages():
+            split[categorise(event.key)] += event.self_cpu_time_total
+        total = sum(split.values()) or 1.0
+        out["split"] = {k: v / total for k, v in split.items()}
+    return out
+
+
+def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
+    size, steps, rounds = (128, 1, 1) if quick else (512, 2, 2)
+    results: dict[str, dict[str, Any]] = {}
+    for r in range(rounds):  # alternate the variants so drift hits all of them alike
+        for name in VARIANTS:
+            bar.set_postfix_str(f"train step {name} {size}² ({r + 1}/{rounds})")
+            cmd = [sys.executable, "-m", __name__, name, str(size), str(steps)]
+            cmd += ["--extras"] if r == 0 and name != "lean+checkpointing" else []
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"train-step worker {name} failed:\n{proc.stderr[-3000:]}")
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            prev = results.get(name)
+            if prev is None:
+                results[name] = res
+            else:
+                prev["step_s"] = min(prev["step_s"], res["step_s"])
+                for key in ("peak_rss_mb", "first_step_peak_rss_mb"):
+                    prev[key] = min(prev[key], res[key])
+            bar.update(1)
+    cur = results["current"]
+    # The same network in every variant: count its FLOPs once, from the lean variant (the flop
+    # counter does not see the compiled dynamic conv, a few GFLOP; it counts the grouped reference
+    # as far more, and checkpointing adds recomputation that is not useful work).
+    useful_gflop = results["lean"]["step_gflop"]
+    for res in results.values():
+        res["fraction_of_matmul_peak"] = useful_gflop / res["step_s"] / res["matmul_peak_gflops"]
+    rows = []
+    for name, res in results.items():
+        split = res.get("split")
+        rows.append(
+            [
+                name,
+                f"{res['step_s']:.2f}",
+                f"**{cur['step_s'] / res['step_s']:.2f}**",
+                f"{res['peak_rss_mb']:.0f}",
+                f"**{res['peak_rss_mb'] / cur['peak_rss_mb']:.2f}**",
+                f"{res['first_step_peak_rss_mb']:.0f}",
+                f"{res['fraction_of_matmul_peak']:.2f}",
+                " / ".join(f"{100 * split[k]:.0f}" for k in split) if split else "",
+                f"{res['first_loss']:.5f}",
+            ]
+        )
+    md = table(
+        [
+            f"DMNet-R50-D8 2×{size}² step",
+            "s (min)",
+            "throughput ×",
+            "peak RSS MB",
+            "RSS ×",
+            "first-step peak MB",
+            "FLOP/s ÷ mm peak",
+            "% conv / norm / resize+loss / other",
+            "loss",
+        ],
+        rows,
+    )
+    lean = results["lean"]
+    md += (
+        f"\n\nStep FLOPs {useful_gflop:.0f} GFLOP (`torch.utils.flop_counter`); fp32 matmul peak "
+        f"{lean['matmul_peak_gflops']:.0f} GFLOP/s (2048², same process); RSS after building the "
+        f"model {lean['rss_after_build_mb']:.0f} MB."
+    )
+    return {"size": size, "variants": results, "markdown": md}
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    """One variant's step in this process; prints its result as one JSON line."""
+    ap = argparse.ArgumentParser(description="one train-step variant (run by the suite)")
+    ap.add_argument("variant", choices=sorted(VARIANTS))
+    ap.add_argument("size", type=int)
+    ap.add_argument("steps", type=int)
+    ap.add_argument("--extras", action="store_true", help="also profile the time split")
+    args = ap.parse_args(argv)
+    print(json.dumps(train_worker(args.variant, args.size, args.steps, args.extras)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
