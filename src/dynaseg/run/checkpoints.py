@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from dynaseg.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from dynaseg.models.state_dicts import diff_state_dicts
 from dynaseg.training.module import SegmentationModule
 
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
 
-_SHOWN = 4  # parameter names quoted in a mismatch message
+_SHOWN = 4  # .ckpt files named when a directory is given
 
 
 def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
@@ -96,31 +97,16 @@ def head_targets(net: dict[str, Any]) -> dict[str, str]:
 def check_same_model(ckpt: dict[str, Any], model: nn.Module, path: str | Path, key: str) -> None:
     """The checkpoint's weights must fit ``model`` (same parameter names and shapes); otherwise say
     which model the checkpoint holds and which the config builds."""
-    theirs: dict[str, torch.Tensor] = ckpt["state_dict"]
-    ours = model.state_dict()
-    missing = [k for k in ours if k not in theirs]
-    unexpected = [k for k in theirs if k not in ours]
-    shapes = [k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)]
-    if not (missing or unexpected or shapes):
+    diff = diff_state_dicts(ckpt["state_dict"], model.state_dict())
+    if not diff:
         return
-    details = []
-    if shapes:
-        k = shapes[0]
-        details.append(
-            f"{len(shapes)} shape mismatch(es), e.g. {k} is {tuple(theirs[k].shape)} in the "
-            f"checkpoint vs {tuple(ours[k].shape)}"
-        )
-    if missing:
-        details.append(f"{len(missing)} parameter(s) missing, e.g. {', '.join(missing[:_SHOWN])}")
-    if unexpected:
-        details.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:_SHOWN])}")
     hp = ckpt.get("hyper_parameters", {})
     theirs_desc = head_targets(hp.get("net", {}) or {})
     ours_desc = head_targets(getattr(model, "hparams", {}).get("net", {}) or {})
     raise CheckpointError(
         f"{key}='{path}' holds another model ({theirs_desc}) than the config builds "
-        f"({ours_desc}): {'; '.join(details)}; expected a checkpoint of the same model=… and "
-        "head settings"
+        f"({ours_desc}): {'; '.join(diff.problems('checkpoint', 'model'))}; expected a checkpoint "
+        "of the same model=… and head settings"
     )
 
 
