@@ -149,15 +149,10 @@ NARROW = [
 def tiny_checkpoint(path: Path, overrides: list[str] | None = None) -> Path:
     """A checkpoint of the TINY model (random weights; ``overrides`` on top, e.g. ``NARROW``)
     written the way training writes one."""
-    import lightning as L
-
+    from dynaseg.run.checkpoints import save_module
     from dynaseg.run.recipes import build_model
 
-    module = build_model(compose_config("train", TINY + (overrides or [])))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path, weights_only=False)
-    return path
+    return save_module(build_model(compose_config("train", TINY + (overrides or []))), path)
 
 
 def synthetic_datamodule(

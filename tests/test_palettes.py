@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 from lightning.pytorch.utilities.parsing import AttributeDict
@@ -15,7 +14,7 @@ from dynaseg import visualization as vis
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.data.datasets.voc import VOCAug
 from dynaseg.palettes import colorize, model_palette, overlay, palette_array
-from dynaseg.run.checkpoints import load_module
+from dynaseg.run.checkpoints import load_module, save_module
 from dynaseg.run.prediction import predict
 from dynaseg.run.recipes import build_model
 from helpers import TINY, compose_config
@@ -73,10 +72,7 @@ def test_predicted_pngs_and_notebook_figures_agree_pixel_for_pixel(
     module = build_model(compose_config("train", TINY))
     if not stored_palette:  # a checkpoint from before palettes were stored
         module.hparams["palette"] = None
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    ckpt = tmp_path / "tiny.ckpt"
-    trainer.save_checkpoint(ckpt)
+    ckpt = save_module(module, tmp_path / "tiny.ckpt")
     dataset = SyntheticScenes("val", size=(40, 56), eval_length=2)
     image = dataset.load(1)[0]
     Image.fromarray(image).save(tmp_path / "scene.png")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from dynaseg.models.export import exportable_ops, matmul_adaptive_avg_pool2d
 from dynaseg.models.ops import dynamic_depthwise_conv2d, shift_add_depthwise_conv2d
+from dynaseg.run.checkpoints import save_module
 from dynaseg.run.recipes import build_model
 from helpers import ROOT, TINY, compose_config
 
@@ -50,12 +51,7 @@ def test_onnx_runtime_parity_with_two_batch_sizes(model: str, tmp_path: Path, ca
     script = importlib.util.module_from_spec(spec)
     sys.modules["export_onnx"] = script
     spec.loader.exec_module(script)
-    import lightning as L
-
-    module = tiny_net(model)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    save_module(tiny_net(model), tmp_path / "m.ckpt")
     onnx_path = tmp_path / "m.onnx"
     args = [
         str(tmp_path / "m.ckpt"),

@@ -3,7 +3,8 @@ file that is not a Lightning checkpoint and a checkpoint of another model each g
 
 The one checkpoint layer: ``src/eval.py``, ``src/predict.py``, ``scripts/export_onnx.py`` and the
 notebooks load through :func:`load_module` / :func:`load_checkpoint_run`, the notebooks find a run's
-newest checkpoint with :func:`newest_checkpoint`.
+newest checkpoint with :func:`newest_checkpoint`; a module built outside training (converted
+weights, a test's model) is written with :func:`save_module`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import lightning as L
 import torch
 from torch import nn
 
@@ -116,6 +118,26 @@ def load_module(path: str | Path, key: str = "ckpt_path") -> SegmentationModule:
     ckpt = checkpoint_file(path, key)
     read_checkpoint(ckpt, key)
     return SegmentationModule.load_from_checkpoint(ckpt, map_location="cpu")
+
+
+def save_module(module: SegmentationModule, path: str | Path) -> Path:
+    """Write ``module`` as a Lightning checkpoint at ``path`` (parent folders created), the file
+    :func:`load_module` reads: its weights and hyper-parameters, as training writes them, without
+    a training step (a converted or freshly built module)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        max_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
 
 
 def newest_checkpoint(runs_dir: str | Path = "logs/train/runs") -> Path:
