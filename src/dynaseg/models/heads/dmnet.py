@@ -50,6 +50,7 @@ from dynaseg.models.layers import ConvNormAct
 from dynaseg.models.ops import (
     DYNAMIC_CONV_IMPLS,
     DynamicConvImpl,
+    adaptive_avg_pool2d,
     dynamic_depthwise_conv2d,
     same_padding,
 )
@@ -117,7 +118,7 @@ class DynamicConvModule(nn.Module):
         """``g_k``: context → per-image depthwise filters ``(B, c', k, k)`` (dynamic only)."""
         if self.filter_type != "dynamic":
             raise RuntimeError(f"DynamicConvModule({self.filter_type!r}) has no filter generator")
-        filters = self.filter_gen_conv(F.adaptive_avg_pool2d(context, self.filter_size))
+        filters = self.filter_gen_conv(adaptive_avg_pool2d(context, self.filter_size))
         record_internal(self, "filters", filters)  # see heads.base.capture_internals
         return filters
 
