@@ -46,7 +46,7 @@ NO_FIGURES = [
 
 def experiment_overrides(experiment: str) -> list[str]:
     """``experiment=<name>`` plus the inputs the preset requires on the command line: a SAC
-    "-only" row (conf/experiment/sac/scale_only.yaml) needs the baseline run's checkpoint."""
+    "-only" row (conf/experiment_parts/sac/scale_only.yaml) needs the baseline run's checkpoint."""
     overrides = [f"experiment={experiment}"]
     if experiment.endswith("_scale_only"):
         overrides.append("baseline_ckpt=baseline.ckpt")
