@@ -112,7 +112,7 @@ class SignalAtStep(Callback):
     def __init__(self, step: int, signum: int = int(signal.SIGTERM), group: bool = False) -> None:
         self.step, self.signum, self.group = step, signum, group
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             if self.group:
                 assert os.getpgid(0) == os.getpid(), "group=true needs a run in its own session"
@@ -121,14 +121,14 @@ class SignalAtStep(Callback):
                 os.kill(os.getpid(), self.signum)
 
 
-def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
+def record_grid_sample(monkeypatch) -> list:
     """Record every grid handed to ``F.grid_sample`` (SAC's sampling positions) in a list."""
     import torch.nn.functional as F
 
     grids: list = []
     real = F.grid_sample
 
-    def recording(input, grid, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, A002
+    def recording(input, grid, *args, **kwargs):
         grids.append(grid.detach().clone())
         return real(input, grid, *args, **kwargs)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fixtures_real import (  # noqa: E402
-    load_script,  # noqa: E402
+from fixtures_real import (
+    load_script,
     write_ade20k,
     write_cityscapes,
 )

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from dynaseg.errors import DatasetError
-from fixtures_real import (  # noqa: E402
+from fixtures_real import (
     AUG,
     CITY_IDS,
     CONTEXT59_CLASSES,
