@@ -17,7 +17,7 @@ from scipy.io import savemat
 from dynaseg.cli import prep_pascal_context, prep_voc_aug
 from dynaseg.data.datasets.cityscapes import CITYSCAPES_LABELS
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES
-from dynaseg.palettes import voc_colormap
+from dynaseg.palettes import indexed_image, voc_colormap
 
 SIZE = (36, 48)  # (h, w) of fixture images
 
@@ -35,10 +35,10 @@ def write_jpeg(path: Path, hw: tuple[int, int] = SIZE, seed: int = 0) -> None:
 def write_png(path: Path, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None):
     """Greyscale PNG (mode L), or palette PNG (mode P) if a palette is given."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(array.astype(np.uint8))
-    if palette is not None:
-        img.putpalette([c for rgb in palette for c in rgb])
-    img.save(path)
+    if palette is None:
+        Image.fromarray(array.astype(np.uint8)).save(path)
+    else:
+        indexed_image(array, palette).save(path)
 
 
 def _label(values: list[int], hw: tuple[int, int] = SIZE, seed: int = 0) -> np.ndarray:

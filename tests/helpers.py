@@ -65,7 +65,7 @@ def run_python(
 
 def experiment_overrides(experiment: str) -> list[str]:
     """``experiment=<name>`` plus the inputs the preset requires on the command line: a SAC
-    "-only" row (conf/experiment/sac/scale_only.yaml) needs the baseline run's checkpoint."""
+    "-only" row (conf/experiment_parts/sac/scale_only.yaml) needs the baseline run's checkpoint."""
     overrides = [f"experiment={experiment}"]
     if experiment.endswith("_scale_only"):
         overrides.append("baseline_ckpt=baseline.ckpt")
@@ -131,7 +131,7 @@ class SignalAtStep(Callback):
     def __init__(self, step: int, signum: int = int(signal.SIGTERM), group: bool = False) -> None:
         self.step, self.signum, self.group = step, signum, group
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             if self.group:
                 assert os.getpgid(0) == os.getpid(), "group=true needs a run in its own session"
@@ -140,14 +140,14 @@ class SignalAtStep(Callback):
                 os.kill(os.getpid(), self.signum)
 
 
-def record_grid_sample(monkeypatch) -> list:  # noqa: ANN001
+def record_grid_sample(monkeypatch) -> list:
     """Record every grid handed to ``F.grid_sample`` (SAC's sampling positions) in a list."""
     import torch.nn.functional as F
 
     grids: list = []
     real = F.grid_sample
 
-    def recording(input, grid, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, A002
+    def recording(input, grid, *args, **kwargs):
         grids.append(grid.detach().clone())
         return real(input, grid, *args, **kwargs)
 
@@ -168,15 +168,10 @@ NARROW = [
 def tiny_checkpoint(path: Path, overrides: list[str] | None = None) -> Path:
     """A checkpoint of the TINY model (random weights; ``overrides`` on top, e.g. ``NARROW``)
     written the way training writes one."""
-    import lightning as L
-
+    from dynaseg.run.checkpoints import save_module
     from dynaseg.run.recipes import build_model
 
-    module = build_model(compose_config("train", TINY + (overrides or [])))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path, weights_only=False)
-    return path
+    return save_module(build_model(compose_config("train", TINY + (overrides or []))), path)
 
 
 def synthetic_datamodule(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -267,6 +268,18 @@ def test_every_experiment_composes_and_follows_its_manifest(experiment: str) -> 
         assert cfg.trainer.max_epochs > 0
     assert cfg.model.optimizer.lr == pytest.approx(manifest["lr"])
     InferenceConfig.from_dict(OmegaConf.to_container(cfg.model.get("inference"), resolve=True))
+
+
+def test_experiment_offers_only_runnable_presets() -> None:
+    """Parts that presets are built from live in conf/experiment_parts/, so ``experiment=`` (and
+    its tab completion) lists presets only, and a part is not selectable as one."""
+    nested = [
+        p for p in (CONF_DIR / "experiment").rglob("*") if p.parent != CONF_DIR / "experiment"
+    ]
+    assert nested == []
+    assert {"mmseg", "sac"} <= {p.name for p in (CONF_DIR / "experiment_parts").iterdir()}
+    with pytest.raises(MissingConfigException, match="find 'experiment/mmseg/schedule_80k'"):
+        compose("train", ["experiment=mmseg/schedule_80k"])
 
 
 def test_mmseg_presets_cover_every_published_row() -> None:

@@ -132,7 +132,7 @@ def test_config_values_are_checked_at_construction(
 def test_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     cfg = cfg_for(tmp_path, "model.net.decode_head.channels=0")
-    with pytest.raises(Exception) as exc:  # noqa: PT011 - Hydra's wrapper, re-raised as is
+    with pytest.raises(Exception) as exc:  # Hydra's wrapper, re-raised as is
         exit_on_user_error(lambda: build_model(cfg))
     assert type(exc.value).__name__ == "InstantiationException"
     assert isinstance(user_error_in(exc.value), ConfigError)

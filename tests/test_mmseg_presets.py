@@ -1,5 +1,5 @@
 """The twelve mmseg model-zoo rows (conf/experiment/mmseg_dmnet_*.yaml) composed from their parts
-(conf/experiment/mmseg/): every row composes to mmseg's recipe, an R-101 row is its R-50 row with
+(conf/experiment_parts/mmseg/): every row composes to mmseg's recipe, an R-101 row is its R-50 row with
 the other backbone, and presets state an inference block only where it differs from the default.
 
 The values pinned here are those of the rows before they were split into parts (each row was a
@@ -133,7 +133,14 @@ INFERENCE_DEFAULT = yaml.safe_load((CONF_DIR / "model/module/segmentation.yaml")
 
 
 @pytest.mark.parametrize(
-    "path", sorted((CONF_DIR / "experiment").rglob("*.yaml")), ids=lambda p: p.stem
+    "path",
+    sorted(
+        [
+            *(CONF_DIR / "experiment").rglob("*.yaml"),
+            *(CONF_DIR / "experiment_parts").rglob("*.yaml"),
+        ]
+    ),
+    ids=lambda p: p.stem,
 )
 def test_presets_state_inference_only_where_it_differs_from_the_default(path: Path) -> None:
     preset = yaml.safe_load(path.read_text()) or {}

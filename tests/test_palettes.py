@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 from lightning.pytorch.utilities.parsing import AttributeDict
@@ -14,8 +13,9 @@ from PIL import Image
 from dynaseg import visualization as vis
 from dynaseg.data.datasets.synthetic import SyntheticScenes
 from dynaseg.data.datasets.voc import VOCAug
-from dynaseg.palettes import colorize, model_palette, overlay, palette_array
-from dynaseg.run.checkpoints import load_module
+from dynaseg.errors import ConfigError
+from dynaseg.palettes import colorize, indexed_image, model_palette, overlay, palette_array
+from dynaseg.run.checkpoints import load_module, save_module
 from dynaseg.run.prediction import predict
 from dynaseg.run.recipes import build_model
 from helpers import TINY, compose_config
@@ -33,6 +33,16 @@ def test_colorize_uses_the_palette_and_blacks_out_ignored_pixels() -> None:
     blended = overlay(image, label, PALETTE, alpha=0.5)
     assert blended[1, 1].tolist() == [100, 100, 100]  # ignored: the image itself
     assert blended[0, 0].tolist() == [178, 50, 50]  # (100 + 255) / 2 rounded, 100 / 2
+
+
+def test_indexed_image_keeps_the_indices_and_carries_the_palette(tmp_path: Path) -> None:
+    label = np.array([[0, 1], [2, 255]])
+    indexed_image(label, PALETTE).save(tmp_path / "label.png")
+    with Image.open(tmp_path / "label.png") as back:
+        assert back.mode == "P" and np.asarray(back).tolist() == label.tolist()
+        assert back.getpalette() == [v for c in PALETTE for v in c] + [0] * (3 * 253)
+    with pytest.raises(ConfigError, match="at most 256 colours, got 257"):
+        indexed_image(label, [(0, 0, 0)] * 257)
 
 
 def test_one_fallback_the_voc_colour_map() -> None:
@@ -73,10 +83,7 @@ def test_predicted_pngs_and_notebook_figures_agree_pixel_for_pixel(
     module = build_model(compose_config("train", TINY))
     if not stored_palette:  # a checkpoint from before palettes were stored
         module.hparams["palette"] = None
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    ckpt = tmp_path / "tiny.ckpt"
-    trainer.save_checkpoint(ckpt)
+    ckpt = save_module(module, tmp_path / "tiny.ckpt")
     dataset = SyntheticScenes("val", size=(40, 56), eval_length=2)
     image = dataset.load(1)[0]
     Image.fromarray(image).save(tmp_path / "scene.png")

@@ -5,7 +5,8 @@ hyper-parameter (written from the dataset module at training time), else the dat
 ``PALETTE``, else the PASCAL VOC colour map (:func:`voc_colormap`, mmsegmentation's and the VOC
 devkit's bit-interleaved map). Predicted PNGs (:mod:`dynaseg.run.prediction`), notebook figures and
 logged images (:mod:`dynaseg.visualization`) all colour through :func:`colorize` and
-:func:`overlay`, so the same checkpoint looks the same everywhere.
+:func:`overlay`, so the same checkpoint looks the same everywhere; label PNGs that keep the class
+indices (predictions, prepared datasets, test fixtures) are written by :func:`indexed_image`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from dynaseg.errors import ConfigError
 
@@ -71,6 +73,17 @@ def palette_array(
             f"{tuple(colours.shape)}"
         )
     return colours[:num_classes].clip(0, 255).astype(np.uint8)
+
+
+def indexed_image(label: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Image:
+    """A palette ("P") image of a uint8 class-index map: pixel values stay the indices, ``palette``
+    (at most 256 RGB triples, padded with black to 256) colours them in image viewers."""
+    if len(palette) > 256:
+        raise ConfigError(f"a palette image holds at most 256 colours, got {len(palette)}")
+    img = Image.fromarray(np.asarray(label).astype(np.uint8))
+    flat = [int(v) for colour in palette for v in colour[:3]]
+    img.putpalette(flat + [0] * (768 - len(flat)))  # makes the "L" image a "P" image
+    return img
 
 
 def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from dynaseg.data.datasets import (  # noqa: E402
+from dynaseg.data.datasets import (
     ADE20K,
     Cityscapes,
     DatasetError,
@@ -20,9 +20,9 @@ from dynaseg.data.datasets import (  # noqa: E402
     PascalContext59,
     VOCAug,
 )
-from dynaseg.data.datasets.cityscapes import LABEL_ID_TO_TRAIN_ID  # noqa: E402
+from dynaseg.data.datasets.cityscapes import LABEL_ID_TO_TRAIN_ID
 from dynaseg.run.entry import compose
-from fixtures_real import (  # noqa: E402
+from fixtures_real import (
     CITY_IDS,
     CONTEXT59_CLASSES,
     CONTEXT_TRAIN,

@@ -99,7 +99,7 @@ def test_conversion_names_unmapped_missing_and_mismatched_keys() -> None:
     text = str(err.value)
     assert "neck.fpn.weight" in text
     assert "decode_head.extra.weight -> net.decode_head.extra.weight" in text
-    assert "decode_head.conv_seg.weight: source (19, 16, 1, 1) vs model (10, 16, 1, 1)" in text
+    assert "net.decode_head.conv_seg.weight (19, 16, 1, 1)→(10, 16, 1, 1)" in text
     assert "net.decode_head.bottleneck.conv.weight" in text
     assert "num_batches_tracked" not in text
 

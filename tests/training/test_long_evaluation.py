@@ -23,7 +23,7 @@ class RecordMemory(L.Callback):
     def __init__(self) -> None:
         self.rss: list[int] = []
 
-    def on_test_batch_end(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def on_test_batch_end(self, *args, **kwargs) -> None:
         self.rss.append(rss_bytes())
 
 

@@ -12,6 +12,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
+from dynaseg.run.checkpoints import save_module
 from dynaseg.run.recipes import build_model
 from dynaseg.training.module import SegmentationModule
 from dynaseg.training.weights import under_prefix
@@ -30,13 +31,6 @@ def tiny_module(overrides: list[str]) -> SegmentationModule:
     return build_model(compose_config("train", TINY + overrides))
 
 
-def save_checkpoint(module: SegmentationModule, path: Path) -> Path:
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, max_steps=0)
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    return path
-
-
 def test_under_prefix_respects_name_boundaries() -> None:
     assert under_prefix("backbone.body.conv1.weight", ["backbone"])
     assert under_prefix("decode_head.conv_seg.bias", ["decode_head.conv_seg"])
@@ -47,7 +41,7 @@ def test_under_prefix_respects_name_boundaries() -> None:
 def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) -> None:
     torch.manual_seed(0)
     baseline = tiny_module([*SAC_PAPER, "model.net.decode_head.adaptive=false"])
-    ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
+    ckpt = save_module(baseline, tmp_path / "baseline.ckpt")
     torch.manual_seed(1)
     sac = tiny_module(
         [
@@ -73,7 +67,7 @@ def test_init_from_by_prefix_loads_and_reports_unmatched_keys(tmp_path: Path) ->
 
 
 def test_init_from_strict_names_what_does_not_match(tmp_path: Path) -> None:
-    ckpt = save_checkpoint(tiny_module(["model=fcn"]), tmp_path / "fcn.ckpt")
+    ckpt = save_module(tiny_module(["model=fcn"]), tmp_path / "fcn.ckpt")
     dmnet = tiny_module([f"model.init_from={{path: '{ckpt}'}}"])
     with pytest.raises(ConfigError, match=r"missing from the checkpoint \(\d+\): decode_head\."):
         dmnet.setup("fit")
@@ -154,7 +148,7 @@ def test_freeze_prefix_must_name_a_parameter() -> None:
 def test_sac_single_only_row_trains_the_scale_regression_alone(tmp_path: Path) -> None:
     """SAC Tables 1/3 "SAC-single-only": baseline weights, only the scale regression trains."""
     baseline = tiny_module([*SAC_PAPER, "model.net.decode_head.adaptive=false"])
-    ckpt = save_checkpoint(baseline, tmp_path / "baseline.ckpt")
+    ckpt = save_module(baseline, tmp_path / "baseline.ckpt")
     sac_only = tiny_module(
         [
             *SAC_PAPER,
@@ -175,12 +169,12 @@ def test_sac_single_only_row_trains_the_scale_regression_alone(tmp_path: Path) -
 def test_a_loaded_checkpoint_is_not_overwritten_by_init_from(tmp_path: Path) -> None:
     """Fine-tuning a module loaded from its checkpoint keeps its weights: init_from (whose file
     may be gone by then) is not applied again."""
-    source = save_checkpoint(tiny_module([]), tmp_path / "source.ckpt")
+    source = save_module(tiny_module([]), tmp_path / "source.ckpt")
     trained = tiny_module([f"model.init_from={{path: '{source}'}}"])
     trained.setup("fit")
     with torch.no_grad():
         trained.net.decode_head.conv_seg.bias.fill_(0.5)  # "training" changed the weights
-    ckpt = save_checkpoint(trained, tmp_path / "trained.ckpt")
+    ckpt = save_module(trained, tmp_path / "trained.ckpt")
     source.unlink()
     restored = SegmentationModule.load_from_checkpoint(ckpt)
     restored.setup("fit")

@@ -23,14 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import lightning as L
-
 from dynaseg.cli import exit_with
-from dynaseg.models.mmseg_import import (
-    convert_mmseg_state_dict,
-    load_mmseg_checkpoint,
-    unwrap_state_dict,
-)
+from dynaseg.models.mmseg_import import convert_mmseg_state_dict, load_mmseg_checkpoint
+from dynaseg.models.state_dicts import unwrap_state_dict
+from dynaseg.run.checkpoints import save_module
 from dynaseg.run.entry import compose
 from dynaseg.run.recipes import build_model
 
@@ -44,18 +40,7 @@ def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: 
     module = build_model(cfg)
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        max_steps=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.strategy.connect(module)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(output)
+    save_module(module, output)
     print(
         f"converted {len(mmseg_state)} mmseg tensors into {len(converted)} model tensors"
         + (f" ({len(defaulted)} BatchNorm counters set to 0)" if defaulted else "")

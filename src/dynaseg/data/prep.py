@@ -33,7 +33,7 @@ from dynaseg.data.datasets.cityscapes import LABEL_ID_SUFFIX, TRAIN_ID_SUFFIX, l
 from dynaseg.data.datasets.files import read_label
 from dynaseg.data.datasets.pascal_context import CONTEXT59_CLASSES, CONTEXT60_PALETTE
 from dynaseg.errors import DatasetError
-from dynaseg.palettes import voc_colormap
+from dynaseg.palettes import indexed_image, voc_colormap
 
 
 # ---------------------------------------------------------------------------- shared
@@ -64,13 +64,6 @@ def write_list(path: Path, ids: Iterable[str]) -> int:
     ids = sorted(ids)
     path.write_text("".join(f"{i}\n" for i in ids))
     return len(ids)
-
-
-def write_palette_png(label: np.ndarray, path: Path, palette: list[int]) -> None:
-    """Save a uint8 class map as a palette PNG (indices preserved; ``palette`` flat RGB)."""
-    img = Image.fromarray(label)
-    img.putpalette(palette)
-    img.save(path)
 
 
 def report_missing_images(image_dir: Path, ids: list[str], what: str) -> int:
@@ -132,7 +125,6 @@ def prepare_cityscapes(root: Path, splits: list[str], overwrite: bool, workers: 
 
 # ---------------------------------------------------------------------------- PASCAL-Context
 _CONTEXT_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
-_CONTEXT_PALETTE = [c for rgb in CONTEXT60_PALETTE for c in rgb] + [0] * (3 * (256 - 60))
 
 
 def class_key(name: str) -> str:
@@ -203,7 +195,7 @@ def _context_png(job: tuple[Path, Path], lut: np.ndarray) -> str:
             f"{raw.min() if raw.size else '-'}..{raw.max() if raw.size else '-'}; "
             f"expected a 2-D map of ids 0..{len(lut) - 1}"
         )
-    write_palette_png(lut[raw.astype(np.int64)], out, _CONTEXT_PALETTE)
+    indexed_image(lut[raw.astype(np.int64)], CONTEXT60_PALETTE).save(out)
     return mat.stem
 
 
@@ -269,7 +261,6 @@ def prepare_pascal_context(
 # ---------------------------------------------------------------------------- VOC 2012 aug
 FULL_TRAINAUG_LEN = 10582
 VOC_NUM_CLASSES = 21
-_VOC_PALETTE = [c for rgb in voc_colormap(256) for c in rgb]
 
 
 def read_sbd_mat(path: Path) -> np.ndarray:
@@ -297,7 +288,7 @@ def read_sbd_mat(path: Path) -> np.ndarray:
 
 def _sbd_png(job: tuple[Path, Path]) -> str:
     mat, out = job
-    write_palette_png(read_sbd_mat(mat), out, _VOC_PALETTE)
+    indexed_image(read_sbd_mat(mat), voc_colormap(256)).save(out)
     return mat.stem
 
 

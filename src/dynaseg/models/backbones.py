@@ -15,7 +15,8 @@ from torch import nn
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
 from dynaseg.models.layers import checkpointed
-from dynaseg.models.mmseg_import import mmseg_resnet_to_timm, unwrap_state_dict
+from dynaseg.models.mmseg_import import mmseg_resnet_to_timm
+from dynaseg.models.state_dicts import diff_state_dicts, unwrap_state_dict
 
 
 def read_mmseg_resnet(path: Path) -> dict[str, torch.Tensor] | None:
@@ -37,13 +38,14 @@ def load_mmseg_resnet(body: nn.Module, weights: dict[str, torch.Tensor], path: P
     """Load renamed mmseg ResNetV1c weights into a timm ``features_only`` body: every body
     parameter and buffer must come from the file (the classifier ``fc`` is dropped)."""
     weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
-    missing, unexpected = body.load_state_dict(weights, strict=False)
-    if missing or unexpected:
+    diff = diff_state_dicts(weights, body.state_dict())
+    if diff:
         raise ConfigError(
             f"model.net.backbone.checkpoint_path='{path}': mmseg ResNetV1c weights that do not "
-            f"fit this backbone (missing {sorted(missing)[:6]}, unexpected {sorted(unexpected)[:6]}"
-            "); expected resnet50_v1c for resnet50c, resnet101_v1c for resnet101c"
+            f"fit this backbone ({'; '.join(diff.problems('file', 'backbone'))}); expected "
+            "resnet50_v1c for resnet50c, resnet101_v1c for resnet101c"
         )
+    body.load_state_dict(weights)
 
 
 def hub_endpoint() -> str:

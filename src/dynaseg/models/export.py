@@ -1,78 +1,33 @@
-"""Export-friendly formulations of ops whose training-time form does not export to ONNX.
+"""Export whole-image inference of a :class:`~dynaseg.models.segmentor.Segmentor` to ONNX and
+check it against PyTorch with ONNX Runtime (``scripts/export_onnx.py``).
 
-The per-image depthwise convolution of DMNet (Eq. 1, "Dynamic Multi-scale Filters for Semantic
-Segmentation", He et al., ICCV 2019) and CaC-Net ("CaC-Net: Context-adaptive Convolution
-Network", Liu et al., ECCV 2020, §3.2) runs at training time as one grouped convolution with
-``groups = B·C`` (:func:`~dynaseg.models.ops.dynamic_depthwise_conv2d`). ONNX's ``Conv`` takes
-its weight and ``group`` as fixed per graph, so that form exports neither with a dynamic batch nor
-with generated (non-constant) weights. :func:`~dynaseg.models.ops.shift_add_depthwise_conv2d` computes the same
-correlation as ``k²`` shifted slices of the zero-padded input, each multiplied by one filter tap
-(``(B, C, 1, 1)``, broadcast) and summed: only Pad, Slice, Mul and Add, with every size taken
-from the input, so batch and image size stay dynamic. It costs the same multiply-adds as the
-depthwise conv but is slower in eager PyTorch, so it is used only while exporting
-(``torch.onnx.is_in_onnx_export()``).
+Two ops do not export in their training-time form, and each switches to an exportable formulation
+by itself while ``torch.onnx.is_in_onnx_export()`` (no global patching):
+
+- the per-image depthwise convolution of DMNet (Eq. 1, "Dynamic Multi-scale Filters for Semantic
+  Segmentation", He et al., ICCV 2019) and CaC-Net ("CaC-Net: Context-adaptive Convolution
+  Network", Liu et al., ECCV 2020, arXiv:2004.08222, §3.2). ONNX's ``Conv`` takes its weight and
+  ``group`` as fixed per graph, so a convolution with generated weights and ``groups = B·C``
+  exports neither with a dynamic batch nor with non-constant weights;
+  :func:`~dynaseg.models.ops.dynamic_depthwise_conv2d` computes it as ``k²`` shifted slices of the
+  zero-padded input times one filter tap each
+  (:func:`~dynaseg.models.ops.shift_add_depthwise_conv2d`: Pad, Slice, Mul and Add, every size
+  taken from the input). It costs the same multiply-adds but is slower in eager PyTorch, hence
+  only while exporting.
+- adaptive average pooling with ``k×k`` bins (DMNet's filter generator, PSP's pyramid), which
+  ONNX lacks: :func:`~dynaseg.models.ops.adaptive_avg_pool2d` computes it as two small matrix
+  products (:func:`~dynaseg.models.ops.matmul_adaptive_avg_pool2d`) and global pooling as a mean.
+
+Batch, height and width stay dynamic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def adaptive_pool_matrix(size: int, bins: int, like: torch.Tensor) -> torch.Tensor:
-    """``(bins, size)`` averaging matrix of adaptive average pooling along one axis.
-
-    Bin ``i`` averages positions ``floor(i·size/bins) ≤ p < ceil((i+1)·size/bins)``, PyTorch's
-    ``adaptive_avg_pool`` bins; built from ``arange`` so ``size`` may be dynamic.
-    """
-    index = torch.arange(bins, device=like.device)
-    start = torch.div(index * size, bins, rounding_mode="floor")
-    end = torch.div((index + 1) * size + bins - 1, bins, rounding_mode="floor")
-    position = torch.arange(size, device=like.device)
-    inside = (position[None, :] >= start[:, None]) & (position[None, :] < end[:, None])
-    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
-
-
-def matmul_adaptive_avg_pool2d(x: torch.Tensor, output_size: int | tuple[int, int]) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d`` as ``P_h · x · P_wᵀ`` with :func:`adaptive_pool_matrix`.
-
-    ONNX has no adaptive pooling (only the global one), and the exporter's decomposition of
-    ``adaptive_avg_pool2d`` to ``k×k`` bins fixes the bin indices for the traced image size. As
-    two small matrix products it exports with dynamic height and width; DMNet's filter generator
-    (``k×k`` context, Eq. 1) and PSP's pyramid bins need it.
-    """
-    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else output_size
-    h, w = x.shape[-2], x.shape[-1]
-    out_h = h if out_h is None else int(out_h)
-    out_w = w if out_w is None else int(out_w)
-    pool_h = adaptive_pool_matrix(h, out_h, x)
-    pool_w = adaptive_pool_matrix(w, out_w, x)
-    return torch.matmul(torch.matmul(pool_h, x), pool_w.transpose(0, 1))
-
-
-@contextmanager
-def exportable_ops() -> Iterator[None]:
-    """While exporting: ``F.adaptive_avg_pool2d`` → :func:`matmul_adaptive_avg_pool2d` (global
-    pooling stays a mean). The per-image depthwise conv switches by itself
-    (:func:`~dynaseg.models.ops.dynamic_depthwise_conv2d` checks ``is_in_onnx_export``)."""
-    original = F.adaptive_avg_pool2d
-
-    def pool(x: torch.Tensor, output_size: Any) -> torch.Tensor:
-        if output_size in (1, (1, 1), [1, 1]):
-            return x.mean(dim=(-2, -1), keepdim=True)
-        return matmul_adaptive_avg_pool2d(x, output_size)
-
-    F.adaptive_avg_pool2d = pool
-    try:
-        yield
-    finally:
-        F.adaptive_avg_pool2d = original
 
 
 class LogitsAtInputSize(nn.Module):
@@ -108,7 +63,7 @@ def export_onnx(
     dims = torch.export.Dim.DYNAMIC
     shapes = {"images": {0: dims, 2: dims, 3: dims}} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), exportable_ops():
+    with torch.no_grad():
         torch.onnx.export(
             model,
             (sample,),

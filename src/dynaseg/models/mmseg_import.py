@@ -22,6 +22,7 @@ mmsegmentation's DMNet model zoo (configs/dmnet).
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 
 from dynaseg.errors import CheckpointNotFoundError, UserError
+from dynaseg.models.state_dicts import diff_state_dicts, listing
 
 # mmseg ResNetV1c stem index -> timm resnet*c name (inside the backbone body)
 STEM_TO_TIMM = {
@@ -86,20 +88,6 @@ def dynaseg_to_mmseg_key(key: str, num_aux_heads: int = 1) -> str | None:
     return None
 
 
-def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """The tensors of an mmseg ``.pth`` (its ``state_dict`` entry, or a bare state dict), without
-    a DataParallel/DDP ``module.`` prefix."""
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping):
-        raise CheckpointConversionError("the checkpoint has no 'state_dict' mapping of tensors")
-    out = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        out[key[len("module.") :] if key.startswith("module.") else key] = value
-    return out
-
-
 def mmseg_resnet_to_timm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
     """mmseg's own ImageNet ResNetV1c weights (``open-mmlab://resnet50_v1c``, the initialisation
     of its model-zoo rows) renamed for timm ``resnet*c``: ``stem.N`` (with or without a
@@ -120,11 +108,6 @@ def mmseg_resnet_to_timm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     return out if found_stem else None
 
 
-def _listing(keys: list[str], limit: int = 12) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", … ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def convert_mmseg_state_dict(
     source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -137,42 +120,29 @@ def convert_mmseg_state_dict(
 
     Returns the converted state dict and the target keys that were filled with defaults.
     """
-    converted: dict[str, torch.Tensor] = {}
-    unmapped, unknown, mismatched = [], [], []
+    renamed: dict[str, torch.Tensor] = {}
+    mmseg_name: dict[str, str] = {}
+    unmapped = []
     for key, value in source.items():
         new_key = mmseg_to_dynaseg_key(key)
         if new_key is None:
             unmapped.append(key)
-        elif new_key not in target:
-            unknown.append(f"{key} -> {new_key}")
-        elif tuple(value.shape) != tuple(target[new_key].shape):
-            mismatched.append(
-                f"{key}: source {tuple(value.shape)} vs model {tuple(target[new_key].shape)}"
-            )
         else:
-            converted[new_key] = value.to(target[new_key].dtype)
-    defaulted = []
-    missing = []
-    for key, value in target.items():
-        if key in converted:
-            continue
-        if key.endswith("num_batches_tracked"):
-            converted[key] = torch.zeros_like(value)
-            defaulted.append(key)
-        else:
-            missing.append(key)
-    problems = []
+            renamed[new_key], mmseg_name[new_key] = value, key
+    diff = diff_state_dicts(renamed, target)
+    defaulted = [k for k in diff.missing if k.endswith("num_batches_tracked")]
+    diff = dataclasses.replace(
+        diff,
+        missing=[k for k in diff.missing if k not in defaulted],
+        unexpected=[f"{mmseg_name[k]} -> {k}" for k in diff.unexpected],
+    )
+    problems = diff.problems("source", "model")
     if unmapped:
-        problems.append(
-            f"source keys with no rule (not backbone./decode_head./auxiliary_head. "
-            f"or not a ResNetV1c stem): {_listing(unmapped)}"
+        problems.insert(
+            0,
+            f"source keys with no rule (not backbone./decode_head./auxiliary_head. or not a "
+            f"ResNetV1c stem) ({len(unmapped)}): {listing(unmapped)}",
         )
-    if unknown:
-        problems.append(f"source keys with no counterpart in the model: {_listing(unknown)}")
-    if mismatched:
-        problems.append(f"shape mismatches: {_listing(mismatched)}")
-    if missing:
-        problems.append(f"model keys the source does not fill: {_listing(missing)}")
     if problems:
         raise CheckpointConversionError(
             "the mmseg weights do not fit the model config:\n  - "
@@ -180,6 +150,8 @@ def convert_mmseg_state_dict(
             + "\nCheck the backbone depth (model/backbone=resnet50c|resnet101c), the dataset "
             "(data=... sets num_classes) and the head config against the mmseg config."
         )
+    converted = {k: value.to(target[k].dtype) for k, value in renamed.items()}
+    converted.update({k: torch.zeros_like(target[k]) for k in defaulted})
     return converted, defaulted
 
 

@@ -3,7 +3,8 @@ file that is not a Lightning checkpoint and a checkpoint of another model each g
 
 The one checkpoint layer: ``src/eval.py``, ``src/predict.py``, ``scripts/export_onnx.py`` and the
 notebooks load through :func:`load_module` / :func:`load_checkpoint_run`, the notebooks find a run's
-newest checkpoint with :func:`newest_checkpoint`.
+newest checkpoint with :func:`newest_checkpoint`; a module built outside training (converted
+weights, a test's model) is written with :func:`save_module`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import lightning as L
 import torch
 from torch import nn
 
 from dynaseg.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from dynaseg.models.state_dicts import diff_state_dicts
 from dynaseg.training.module import SegmentationModule
 
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
 
-_SHOWN = 4  # parameter names quoted in a mismatch message
+_SHOWN = 4  # .ckpt files named when a directory is given
 
 
 def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
@@ -96,31 +99,16 @@ def head_targets(net: dict[str, Any]) -> dict[str, str]:
 def check_same_model(ckpt: dict[str, Any], model: nn.Module, path: str | Path, key: str) -> None:
     """The checkpoint's weights must fit ``model`` (same parameter names and shapes); otherwise say
     which model the checkpoint holds and which the config builds."""
-    theirs: dict[str, torch.Tensor] = ckpt["state_dict"]
-    ours = model.state_dict()
-    missing = [k for k in ours if k not in theirs]
-    unexpected = [k for k in theirs if k not in ours]
-    shapes = [k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)]
-    if not (missing or unexpected or shapes):
+    diff = diff_state_dicts(ckpt["state_dict"], model.state_dict())
+    if not diff:
         return
-    details = []
-    if shapes:
-        k = shapes[0]
-        details.append(
-            f"{len(shapes)} shape mismatch(es), e.g. {k} is {tuple(theirs[k].shape)} in the "
-            f"checkpoint vs {tuple(ours[k].shape)}"
-        )
-    if missing:
-        details.append(f"{len(missing)} parameter(s) missing, e.g. {', '.join(missing[:_SHOWN])}")
-    if unexpected:
-        details.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:_SHOWN])}")
     hp = ckpt.get("hyper_parameters", {})
     theirs_desc = head_targets(hp.get("net", {}) or {})
     ours_desc = head_targets(getattr(model, "hparams", {}).get("net", {}) or {})
     raise CheckpointError(
         f"{key}='{path}' holds another model ({theirs_desc}) than the config builds "
-        f"({ours_desc}): {'; '.join(details)}; expected a checkpoint of the same model=… and "
-        "head settings"
+        f"({ours_desc}): {'; '.join(diff.problems('checkpoint', 'model'))}; expected a checkpoint "
+        "of the same model=… and head settings"
     )
 
 
@@ -130,6 +118,26 @@ def load_module(path: str | Path, key: str = "ckpt_path") -> SegmentationModule:
     ckpt = checkpoint_file(path, key)
     read_checkpoint(ckpt, key)
     return SegmentationModule.load_from_checkpoint(ckpt, map_location="cpu")
+
+
+def save_module(module: SegmentationModule, path: str | Path) -> Path:
+    """Write ``module`` as a Lightning checkpoint at ``path`` (parent folders created), the file
+    :func:`load_module` reads: its weights and hyper-parameters, as training writes them, without
+    a training step (a converted or freshly built module)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        max_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
 
 
 def newest_checkpoint(runs_dir: str | Path = "logs/train/runs") -> Path:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from dynaseg.data.transforms import build_eval_transform
 from dynaseg.errors import ConfigError, UserError
-from dynaseg.palettes import colorize, model_palette, overlay
+from dynaseg.palettes import colorize, indexed_image, model_palette, overlay
 from dynaseg.run.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
 
@@ -113,10 +113,7 @@ def label_image(label: np.ndarray, palette: Sequence[Sequence[int]]) -> Image.Im
     """Indexed ("P") PNG: values are class indices, the palette colours them (≤ 256 classes);
     more classes get an RGB image."""
     if len(palette) <= 256:
-        img = Image.fromarray(label.astype(np.uint8), mode="P")
-        flat = [v for colour in palette for v in colour]
-        img.putpalette(flat + [0] * (768 - len(flat)))
-        return img
+        return indexed_image(label, palette)
     return Image.fromarray(colorize(label, palette))
 
 

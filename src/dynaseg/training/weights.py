@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError
-
-_SHOWN = 8  # keys listed per category in messages
+from dynaseg.models.state_dicts import diff_state_dicts, listing, unwrap_state_dict
 
 
 def under_prefix(name: str, prefixes: Iterable[str]) -> bool:
@@ -29,18 +28,14 @@ def under_prefix(name: str, prefixes: Iterable[str]) -> bool:
     return any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
 
 
-def _listing(keys: Sequence[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN])
-    return shown + (f", … ({len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else "")
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The network weights of a checkpoint file, in the network's namespace.
 
     Accepts a Lightning checkpoint of :class:`~dynaseg.training.module.SegmentationModule`
     (``state_dict`` keys ``net.…``: the prefix is removed and the module's other entries, e.g.
-    metric buffers, are dropped), a ``{"state_dict": …}`` file (mmseg) or a bare state dict.
-    Loaded with ``weights_only=True``.
+    metric buffers, are dropped), a ``{"state_dict": …}`` file (mmseg) or a bare state dict
+    (read by :func:`~dynaseg.models.state_dicts.unwrap_state_dict`). Loaded with
+    ``weights_only=True``.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -49,8 +44,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "(.ckpt from a previous run, or a .pth state dict)"
         )
     raw = torch.load(file, map_location="cpu", weights_only=True)
-    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    state = (
+        unwrap_state_dict(raw, f"model.init_from.path '{file}'") if isinstance(raw, dict) else {}
+    )
+    if not state:
         raise ConfigError(
             f"model.init_from.path '{file}' holds no state dict (expected a Lightning checkpoint, "
             "a {'state_dict': ...} file or a dict of tensors)"
@@ -99,31 +96,16 @@ def load_init_weights(
         return prefixes is None or under_prefix(k, prefixes)
 
     scoped_source = {k: v for k, v in source.items() if in_scope(k)}
-    scoped_target = [k for k in target if in_scope(k)]
-    missing = [k for k in scoped_target if k not in scoped_source]
-    unexpected = [k for k in scoped_source if k not in target]
-    mismatch = [
-        f"{k} {tuple(scoped_source[k].shape)}→{tuple(target[k].shape)}"
-        for k in scoped_target
-        if k in scoped_source and scoped_source[k].shape != target[k].shape
-    ]
+    diff = diff_state_dicts(scoped_source, {k: v for k, v in target.items() if in_scope(k)})
     report: dict[str, Any] = {
         "loaded": 0,
-        "missing": missing,
-        "unexpected": unexpected,
-        "shape_mismatch": mismatch,
+        "missing": diff.missing,
+        "unexpected": diff.unexpected,
+        "shape_mismatch": diff.shape_mismatch,
         "skipped": len(source) - len(scoped_source),
     }
-    if strict and (missing or unexpected or mismatch):
-        problems = [
-            f"{name} ({len(keys)}): {_listing(keys)}"
-            for name, keys in (
-                ("missing from the checkpoint", missing),
-                ("not in the network", unexpected),
-                ("shape differs", mismatch),
-            )
-            if keys
-        ]
+    if strict and diff:
+        problems = diff.problems("checkpoint", "network")
         raise ConfigError(
             f"model.init_from: '{path}' does not match the network"
             + (f" under {prefixes}" if prefixes is not None else "")
@@ -150,7 +132,7 @@ def format_init_report(path: str | Path, report: dict[str, Any]) -> str:
         ("shape differs (not loaded)", "shape_mismatch"),
     ):
         if report[key]:
-            lines.append(f"  {len(report[key])} {name}: {_listing(report[key])}")
+            lines.append(f"  {len(report[key])} {name}: {listing(report[key])}")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import ConvNormAct, resize
+from dynaseg.models.ops import AdaptiveAvgPool2d
 
 
 class ASPPModule(nn.Module):
@@ -45,7 +46,7 @@ class ASPPModule(nn.Module):
         super().__init__()
         self.dilations = tuple(int(d) for d in dilations)
         self.image_pool = (
-            nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvNormAct(in_channels, channels, 1))
+            nn.Sequential(AdaptiveAvgPool2d(1), ConvNormAct(in_channels, channels, 1))
             if image_pool
             else None
         )

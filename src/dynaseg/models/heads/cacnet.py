@@ -52,13 +52,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct
-from dynaseg.models.ops import DynamicConvImpl, dynamic_depthwise_conv2d
+from dynaseg.models.ops import DynamicConvImpl, adaptive_avg_pool2d, dynamic_depthwise_conv2d
 
 QueryNorm = Literal["none", "softmax", "mean"]
 Weighting = Literal["cac", "fixed", "gap", "se"]
@@ -157,7 +156,7 @@ class CaCModule(nn.Module):
             return self.kernel_norm(self.raw_kernel(x))
         if self.weighting == "fixed":
             return self.fixed_kernel.weight.squeeze(1).expand(b, -1, -1, -1)
-        pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)  # "gap"
+        pooled = adaptive_avg_pool2d(x, 1).flatten(1)  # "gap"
         raw = self.kernel_fc(pooled).view(b, c, self.kernel_size, self.kernel_size)
         return self.kernel_norm(raw)
 
@@ -165,7 +164,7 @@ class CaCModule(nn.Module):
         """Eq. (2): ``W = Σ_d σ(X ⊛_d D)`` for the (BN-normalised) kernel ``D`` (``"se"``: the
         channel weights ``σ(FC(ReLU(FC(GAP(X)))))``, broadcast over the positions)."""
         if self.weighting == "se":
-            pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+            pooled = adaptive_avg_pool2d(x, 1).flatten(1)
             weights = torch.sigmoid(self.se(pooled))[:, :, None, None]
             record_internal(self, "weights", weights)  # see heads.base.capture_internals
             return weights
@@ -258,5 +257,5 @@ class CaCHead(DecodeHead):
         x = features[self.in_index]
         outs = [m(x) for m in self.cac_modules] or [x]
         if self.global_pool:
-            outs.append(F.adaptive_avg_pool2d(x, 1).expand(-1, -1, *x.shape[-2:]))
+            outs.append(adaptive_avg_pool2d(x, 1).expand(-1, -1, *x.shape[-2:]))
         return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))

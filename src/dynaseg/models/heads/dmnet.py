@@ -47,17 +47,16 @@ from torch import nn
 from dynaseg.errors import check_arg
 from dynaseg.models.heads.base import DecodeHead, record_internal
 from dynaseg.models.layers import ConvNormAct
-from dynaseg.models.ops import DYNAMIC_CONV_IMPLS, DynamicConvImpl, dynamic_depthwise_conv2d
+from dynaseg.models.ops import (
+    DYNAMIC_CONV_IMPLS,
+    DynamicConvImpl,
+    adaptive_avg_pool2d,
+    dynamic_depthwise_conv2d,
+    same_padding,
+)
 
 FilterType = Literal["dynamic", "regular", "depthwise"]
 FILTER_TYPES: tuple[str, ...] = ("dynamic", "regular", "depthwise")
-
-
-def same_pad(x: torch.Tensor, kernel_size: int, dilation: int = 1) -> torch.Tensor:
-    """Zero-pad ``x`` so a stride-1 ``kernel_size`` conv keeps its size (even k: one more left/top,
-    the convention of :func:`~dynaseg.models.ops.dynamic_depthwise_conv2d`)."""
-    span = dilation * (kernel_size - 1)
-    return F.pad(x, (span - span // 2, span // 2, span - span // 2, span // 2))
 
 
 class DynamicConvModule(nn.Module):
@@ -119,7 +118,7 @@ class DynamicConvModule(nn.Module):
         """``g_k``: context → per-image depthwise filters ``(B, c', k, k)`` (dynamic only)."""
         if self.filter_type != "dynamic":
             raise RuntimeError(f"DynamicConvModule({self.filter_type!r}) has no filter generator")
-        filters = self.filter_gen_conv(F.adaptive_avg_pool2d(context, self.filter_size))
+        filters = self.filter_gen_conv(adaptive_avg_pool2d(context, self.filter_size))
         record_internal(self, "filters", filters)  # see heads.base.capture_internals
         return filters
 
@@ -132,7 +131,8 @@ class DynamicConvModule(nn.Module):
                 dilation=self.dilation,
                 impl=self.dynamic_conv,
             )
-        return self.filter_conv(same_pad(reduced, self.filter_size, self.dilation))
+        k = self.filter_size  # even k: one more on the left/top, as the dynamic filters
+        return self.filter_conv(F.pad(reduced, same_padding(k, k, self.dilation)))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         out = self.filter(self.input_redu_conv(x), x if context is None else context)

@@ -16,6 +16,7 @@ from torch import nn
 
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import ConvNormAct, resize
+from dynaseg.models.ops import AdaptiveAvgPool2d
 
 
 class PSPHead(DecodeHead):
@@ -38,7 +39,7 @@ class PSPHead(DecodeHead):
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         self.pool_scales = tuple(int(s) for s in pool_scales)
         self.psp_modules = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvNormAct(self.in_channels, channels, 1))
+            nn.Sequential(AdaptiveAvgPool2d(s), ConvNormAct(self.in_channels, channels, 1))
             for s in self.pool_scales
         )
         self.bottleneck = ConvNormAct(

@@ -197,8 +197,7 @@ def shift_add_depthwise_conv2d(
         dilation: dilation of the filter taps.
     """
     kh, kw = int(filters.shape[-2]), int(filters.shape[-1])
-    span_h, span_w = dilation * (kh - 1), dilation * (kw - 1)
-    padded = F.pad(x, (span_w - span_w // 2, span_w // 2, span_h - span_h // 2, span_h // 2))
+    padded = F.pad(x, same_padding(kh, kw, dilation))
     h, w = x.shape[-2], x.shape[-1]
     filters = filters.to(x.dtype)
     out = None

@@ -163,7 +163,8 @@ def _shape_args(x: torch.Tensor, filters: torch.Tensor, geometry: tuple[int, int
 class NativeDynamicDepthwiseConv(torch.autograd.Function):
     """Per-image depthwise correlation on the CPU with the compiled kernel (forward and both
     gradients; see ``csrc/dynamic_depthwise.c`` for the three sums). ``pad = (left, top)``: how far
-    the first tap reaches left of / above the output pixel, as :func:`layers.same_padding` gives."""
+    the first tap reaches left of / above the output pixel, as
+    :func:`~dynaseg.models.ops.dynamic_depthwise.same_padding` gives."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, filters: torch.Tensor, dilation: int, left: int, top: int):
