@@ -33,8 +33,9 @@ def test_paper_dmnet_configuration_on_ade20k() -> None:
     net = cfg.model.net
     assert net.backbone.name == "resnet50c" and net.backbone.output_stride == 8
     assert list(net.decode_head.filter_sizes) == [1, 3, 5, 7]
-    assert net.decode_head.channels == 512 and net.decode_head.in_index == 4
-    assert net.auxiliary_head.in_index == 3 and net.auxiliary_head.channels == 256
+    # stage roles, resolved by the Segmentor: on a ResNet layer4 (index 4) and layer3 (3)
+    assert net.decode_head.channels == 512 and net.decode_head.in_index == "context"
+    assert net.auxiliary_head.in_index == "auxiliary" and net.auxiliary_head.channels == 256
     assert cfg.model.aux_loss_weight == 0.4
     assert cfg.model.optimizer._target_ == "torch.optim.SGD"
     assert cfg.model.optimizer.lr == 0.01 and cfg.model.optimizer.momentum == 0.9
@@ -112,7 +113,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
     aux = {
         "_target_": "dynaseg.models.heads.fcn.FCNHead",
         "_partial_": True,
-        "in_index": 3,
+        "in_index": "auxiliary",
         "channels": 256,
         "num_convs": 1,
         "concat_input": False,
@@ -124,7 +125,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
         "pretrained": False,
         "checkpoint_path": None,
         "output_stride": 8,
-        "out_indices": [0, 1, 2, 3, 4],
+        "out_indices": None,
     }
     for model in (dmnet, fcn):
         assert model["_target_"] == "dynaseg.training.module.SegmentationModule"
@@ -136,8 +137,8 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
     assert dmnet["net"]["decode_head"] == {
         "_target_": "dynaseg.models.heads.dmnet.DMHead",
         "_partial_": True,
-        "in_index": 4,
-        "context_index": 4,
+        "in_index": "context",
+        "context_index": "context",
         "channels": 512,
         "filter_sizes": [1, 3, 5, 7],
         "filter_type": "dynamic",
@@ -150,7 +151,7 @@ def test_dmnet_and_fcn_compose_to_the_pinned_paper_values() -> None:
     assert fcn["net"]["decode_head"] == {
         "_target_": "dynaseg.models.heads.fcn.FCNHead",
         "_partial_": True,
-        "in_index": 4,
+        "in_index": "context",
         "channels": 512,
         "num_convs": 2,
         "concat_input": True,

@@ -96,7 +96,13 @@ def test_head_channels_zero_through_the_entry_point(tmp_path: Path) -> None:
         ),
         (
             "model.net.backbone.output_stride=4",
-            "model.net.backbone.output_stride=4: expected 8, 16 or 32",
+            "model.net.backbone.output_stride=4: expected 8, 16, 32 or null (the family's native "
+            "stride)",
+        ),
+        (
+            "model.net.decode_head.in_index=penultimate",
+            "model.net.decode_head.in_index='penultimate': expected a feature index or a stage "
+            "role (context, auxiliary, low_level) (DMHead)",
         ),
         (
             "model.net.backbone.name=resnet5O",
@@ -127,6 +133,47 @@ def test_config_values_are_checked_at_construction(
     code, err = user_facing(lambda: (instantiate(cfg.data), build_model(cfg)), capsys)
     assert code == 1 and err.startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_output_stride_the_family_cannot_give_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Swin cannot be dilated: OS8 demanded with require_output_stride is one line naming the key
+    and the families that can (without it: a warning and the native stride, test_backbones)."""
+    cfg = cfg_for(
+        tmp_path,
+        "model/backbone=swin_tiny",
+        "model.net.backbone.output_stride=8",
+        "model.net.backbone.require_output_stride=true",
+        "+model.net.backbone.embed_dim=8",
+        "+model.net.backbone.depths=[1,1,1,1]",
+        "+model.net.backbone.num_heads=[1,1,1,1]",
+    )
+    code, err = user_facing(lambda: build_model(cfg), capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "error: model.net.backbone.output_stride=8: 'swin_tiny_patch4_window7_224' "
+        "(SwinTransformer) cannot be dilated (native output stride 32); families that can: "
+        "ResNet/"
+    ), err
+    assert "ConvNeXt" in err and err.strip().endswith("set model.net.backbone.output_stride=null")
+
+
+def test_sac_multiple_names_the_families_it_supports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = cfg_for(
+        tmp_path,
+        "model=sac_multiple",
+        "model/backbone=convnext_cpu",
+        "model.net.backbone.dims=[8,8,16,16]",
+    )
+    code, err = user_facing(lambda: build_model(cfg), capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "error: model=sac_multiple: backbone 'convnext_atto' has no 'layer3'/'layer4' stages; "
+        "SAC-multiple supports the timm ResNet family"
+    ), err
 
 
 def test_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

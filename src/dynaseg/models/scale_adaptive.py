@@ -39,7 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from dynaseg.errors import ConfigError
 from dynaseg.models.backbones import TimmBackbone
+
+# Which backbones SAC-multiple can patch (said in its errors).
+SAC_MULTIPLE_FAMILIES = (
+    "SAC-multiple supports the timm ResNet family with plain 3×3 convs in layer4 (resnet*, "
+    "resnet*c/d, seresnet*; e.g. model/backbone=resnet50c or resnet_tiny), not grouped "
+    "ResNeXt/ResNeSt nor other families; SAC-single (model=sac) works on every backbone"
+)
 
 SACImpl = Literal["deform", "grid"]
 
@@ -277,8 +285,11 @@ def apply_sac_multiple(
         ctx_mod = root.get_submodule(context_stage)
         stage_mod = root.get_submodule(stage)
     except AttributeError as err:
-        raise ValueError(
-            f"apply_sac_multiple: backbone has no '{context_stage}'/'{stage}' submodules"
+        name = getattr(backbone, "name", type(root).__name__)
+        raise ConfigError(
+            f"model=sac_multiple: backbone '{name}' has no '{context_stage}'/'{stage}' stages; "
+            "SAC-multiple makes the 3×3 convs of a ResNet's layer4 scale-adaptive and supports "
+            f"{SAC_MULTIPLE_FAMILIES}"
         ) from err
     ctx_channels = next(
         m.out_channels for m in reversed(list(ctx_mod.modules())) if isinstance(m, nn.Conv2d)
@@ -296,7 +307,10 @@ def apply_sac_multiple(
         if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1
     ]
     if not targets:
-        raise ValueError(f"apply_sac_multiple: no 3×3 convs found in '{stage}'")
+        raise ConfigError(
+            f"model=sac_multiple: no ungrouped 3×3 convs in '{stage}' of backbone "
+            f"'{getattr(backbone, 'name', type(root).__name__)}'; {SAC_MULTIPLE_FAMILIES}"
+        )
     for name, conv in targets:
         sac = _SharedScaleConv(
             conv.in_channels,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from dynaseg.errors import ArgumentError, ConfigError
+from dynaseg.models.backbones import resolve_feature_index
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import checkpointed, resize
 from dynaseg.models.recompute import expanding_pointwise_convs, recomputed_outputs
@@ -17,16 +19,45 @@ CONFIG_KEY = "model.net"  # where the segmentor lives in the composed config (fo
 
 
 def build_head(
-    factory: HeadFactory, in_channels: list[int], num_classes: int, key: str
+    factory: HeadFactory,
+    in_channels: list[int],
+    num_classes: int,
+    key: str,
+    reductions: Sequence[int] | None = None,
 ) -> DecodeHead:
     """Build a head; an argument it rejects becomes a :class:`ConfigError` that names the config
-    key (``model.net.decode_head.channels=0: expected an integer ≥ 1``)."""
+    key (``model.net.decode_head.channels=0: expected an integer ≥ 1``). A feature index given as
+    a stage role (``in_index: context``, ``low_index: low_level``; see
+    :func:`~dynaseg.models.backbones.feature_roles`) is resolved with the features' strides
+    ``reductions`` first."""
     try:
-        return factory(in_channels=in_channels, num_classes=num_classes)
+        return with_feature_roles(factory, reductions, key)(
+            in_channels=in_channels, num_classes=num_classes
+        )
     except ArgumentError as err:
         raise err.under(key, head_name(factory)) from err
     except (ValueError, TypeError) as err:  # the heads' own checks name the argument
         raise ConfigError(f"{key} ({head_name(factory)}): {err}") from err
+
+
+def with_feature_roles(
+    factory: HeadFactory, reductions: Sequence[int] | None, key: str
+) -> HeadFactory:
+    """``factory`` with every ``*_index`` keyword that names a stage role replaced by the index
+    of that role in features of strides ``reductions``."""
+    keywords = getattr(factory, "keywords", {})
+    roles = {k: v for k, v in keywords.items() if k.endswith("_index") and isinstance(v, str)}
+    if not roles:
+        return factory
+    if reductions is None:
+        raise ConfigError(
+            f"{key}: stage roles {roles} need a backbone that reports its feature strides "
+            "(`reductions`, as TimmBackbone does); give feature indices instead"
+        )
+    return functools.partial(
+        factory,
+        **{k: resolve_feature_index(v, reductions, k) for k, v in roles.items()},
+    )
 
 
 def head_name(factory: HeadFactory) -> str:
@@ -38,11 +69,12 @@ class Segmentor(nn.Module):
 
     Heads are given as factories (Hydra ``_partial_: true`` configs) and built here with
     ``in_channels=backbone.channels`` and ``num_classes``, so swapping the backbone or the dataset
-    never means editing a head config.
+    never means editing a head config: a head config names its inputs by stage role (``context``,
+    ``auxiliary``, ``low_level``), resolved here from the backbone's strides.
 
     Args:
-        backbone: a module returning a list of features with a ``channels`` attribute
-            (:class:`~dynaseg.models.backbones.TimmBackbone`).
+        backbone: a module returning a list of NCHW features with ``channels`` (and, for stage
+            roles, ``reductions``) attributes (:class:`~dynaseg.models.backbones.TimmBackbone`).
         decode_head: factory ``(in_channels=..., num_classes=...) -> DecodeHead``.
         num_classes: classes every head predicts (the datamodule's, handed on by the
             :class:`~dynaseg.training.module.SegmentationModule`).
@@ -72,8 +104,9 @@ class Segmentor(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
         channels = list(backbone.channels)
+        reductions = getattr(backbone, "reductions", None)
         self.decode_head = build_head(
-            decode_head, channels, num_classes, f"{CONFIG_KEY}.decode_head"
+            decode_head, channels, num_classes, f"{CONFIG_KEY}.decode_head", reductions
         )
         if auxiliary_head is None:
             aux = []
@@ -91,7 +124,11 @@ class Segmentor(nn.Module):
         aux_key = f"{CONFIG_KEY}.auxiliary_head"
         self.auxiliary_head = nn.ModuleList(
             build_head(
-                factory, channels, num_classes, f"{aux_key}[{i}]" if len(aux) > 1 else aux_key
+                factory,
+                channels,
+                num_classes,
+                f"{aux_key}[{i}]" if len(aux) > 1 else aux_key,
+                reductions,
             )
             for i, factory in enumerate(aux)
         )

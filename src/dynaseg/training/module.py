@@ -14,7 +14,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dynaseg.errors import ConfigError, NonFiniteLossError
+from dynaseg.errors import ConfigError, NonFiniteLossError, check_arg
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.training.losses import resized_cross_entropy
@@ -63,6 +63,12 @@ class SegmentationModule(L.LightningModule):
             (mmseg's default) divides by all pixels, ignored and padded ones included.
         optimizer: ``{"_target_": "torch.optim.SGD", "lr": ..., ...}``.
         lr_mult: parameter-name prefix → LR multiplier (first matching prefix wins).
+        layer_decay: layer-wise LR decay of the backbone (BEiT, Bao et al., arXiv:2106.08254
+            §2.3; mmseg's ``LayerDecayOptimizerConstructor``): a block ``k`` layers below the top
+            trains at ``layer_decay**k`` × the LR, and its 1-D weights (norms, biases) and the
+            model's no-decay tensors (position embeddings, relative position tables) without
+            weight decay — timm's ``param_groups_layer_decay`` on the timm model
+            (:meth:`~dynaseg.models.backbones.TimmBackbone.layer_decay_groups`). ``None``: off.
         scheduler: ``{"name": "poly", "power": 0.9, "min_lr": 1e-4}`` (``name`` defaults to
             poly; ``min_lr: 0`` is the papers' poly to zero), ``{"name": "step", "milestones":
             [steps], "gamma": 0.1}`` or ``{"name": "step", "milestone_epochs": [60], ...}``
@@ -101,6 +107,7 @@ class SegmentationModule(L.LightningModule):
         avg_non_ignore: bool = False,
         optimizer: dict[str, Any] | None = None,
         lr_mult: dict[str, float] | None = None,
+        layer_decay: float | None = None,
         scheduler: dict[str, Any] | None = None,
         init_from: dict[str, Any] | None = None,
         freeze: Sequence[str] | None = None,
@@ -133,6 +140,7 @@ class SegmentationModule(L.LightningModule):
                 "avg_non_ignore": bool(avg_non_ignore),
                 "optimizer": optimizer,
                 "lr_mult": dict(to_plain(lr_mult) or {}),
+                "layer_decay": None if layer_decay is None else float(layer_decay),
                 "scheduler": to_plain(scheduler),
                 "init_from": to_plain(init_from) or None,
                 "freeze": list(to_plain(freeze) or []),
@@ -322,8 +330,10 @@ class SegmentationModule(L.LightningModule):
         mults = self.hparams.lr_mult
         buckets: dict[str, list[torch.nn.Parameter]] = {p: [] for p in mults}
         rest: list[torch.nn.Parameter] = []
+        layered = self.layer_decay_groups(base_lr)
+        taken = {id(p) for group in layered for p in group["params"]}
         for name, param in self.net.named_parameters():
-            if not param.requires_grad:
+            if not param.requires_grad or id(param) in taken:
                 continue
             prefix = next((p for p in mults if name.startswith(p)), None)
             (buckets[prefix] if prefix is not None else rest).append(param)
@@ -338,7 +348,30 @@ class SegmentationModule(L.LightningModule):
                     f"are {[n for n, _ in self.net.named_children()]}"
                 )
             groups.append({"params": params, "lr": base_lr * float(mults[prefix]), "name": prefix})
-        return groups
+        return groups + layered
+
+    def layer_decay_groups(self, base_lr: float) -> list[dict[str, Any]]:
+        """The backbone's parameter groups under ``layer_decay`` (empty when it is off)."""
+        rate = self.hparams.get("layer_decay")
+        if rate is None:
+            return []
+        check_arg(0 < rate <= 1, "model.layer_decay", rate, "a value in (0, 1]")
+        backbone = self.net.backbone
+        if not hasattr(backbone, "layer_decay_groups"):
+            raise ConfigError(
+                f"model.layer_decay={rate}: backbone {type(backbone).__name__} has no "
+                "layer_decay_groups() (TimmBackbone has); set model.layer_decay=null"
+            )
+        weight_decay = float(self.hparams.optimizer.get("weight_decay", 0.0))
+        return [
+            {
+                "params": group["params"],
+                "lr": base_lr * group["lr_scale"],
+                "weight_decay": group["weight_decay"],
+                "name": f"backbone.{group['name']}",
+            }
+            for group in backbone.layer_decay_groups(rate, weight_decay)
+        ]
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg = dict(self.hparams.optimizer)
