@@ -89,7 +89,8 @@ def test_row_composes_to_the_mmseg_recipe(depth: str, suffix: str) -> None:
         5,
         7,
     ]
-    assert net.auxiliary_head.in_index == 3 and cfg.model.aux_loss_weight == 0.4
+    # the auxiliary stage role: layer3 (index 3) on a ResNet (test_backbones.py)
+    assert net.auxiliary_head.in_index == "auxiliary" and cfg.model.aux_loss_weight == 0.4
     assert (cfg.model.optimizer.lr, cfg.model.optimizer.weight_decay) == (0.01, 5e-4)
     assert (cfg.model.scheduler.power, cfg.model.scheduler.min_lr) == (0.9, 1e-4)
     assert OmegaConf.to_container(cfg.model.inference) == inference

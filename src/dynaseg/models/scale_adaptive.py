@@ -288,7 +288,6 @@ def apply_sac_multiple(
         name = getattr(backbone, "name", type(root).__name__)
         raise ConfigError(
             f"model=sac_multiple: backbone '{name}' has no '{context_stage}'/'{stage}' stages; "
-            "SAC-multiple makes the 3×3 convs of a ResNet's layer4 scale-adaptive and supports "
             f"{SAC_MULTIPLE_FAMILIES}"
         ) from err
     ctx_channels = next(

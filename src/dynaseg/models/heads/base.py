@@ -22,7 +22,8 @@ class DecodeHead(nn.Module):
         in_channels: channels of *every* backbone feature, in the backbone's order (the
             segmentor passes ``backbone.channels``); the head selects what it uses.
         in_index: index of the main input feature in that list (timm out index: 4 = ``layer4``,
-            i.e. the papers' "Stage 5").
+            i.e. the papers' "Stage 5"). Configs name it by stage role (``context``; see
+            :func:`~dynaseg.models.backbones.feature_roles`), which the Segmentor resolves.
         channels: working width of the head.
         num_classes: number of output classes.
         dropout_ratio: dropout before the classifier (2-D, as mmseg).
