@@ -75,3 +75,22 @@ def test_onnx_runtime_parity_with_two_batch_sizes(model: str, tmp_path: Path, ca
     graph = onnx.load(str(onnx_path)).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and dims[2].dim_param and dims[3].dim_param  # dynamic B, H, W
+
+
+@pytest.mark.slow
+def test_onnx_export_of_a_vit_backbone_at_a_fixed_size(tmp_path: Path) -> None:
+    """DMNet on a plain ViT (feature pyramid, interpolated position embeddings) exports and runs
+    in ONNX Runtime at the traced size. Dynamic axes do not hold for it: the exported graph keeps
+    the sample's batch in its token LayerNorm (ONNX Runtime rejects batch 3), so it is exported
+    fixed-size."""
+    from dynaseg.models.export import export_onnx, onnx_max_abs_diff
+
+    cfg = compose_config(
+        "train",
+        [*TINY, "model=dmnet", "model/backbone=vit_cpu", "model.net.backbone.embed_dim=16"],
+    )
+    torch.manual_seed(0)
+    net = build_model(cfg).net.eval()
+    images = torch.randn(1, 3, 64, 80)
+    path = export_onnx(net, tmp_path / "vit.onnx", images, dynamic=False)
+    assert onnx_max_abs_diff(path, net, images) < 1e-4
