@@ -355,7 +355,15 @@ class TimmBackbone(nn.Module):
         bodies that are not a plain feature list)."""
         self.grad_checkpointing = enable
         if not hasattr(self.body, "return_layers"):
-            getattr(self.body, "model", self.body).set_grad_checkpointing(enable)
+            model = getattr(self.body, "model", self.body)
+            try:
+                model.set_grad_checkpointing(enable)
+            except AssertionError as err:  # timm's HRNet: "gradient checkpointing not supported"
+                raise ConfigError(
+                    f"model.net.grad_checkpointing=true: timm's {type(model).__name__} "
+                    f"('{self.name}') does not support gradient checkpointing ({err}); set "
+                    "model.net.grad_checkpointing=false"
+                ) from err
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         height, width = x.shape[-2:]
