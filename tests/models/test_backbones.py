@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dynaseg.models.backbones import SimpleFeaturePyramid, TimmBackbone, feature_roles
 from dynaseg.models.segmentor import Segmentor
-from dynaseg.training.recipes import build_model, train
-from helpers import CONF_DIR, NO_FIGURES, TINY, compose_config
+from dynaseg.run.recipes import build_model, train
+from helpers import CONF_DIR, NO_FIGURES, TINY, compose_config, run_python
 
 # One tiny, randomly initialised member of each family: a model/backbone entry and the timm
 # arguments that shrink it (pretrained=false everywhere).
@@ -194,25 +194,14 @@ def test_issue_names_train_with_the_readme_overrides(name: str, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_readme_command_line_trains_a_convnext(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from helpers import ROOT
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "src/train.py",
-            "experiment=quickstart",
-            "model/backbone=resnet50c",
-            "model.net.backbone.name=convnext_atto",
-            "trainer.fast_dev_run=true",
-            f"hydra.run.dir={tmp_path}",
-            *NO_FIGURES,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        "src/train.py",
+        "experiment=quickstart",
+        "model/backbone=resnet50c",
+        "model.net.backbone.name=convnext_atto",
+        "trainer.fast_dev_run=true",
+        f"hydra.run.dir={tmp_path}",
+        *NO_FIGURES,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
