@@ -190,7 +190,9 @@ def test_each_decode_head_is_one_override_on_dmnet(head: str) -> None:
     assert f"{built.__module__}.{built.__name__}" == cfg.model.net.decode_head._target_
     assert built.__module__.startswith("dynaseg.models.heads.")
     assert module.net.decode_head.num_classes == 10  # handed over by the segmentor
-    assert module.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 10, 64, 64)
+    # a head that reads a per-image input besides the image (the zoom oracle: the scene's zoom)
+    scene = {k: torch.ones(1) for k in module.net.scene_inputs}
+    assert module.eval()(torch.randn(1, 3, 64, 64), None, scene).shape == (1, 10, 64, 64)
 
 
 @pytest.mark.parametrize("override", ["model/auxiliary_head=none", "~model/auxiliary_head"])
