@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 EXPERIMENT = "dmnet_table1_kernel_sets"
@@ -130,3 +131,108 @@ def make_stats_sweep(root: Path, other_commit_job: int | None = None) -> Path:
             )
             num += 1
     return sweep
+
+
+# The DMNet Table 1 miniature (dmnet-table1-mini), one job per head x condition x seed, written as
+# a sweep's jobs write them (provenance config; no multirun.yaml: pass paper="dmnet-table1-mini").
+MINI_EXPERIMENT = "dmnet_table1_kernel_sets_mini"
+MINI_HEADS = {
+    "regular": {"filter_type": "regular", "filter_sizes": [1, 3, 5, 7], "dilations": None},
+    "depthwise": {"filter_type": "depthwise", "filter_sizes": [1, 3, 5, 7], "dilations": None},
+    "dynamic": {
+        "filter_type": "dynamic",
+        "filter_sizes": [1, 3, 5, 7],
+        "dilations": None,
+        "context_index": 4,
+    },
+}
+MINI_ZOOMS = {"zoom": [0.6, 1.6], "fixed": [1.0, 1.0]}
+MINI_CLASSES = ("bird", "balloon", "car", "boat", "sheep", "buoy")
+CURVE_HEADER = "epoch,step,train/loss,val/IoU.bird,val/IoU.balloon,val/mIoU\n"
+
+
+def write_mini_job(
+    job: Path,
+    head: str,
+    seed: int,
+    per_class: dict[str, float],
+    zoom: str = "zoom",
+    backbone: int | None = None,
+) -> None:
+    """One completed miniature run: val mIoU = the mean of ``per_class`` (fractions);
+    ``backbone``: its ``backbone_seed`` (``None``: not in its config, as before the key)."""
+    (job / ".hydra").mkdir(parents=True)
+    overrides = [f"seed={seed}"] + ([f"backbone_seed={backbone}"] if backbone is not None else [])
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra/overrides.yaml")
+    config = {
+        "seed": seed,
+        "model": {"net": {"decode_head": MINI_HEADS[head]}},
+        "data": {"dataset": {"zoom_range": MINI_ZOOMS[zoom]}},
+        "experiment": MINI_EXPERIMENT,
+    }
+    if backbone is not None:
+        config["backbone_seed"] = backbone
+    val = {
+        "mIoU": sum(per_class.values()) / len(per_class),
+        "per_class": {c: {"IoU": v} for c, v in per_class.items()},
+    }
+    provenance = {"overrides": overrides, "seed": seed, "config": config}
+    payload = {"status": "completed", "val": val, "provenance": provenance}
+    (job / "metrics.json").write_text(json.dumps(payload))
+
+
+def make_mini_sweep(root: Path, seeds: int = 5) -> tuple[Path, dict[tuple[str, str, int], dict]]:
+    """Regular, depthwise and dynamic {1,3,5,7} x both conditions x ``seeds`` seeds, each class's
+    IoU drawn independently (fixed generator) from 50–60 %, and 10 points more on bird and
+    balloon for the dynamic head with the zoom: the class groups' differences are not the primary
+    metric's. Returns the sweep and ``{(head, condition, seed): per_class}``."""
+    rng = np.random.default_rng(29)
+    sweep, values, num = root / "mini", {}, 0
+    for head in MINI_HEADS:
+        for zoom in MINI_ZOOMS:
+            for seed in range(1, seeds + 1):
+                per_class = {c: float(rng.uniform(0.5, 0.6)) for c in MINI_CLASSES}
+                if head == "dynamic" and zoom == "zoom":
+                    per_class["bird"] += 0.1
+                    per_class["balloon"] += 0.1
+                write_mini_job(sweep / str(num), head, seed, per_class, zoom)
+                values[(head, zoom, seed)] = per_class
+                num += 1
+    return sweep, values
+
+
+# (head, backbone_seed) -> val mIoU (%) of head seeds 1, 2, 3 (zoom condition only)
+BACKBONE_VALUES = {
+    ("regular", 0): [58.0, 58.4, 57.9],
+    ("regular", 1): [59.5, 59.0, 59.9],
+    ("regular", 2): [57.0, 57.6, 57.2],
+    ("dynamic", 0): [57.0, 57.1, 56.8],
+    ("dynamic", 1): [58.9, 58.0, 58.7],
+    ("dynamic", 2): [56.1, 56.0, 56.4],
+}
+
+
+def make_backbone_sweep(root: Path) -> Path:
+    """:data:`BACKBONE_VALUES` as a sweep of head seeds nested in backbones (every class's IoU
+    the run's mIoU; backbone 0 is the default, so its runs' configs do not name it)."""
+    sweep, num = root / "sweep", 0
+    for (head, backbone), values in BACKBONE_VALUES.items():
+        for seed, value in enumerate(values, start=1):
+            per_class = dict.fromkeys(MINI_CLASSES, value / 100)
+            write_mini_job(sweep / str(num), head, seed, per_class, backbone=backbone or None)
+            num += 1
+    return sweep
+
+
+def write_curve_run(job: Path, seed: int, curve: dict[int, float], final: float) -> None:
+    """A regular {1,3,5,7} run whose CSV log holds a validation after each ``curve`` step
+    (logged at ``step − 1``; bird absent at step 300) and whose final val is ``final``."""
+    write_mini_job(job, "regular", seed, dict.fromkeys(MINI_CLASSES, final))
+    log = job / "csv/version_0"
+    log.mkdir(parents=True)
+    rows = ["0,5,2.3,,,\n"]  # a training row
+    rows += [
+        f"0,{step - 1},,{'' if step == 300 else value},{value},{value}\n"
+        for step, value in curve.items()
+    ]
+    (log / "metrics.csv").write_text(CURVE_HEADER + "".join(rows))

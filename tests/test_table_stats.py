@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from dynaseg.errors import ConfigError
-from dynaseg.reporting.cell_text import format_cell
+from dynaseg.reporting.cell_text import format_cell, format_difference
 from dynaseg.reporting.paper_tables import (
     build_paper_table,
     build_tables,
@@ -23,11 +23,12 @@ from dynaseg.reporting.paper_tables import (
     parse_class_groups,
 )
 from dynaseg.reporting.rendering import render
-from dynaseg.reporting.seed_stats import holm, paired_difference
+from dynaseg.reporting.seed_stats import adjust_family, holm, paired_difference
 from dynaseg.reporting.sweeps import Sweep, load_sweep
 from fabricated_sweep import (
     STATS_VALUES,
     make_fabricated_sweep,
+    make_mini_sweep,
     make_stats_sweep,
     write_job,
 )
@@ -55,7 +56,9 @@ def test_holm_on_a_hand_example() -> None:
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04) = 0.06
     adjusted, levels = holm([0.01, 0.04, 0.03, 0.005, None])
     assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and adjusted[4] is None
-    assert levels[:4] == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 1, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    # resolved: their step's level; unresolved (0.04, 0.03): the level of the step where Holm
+    # stopped (2 of 4 resolved: 1 - 0.05/2), so their intervals contain 0 like their verdicts
+    assert levels[:4] == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2, 1 - 0.05 / 4])
     # capped at 1
     assert holm([0.6, 0.7])[0] == pytest.approx([1.0, 1.0])
 
@@ -217,7 +220,11 @@ def test_class_group_metric_from_per_class(tmp_path: Path) -> None:
     assert vehicles.cells[DYNAMIC][K1357].per_seed == pytest.approx(
         primary.cells[DYNAMIC][K1357].per_seed
     )
-    assert vehicles.cells[DYNAMIC][K1357].paper is None and vehicles.orderings == []
+    assert vehicles.cells[DYNAMIC][K1357].paper is None
+    # car and boat are the mIoU shifted by ±5 points: the group's orderings are the primary's
+    assert [o.diff.p for o in vehicles.orderings] == pytest.approx(
+        [o.diff.p for o in primary.orderings]
+    )
     assert len(vehicles.contrasts) == len(primary.contrasts)
     # road's IoU is null (absent from the images): left out, as mIoU leaves it out
     assert absent.cells[DYNAMIC][K1357].values == pytest.approx([90.0] * 4)
@@ -309,3 +316,135 @@ def test_an_interaction_across_columns_that_repeat_the_paper_has_no_paper_delta(
     (interaction,) = build_paper_table(load_sweep(stats_dir), name, distinct).orderings
     reg, _, dyn = spec["paper"]
     assert interaction.paper == pytest.approx((dyn[3] - reg[3]) - (dyn[0] - reg[0]))
+
+
+def test_holm_interval_never_disagrees_with_the_verdict_issue_example() -> None:
+    # p = (0.03, 0.04): Holm resolves neither (p_Holm 0.06, 0.06); before, the second row's 95 %
+    # interval excluded 0. Both are now shown at 97.5 %, where both contain 0.
+    adjusted, levels = holm([0.03, 0.04])
+    assert adjusted == pytest.approx([0.06, 0.06]) and levels == pytest.approx([0.975, 0.975])
+
+
+def test_holm_intervals_agree_with_verdicts_on_random_families() -> None:
+    rng = np.random.default_rng(0)
+    disagreements = 0
+    for _ in range(100):
+        family = []
+        for _ in range(int(rng.integers(2, 7))):
+            n = int(rng.integers(3, 8))
+            d = rng.normal(rng.normal(0, 1.5), rng.uniform(0.3, 2.0), n)
+            seeds = [str(s) for s in range(n)]
+            family.append(
+                paired_difference(dict(zip(seeds, d, strict=True)), dict.fromkeys(seeds, 0.0))
+            )
+        adjust_family(family)
+        for diff in family:
+            d = np.array(diff.differences)
+            low, high = stats.t.interval(diff.level, diff.n - 1, d.mean(), stats.sem(d))
+            assert diff.interval == pytest.approx((low, high))  # scipy's interval at that level
+            assert diff.p == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+            excludes_zero = low > 0 or high < 0
+            disagreements += excludes_zero != diff.resolved
+    assert disagreements == 0
+
+
+def test_tied_p_values_get_levels_independent_of_their_order() -> None:
+    for order in ([0.01, 0.01, 0.002, 0.3], [0.3, 0.002, 0.01, 0.01]):
+        adjusted, levels = holm(order)
+        by_p: dict[float, list[tuple[float, float]]] = {}
+        for p, a, level in zip(order, adjusted, levels, strict=True):
+            by_p.setdefault(p, []).append((a, level))
+        # the tie (positions 2 and 3 of 4, both resolved) is shown at position 2's level
+        assert by_p[0.01] == [pytest.approx((0.03, 1 - 0.05 / 3))] * 2
+        assert by_p[0.002] == [pytest.approx((0.008, 1 - 0.05 / 4))]
+        assert by_p[0.3] == [pytest.approx((0.3, 1 - 0.05 / 1))]
+
+
+def test_zero_spread_is_undefined_not_certain() -> None:
+    two = paired_difference({"1": 3.0, "2": 4.0}, {"1": 2.0, "2": 3.0})  # +1, +1 at n = 2
+    same = paired_difference({str(s): 5.0 for s in range(5)}, {str(s): 5.0 for s in range(5)})
+    other = paired_difference({"1": 2.0, "2": 3.1, "3": 1.0}, {"1": 0.0, "2": 0.0, "3": 0.0})
+    for diff in (two, same):
+        assert diff.zero_spread and diff.p is None and diff.interval is None
+    assert two.mean == pytest.approx(1.0) and same.mean == 0.0
+    adjust_family([two, same, other])  # left out of the family: a family of one
+    assert two.adjusted_p is None and not two.resolved and not same.resolved
+    assert other.adjusted_p == pytest.approx(stats.ttest_1samp([2.0, 3.1, 1.0], 0).pvalue)
+
+
+def test_class_group_orderings_are_their_own_holm_family(tmp_path: Path) -> None:
+    """Protocol E2: every declared ordering and interaction of a miniature table is tested on the
+    scale-decided and the context-decided classes too, Holm-corrected within each group."""
+    sweep, values = make_mini_sweep(tmp_path)
+    tables = build_tables(load_sweep(sweep), "dmnet-table1-mini")
+    assert [t.group for t in tables] == [None, "context-decided", "scale-decided"]
+    declared = len(find_spec("dmnet-table1-mini")[1]["orderings"])
+
+    def group_mean(head: str, zoom: str, classes: list[str]) -> np.ndarray:
+        return np.array(
+            [100 * np.mean([values[(head, zoom, s)][c] for c in classes]) for s in range(1, 6)]
+        )
+
+    for table in tables[1:]:
+        # FCN and Dynamic {1} did not run: 3 row orderings x 2 conditions + 2 interactions
+        tested = [o for o in table.orderings if o.verdict != "not run"]
+        assert len(table.orderings) == len(tables[0].orderings) > declared and len(tested) == 8
+        dyn = {z: group_mean("dynamic", z, table.classes) for z in ("zoom", "fixed")}
+        reg = {z: group_mean("regular", z, table.classes) for z in ("zoom", "fixed")}
+        by_label = {(o.label_a, o.label_b): o.diff for o in tested}
+        zoom = by_label[("Dynamic {1,3,5,7} @ zoom 0.6-1.6", "Regular {1,3,5,7} @ zoom 0.6-1.6")]
+        assert zoom.p == pytest.approx(stats.ttest_rel(dyn["zoom"], reg["zoom"]).pvalue)
+        interaction = by_label[
+            (
+                "(Dynamic {1,3,5,7} @ zoom 0.6-1.6 − Regular {1,3,5,7} @ zoom 0.6-1.6)",
+                "(Dynamic {1,3,5,7} @ zoom 1 (control) − Regular {1,3,5,7} @ zoom 1 (control))",
+            )
+        ]
+        gains = (dyn["zoom"] - reg["zoom"]) - (dyn["fixed"] - reg["fixed"])
+        assert interaction.mean == pytest.approx(gains.mean())
+        assert interaction.p == pytest.approx(stats.ttest_1samp(gains, 0).pvalue)
+        # Holm over this group's eight p values alone (not the primary's, not the other group's)
+        adjusted = [d.adjusted_p for d in by_label.values()]
+        expected = holm([d.p for d in by_label.values()])[0]
+        assert adjusted == pytest.approx(expected)
+        for d in by_label.values():  # the interval agrees with the verdict
+            low, high = d.interval
+            assert (low > 0 or high < 0) == d.resolved
+    # the dynamic head's +10 points on bird and balloon with the zoom resolve on that group only
+    # (diluted in the primary metric's six classes, absent from the context-decided ones)
+    verdicts = [{(o.label_a, o.label_b): o.verdict for o in t.orderings} for t in tables]
+    gain = ("Dynamic {1,3,5,7} @ zoom 0.6-1.6", "Regular {1,3,5,7} @ zoom 0.6-1.6")
+    assert [v[gain] for v in verdicts] == ["unresolved", "unresolved", "resolved-agree"]
+    text = render(load_sweep(sweep), "dmnet-table1-mini", runs=False)
+    assert "Paper orderings on the scale-decided classes (14 declared):" in text
+    assert "across these orderings (their own Holm family)" in text
+
+
+def test_every_miniature_table_declares_both_class_groups() -> None:
+    specs = paper_specs()
+    minis = {k: v for k, v in specs.items() if k.endswith("-mini") or k.startswith("mini-")}
+    assert set(minis) == {
+        "mini-controls",
+        "dmnet-table1-mini",
+        "dmnet-table2-mini",
+        "dmnet-table4-mini",
+        "scale-control-mini",
+    }
+    for name, spec in minis.items():
+        assert spec["class_groups"] == {
+            "context-decided": ["car", "boat", "sheep", "buoy"],
+            "scale-decided": ["bird", "balloon"],
+        }, name
+        assert spec.get("orderings"), name
+
+
+def test_captions_state_the_interval_level_rule(stats_dir: Path) -> None:
+    text = render(load_sweep(stats_dir), "dmnet-table1", runs=False)
+    rule = (
+        "a resolved row's interval is at its Holm step's level, an unresolved row's at the level "
+        "of the step where Holm stopped"
+    )
+    assert text.count(rule) == 2  # the differences' caption and the orderings' summary
+    assert "at the level Holm's procedure tests it at" not in text
+    same = paired_difference({"1": 2.0, "2": 3.0}, {"1": 1.0, "2": 2.0})
+    assert format_difference(same) == "+1.00 (n=2, sd = 0: not tested)"

@@ -6,6 +6,8 @@
     python scripts/make_table.py DIR --metric-classes context=car,boat --format latex
     python scripts/make_table.py DIR1 DIR2+DIR3:3 --doc docs/ablations.md   # one section per arg
     python scripts/make_table.py mini-controls=A+B dmnet-table1-mini=B --doc docs/ablations.md
+    python scripts/make_table.py DIR --by-backbone     # verdicts over backbones (protocol E4)
+    python scripts/make_table.py DIR --at-step 300     # the validation after 300 steps (E3 (b))
 
 ``python -m dynaseg.cli.make_table`` and ``dynaseg-make-table`` are the same command.
 
@@ -15,19 +17,52 @@ Holm-corrected, the paper's orderings counted resolved-agree / resolved-disagree
 (``paper_tables.yaml`` declares them); failed, missing, under-seeded, duplicate-seed and
 other-commit cells are flagged. Without ``--paper`` the table is found from the sweep's
 experiment; sweeps outside the paper tables get the plain job list.
+
+``--by-backbone`` pairs cells by backbone instead of head seed, a cell holding one value per
+``backbone_seed`` (the mean of its head seeds: :func:`dynaseg.analysis.backbone_factor.by_backbone`,
+protocol E4); ``--at-step N`` reads each run's validation after N steps from its CSV log instead of
+the final one (:func:`dynaseg.analysis.learning_curve.at_step`, E3 (b)). Both: the step first.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from dynaseg.cli import exit_with
+from dynaseg.errors import UserError
 from dynaseg.reporting.command import make_table
 from dynaseg.reporting.paper_tables import paper_specs, parse_class_groups
 from dynaseg.reporting.rendering import FORMATS
+from dynaseg.reporting.sweeps import Sweep
+
+
+def sweep_view(
+    step: int | None, backbones: bool
+) -> tuple[Callable[[Sweep], Sweep] | None, str | None]:
+    """What ``--at-step`` / ``--by-backbone`` make of each loaded sweep, and its name for a doc
+    section's heading (``None, None``: the sweep as it is)."""
+    if step is not None and step < 1:
+        raise UserError(f"--at-step {step}: expected a number of optimizer steps >= 1")
+    if step is None and not backbones:
+        return None, None
+    names = ([f"at step {step}"] if step is not None else []) + (
+        ["paired over backbones (head seeds averaged per backbone_seed)"] if backbones else []
+    )
+
+    # imported here: learning_curve reads metric names through the training module (torch,
+    # Lightning), which a plain table does not need
+    from dynaseg.analysis.backbone_factor import by_backbone
+    from dynaseg.analysis.learning_curve import at_step
+
+    def view(sweep: Sweep) -> Sweep:
+        if step is not None:
+            sweep = at_step(sweep, step)
+        return by_backbone(sweep) if backbones else sweep
+
+    return view, ", ".join(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,11 +92,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write one section per argument (A+B:3 joins sweeps; TABLE=A+B sets that section's "
         "layout) into this file's generated block",
     )
+    parser.add_argument(
+        "--by-backbone",
+        action="store_true",
+        help="pair cells by backbone_seed (a cell: one mean over head seeds per backbone)",
+    )
+    parser.add_argument(
+        "--at-step",
+        type=int,
+        metavar="N",
+        help="read each run's validation after N steps (its CSV log) instead of the final one",
+    )
     args = parser.parse_args(argv)
     metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     groups = parse_class_groups(args.metric_classes)
+    view, view_name = sweep_view(args.at_step, args.by_backbone)
     text = make_table(
-        args.sweep_dirs, args.paper, args.format, not args.no_runs, metric, groups, args.doc
+        args.sweep_dirs,
+        args.paper,
+        args.format,
+        not args.no_runs,
+        metric,
+        groups,
+        args.doc,
+        view,
+        view_name,
     )
     print(text, end="" if text.endswith("\n") else "\n")
     return 0

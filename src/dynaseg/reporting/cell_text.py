@@ -43,6 +43,8 @@ def format_difference(diff: PairedDifference) -> str:
         return "no paired seeds"
     text = signed_text(diff.mean)
     interval = diff.interval
+    if diff.zero_spread:  # equal differences: no t test (reporting.seed_stats)
+        return f"{text} (n={diff.n}, sd = 0: not tested)"
     if interval is None:
         return f"{text} (n={diff.n}: no CI)"
     level = f"{100 * diff.level:.1f}".rstrip("0").rstrip(".")
@@ -63,9 +65,13 @@ STATS_NOTE = (
     "mean ± half-width of the 95 % t interval over seeds (n = seeds; several runs of one seed "
     "are averaged and flagged)"
 )
+LEVEL_NOTE = (
+    "a resolved row's interval is at its Holm step's level, an unresolved row's at the level of "
+    "the step where Holm stopped, so an interval excludes 0 exactly when its row is resolved"
+)
 DIFF_NOTE = (
-    "Δ = cell − reference paired by seed, with its t interval at the level Holm's procedure tests "
-    "it at (α = 0.05 across the table's comparisons); * = resolved (Holm-adjusted p < 0.05)"
+    "Δ = cell − reference paired by seed (α = 0.05, Holm across the table's comparisons); "
+    f"{LEVEL_NOTE}; * = resolved (Holm-adjusted p < 0.05)"
 )
 
 
@@ -80,10 +86,13 @@ def ordering_summary(table: PaperTable) -> str:
     if not table.orderings:
         return ""
     counts = ordering_counts(table)
+    on = f" on the {table.group} classes" if table.group else ""
+    family = " (their own Holm family)" if table.classes is not None else ""
     return (
-        f"Paper orderings ({len(table.orderings)} declared): "
+        f"Paper orderings{on} ({len(table.orderings)} declared): "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + ". Resolved = the paired difference's Holm-adjusted p < 0.05 across these orderings."
+        + f". Resolved = the paired difference's Holm-adjusted p < 0.05 across these "
+        f"orderings{family}; {LEVEL_NOTE}."
     )
 
 

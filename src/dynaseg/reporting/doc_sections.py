@@ -28,8 +28,10 @@ def doc_section(
     title: str | None = None,
     metric: Sequence[str] | None = None,
     class_groups: dict[str, list[str]] | None = None,
+    view_name: str | None = None,
 ) -> str:
-    """One generated section of ``docs/ablations.md``: command, time, hardware, seeds, tables."""
+    """One generated section of ``docs/ablations.md``: command, time, hardware, seeds, tables.
+    ``view_name`` (e.g. "at step 300") ends the heading: the sweep is a view of its runs."""
     found = find_spec(paper, sweep.experiment)
     heading = title or (found[1].get("title") if found else None) or str(sweep.experiment)
     provs = [j.provenance for j in sweep.jobs if j.provenance]
@@ -41,6 +43,8 @@ def doc_section(
     commands = [(f"OMP_NUM_THREADS={omp} " if omp else "") + c for c in sweep.commands]
     if sweep.seeds:  # two sections of one table (e.g. a replication with other seeds) differ
         heading += f" (seeds {_seed_span(sweep.seeds)})"
+    if view_name:
+        heading += f", {view_name}"
     lines = [f"### {heading}", "", "```bash", *commands, "```", ""]
     lines.append(
         f"- Jobs: {len(sweep.jobs)} ({sum(j.status == 'completed' for j in sweep.jobs)} completed); "

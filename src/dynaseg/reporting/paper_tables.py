@@ -98,7 +98,9 @@ def build_paper_table(
 
     ``metric`` replaces the spec's metric paths; ``classes`` makes every cell the mIoU over those
     classes (``<stage>.per_class``, the stage of the metric paths), without paper numbers;
-    ``group`` names that class group.
+    ``group`` names that class group. A class group's table tests the same contrasts and
+    orderings on its own metric, Holm-corrected in its own family (docs/ablations.md, Evidence
+    round 2, E2).
     """
     rows, cols = spec["rows"], spec["columns"]
     paper = (spec.get("paper") or []) if classes is None else []
@@ -154,8 +156,7 @@ def build_paper_table(
         table.classes, table.group = list(classes), group
     _flag_commits(table)
     table.contrasts = reference_contrasts(table)
-    if classes is None:
-        table.orderings = paper_orderings(table)
+    table.orderings = paper_orderings(table)  # per table: a class group is its own family
     return table
 
 
@@ -208,7 +209,8 @@ def build_tables(
     class_groups: dict[str, list[str]] | None = None,
 ) -> list[PaperTable]:
     """The paper table of the sweep (primary metric) and one table per class group: the spec's
-    ``class_groups`` updated by ``class_groups``. Empty if the sweep is no paper table."""
+    ``class_groups`` updated by ``class_groups``, each with the spec's contrasts and orderings in
+    its own Holm family. Empty if the sweep is no paper table."""
     found = find_spec(paper, sweep.experiment)
     if not found:
         return []
