@@ -123,7 +123,9 @@ def check_step(net: Segmentor, dsnet: bool) -> None:
         (c, math.ceil(64 / r), math.ceil(64 / r))
         for c, r in zip(net.backbone.channels, net.backbone.reductions, strict=True)
     ]
-    logits = net.forward_train(images)
+    # per-image inputs a head reads (the zoom oracle's log zoom), as the scale datasets give them
+    scene = {k: torch.tensor([0.5, 2.0]) for k in net.scene_inputs}
+    logits = net.forward_train(images, scene)
     head = net.decode_head
     assert head.in_index == len(feats) - 1  # the context role: the deepest map
     read = head.low_index if dsnet else head.in_index  # DSNet predicts at the low level
