@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import functools
+import multiprocessing
 import os
 import signal
+import sys
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
@@ -68,9 +74,12 @@ def seed_worker(worker_id: int) -> None:
     signal the whole process group, and a worker that died of it would abort the main process
     (torch raises "DataLoader worker … killed by signal") before it could save the checkpoint at
     the current step (:mod:`dynaseg.run.fault_tolerance`). The main process alone decides
-    when to stop; its loader ends the workers as usual."""
+    when to stop. Since the workers ignore the SIGTERM with which Python's exit handler and
+    ``terminate()`` end them, they are bound to their owner instead: shut down at its exit,
+    killed at its death (:class:`OwnedWorkersLoader`, :func:`die_with_owner`)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
+    die_with_owner()
     pl_worker_init_function(worker_id)
     info = torch.utils.data.get_worker_info()
     dataset = info.dataset if info is not None else None
@@ -79,6 +88,70 @@ def seed_worker(worker_id: int) -> None:
     transform = getattr(dataset, "transform", None)
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_live_iterators: weakref.WeakSet[Any] = weakref.WeakSet()
+_exit_hook_registered = False
+_forked_from_main_thread = False  # set by the owner just before it starts workers; inherited
+
+
+def die_with_owner() -> None:
+    """In a loader worker: be killed (SIGKILL) the moment the owner process dies, e.g. of a
+    SIGKILL or out of memory, instead of when torch's watchdog next looks (up to 5 s later).
+
+    Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the worker ends, so it is
+    armed only for workers forked from the owner's main thread (:class:`OwnedWorkersLoader`
+    records it); workers of a loader iterated in another thread, or started with ``spawn``,
+    rely on torch's watchdog alone. Elsewhere than Linux this does nothing.
+    """
+    if not _forked_from_main_thread or not sys.platform.startswith("linux"):
+        return
+    parent = multiprocessing.parent_process()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent.pid:  # the owner died before prctl
+        os._exit(0)
+
+
+def _shut_down_live_workers() -> None:
+    """``atexit``: end the workers of every loader iterator still alive, the way deleting the
+    iterator does (torch's ``_shutdown_workers``: a stop message, then join). Without it Python's
+    multiprocessing exit handler ``terminate()``s them with a SIGTERM they ignore and then waits
+    for them forever. Registered after multiprocessing's and torch's own exit handlers, so it runs
+    before both (``atexit`` runs last-in first-out)."""
+    for iterator in list(_live_iterators):
+        shut_down = getattr(iterator, "_shutdown_workers", None)
+        if shut_down is not None:
+            shut_down()
+
+
+class OwnedWorkersLoader(DataLoader):
+    """A ``DataLoader`` whose worker processes never outlive their owner.
+
+    Its workers ignore SIGTERM and SIGINT (:func:`seed_worker`), so they survive a signal sent to
+    the whole process group until the main process has saved. They still end with the owner:
+
+    - when it exits normally, its iterators are shut down first (:func:`_shut_down_live_workers`);
+    - when it dies, the kernel kills them (:func:`die_with_owner`; else torch's watchdog within
+      5 s);
+    - when it drops the iterator or the loader, torch shuts them down as usual.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        global _forked_from_main_thread, _exit_hook_registered
+        if self.num_workers == 0:
+            return super().__iter__()
+        _forked_from_main_thread = threading.current_thread() is threading.main_thread()
+        iterator = super().__iter__()
+        _live_iterators.add(iterator)
+        if not _exit_hook_registered:  # now: after multiprocessing's and torch's hooks
+            atexit.register(_shut_down_live_workers)
+            _exit_hook_registered = True
+        return iterator
 
 
 def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
@@ -284,7 +357,7 @@ class SegDataModule(L.LightningDataModule):
             dataset = SeededSamples(dataset)
         elif world > 1:
             sampler = UnpaddedDistributedSampler(dataset, world, rank)
-        return DataLoader(
+        return OwnedWorkersLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
