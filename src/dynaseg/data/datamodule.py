@@ -260,6 +260,9 @@ class SegDataModule(L.LightningDataModule):
         self.on_bad_sample = on_bad_sample
         self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
         self.bad_samples: dict[str, list[str]] = {}  # split → skipped files' problems
+        # progress bars of the pre-flight check: off in library use (a notebook's or a test's
+        # setup()); the entry points' recipes switch them on for an interactive terminal
+        self.progress_bars = False
         self.crop_size, self.scale = tuple(int(c) for c in crop_size), tuple(scale)
         self.dataset_factory = dataset
         self.dataset_class: type[SegmentationDataset] = getattr(dataset, "func", dataset)
@@ -317,7 +320,9 @@ class SegDataModule(L.LightningDataModule):
         ds = self.datasets[stage]
         sizes: list[tuple[int, int]] = []
         if isinstance(ds, FileSegDataset) and self.preflight:
-            report = preflight(ds, self.on_bad_sample, self.preflight_cache_dir)
+            report = preflight(
+                ds, self.on_bad_sample, self.preflight_cache_dir, progress=self.progress_bars
+            )
             sizes = report.image_sizes
             if report.n_problems:
                 self.bad_samples[ds.split] = [m for v in report.problems.values() for m in v]
