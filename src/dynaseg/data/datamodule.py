@@ -24,9 +24,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
+from dynaseg.config_schema import check_values, plain_values
 from dynaseg.data.base import SegmentationDataset
 from dynaseg.data.datasets.files import FileSegDataset
-from dynaseg.data.preflight import ON_BAD_SAMPLE, preflight
+from dynaseg.data.preflight import preflight
 from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
@@ -34,7 +35,7 @@ from dynaseg.data.transforms import (
     build_eval_transform,
     build_train_transform,
 )
-from dynaseg.errors import ConfigError, check_arg
+from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
 
@@ -154,23 +155,6 @@ class OwnedWorkersLoader(DataLoader):
         return iterator
 
 
-def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
-    """Loader sizes are whole numbers: batches of at least one sample, zero or more workers
-    (``"eight"`` or ``0`` would otherwise surface as a PyTorch ValueError naming no key)."""
-
-    def whole(value: Any) -> bool:
-        return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-    for key, value in (("data.batch_size", batch_size), ("data.val_batch_size", val_batch_size)):
-        check_arg(whole(value) and value >= 1, key, value, "an integer ≥ 1 (samples per batch)")
-    check_arg(
-        whole(num_workers) and num_workers >= 0,
-        "data.num_workers",
-        num_workers,
-        "an integer ≥ 0 (loader worker processes; 0 loads in the main process)",
-    )
-
-
 def is_file_dataset(factory: DatasetFactory) -> bool:
     target = factory.func if isinstance(factory, functools.partial) else factory
     return isinstance(target, type) and issubclass(target, FileSegDataset)
@@ -249,12 +233,19 @@ class SegDataModule(L.LightningDataModule):
         preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        check_loader_sizes(batch_size, val_batch_size, num_workers)
-        check_arg(
-            on_bad_sample in ON_BAD_SAMPLE,
-            "data.on_bad_sample",
-            on_bad_sample,
-            f"one of {', '.join(ON_BAD_SAMPLE)}",
+        # the types and ranges of conf/data live in dynaseg.config_schema (checked here too for
+        # library use; the entry points check the whole config before building anything)
+        check_values(
+            "data",
+            plain_values(
+                crop_size=crop_size,
+                scale=scale,
+                test_scale=test_scale,
+                batch_size=batch_size,
+                val_batch_size=val_batch_size,
+                num_workers=num_workers,
+                on_bad_sample=on_bad_sample,
+            ),
         )
         self.preflight = preflight
         self.on_bad_sample = on_bad_sample

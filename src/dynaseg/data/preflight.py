@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynaseg.config_schema import check_values
 from dynaseg.data.datasets.files import FileSegDataset, SampleReport
-from dynaseg.errors import ConfigError, DatasetError
+from dynaseg.errors import DatasetError
 
 CACHE_VERSION = 1
-ON_BAD_SAMPLE = ("error", "skip")
 _LISTED = 10  # files quoted in the fail-fast message
 
 
@@ -157,8 +157,7 @@ def preflight(
     """Check ``ds`` before training. ``error``: raise :class:`DatasetError` listing the bad files;
     ``skip``: drop the bad samples from ``ds`` (in place) and return the report. ``progress``:
     a progress bar per split (library use: none; the entry points ask for one on a terminal)."""
-    if on_bad_sample not in ON_BAD_SAMPLE:
-        raise ConfigError(f"data.on_bad_sample={on_bad_sample!r}: expected one of {ON_BAD_SAMPLE}")
+    check_values("data", {"on_bad_sample": on_bad_sample})
     report = check_split(
         ds, cache_dir=cache_dir if cache_dir else default_cache_dir(), progress=progress
     )

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dynaseg.config_schema import check_values
 from dynaseg.data.preflight import interactive
 from dynaseg.errors import (
     ConfigError,
@@ -155,19 +156,12 @@ def best_checkpoint(trainer: L.Trainer) -> str:
     return ""
 
 
-TEST_CHECKPOINTS = ("last", "best")
-
-
 def resolve_test_checkpoint(cfg: DictConfig, best: str | None = None) -> str:
     """``cfg.test_checkpoint``: ``"last"`` (the weights at the end of fitting, mmseg's practice)
     or ``"best"`` (the checkpoint best on val, which biases a val-split "test" upwards); checked
     before fitting (``best=None``), resolved after it."""
     which = cfg.get("test_checkpoint", "last")
-    if which not in TEST_CHECKPOINTS:
-        raise ConfigError(
-            f"test_checkpoint={which!r}: expected one of {TEST_CHECKPOINTS} (last = the weights "
-            "at the end of fitting, best = the checkpoint best on val)"
-        )
+    check_values("", {"test_checkpoint": which})  # one of config_schema.TEST_CHECKPOINTS
     if which == "best" and best is not None and not best:
         rank_zero_info("test_checkpoint=best but no best checkpoint was written: testing the last")
         return "last"
