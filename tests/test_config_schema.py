@@ -75,6 +75,8 @@ WRONG = [
     # trainer
     ("train", "trainer.max_epochs=0", "trainer.max_epochs=0: expected an integer ≥ 1"),
     ("train", "trainer.val_check_interval=1.5", "trainer.val_check_interval=1.5: expected"),
+    # a fraction of an epoch, but validation is step-wise (check_val_every_n_epoch: null)
+    ("train", "trainer.val_check_interval=0.5", "trainer.val_check_interval=0.5: expected"),
     ("train", "trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0: expected"),
     ("train", "trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0: expected"),
     ("train", "trainer.limit_val_batches=-1", "trainer.limit_val_batches=-1: expected"),
@@ -147,7 +149,8 @@ def test_the_defaults_of_every_entry_point_validate(task: str) -> None:
 
 def test_right_values_of_every_kind_validate() -> None:
     """Unions and nulls: what Lightning, the optimizer and the inference code accept."""
-    check_values("trainer", {"val_check_interval": 0.25, "max_steps": -1, "max_epochs": None})
+    check_values("trainer", {"val_check_interval": 0.25, "check_val_every_n_epoch": 1})
+    check_values("trainer", {"val_check_interval": 1000, "max_steps": -1, "max_epochs": None})
     check_values("trainer", {"val_check_interval": "00:01:00:00", "fast_dev_run": 3})
     check_values("model.inference", {"crop_size": 512, "stride": [341, 341], "mode": "slide"})
     check_values(

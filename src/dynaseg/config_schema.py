@@ -41,6 +41,8 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic.fields import FieldInfo
 
@@ -236,6 +238,9 @@ class TrainerSchema(BaseModel):
         _check(lambda v: v is None or _steps_or_unlimited(v)),
         _expect("an integer ≥ 1, -1 for no limit, or null"),
     ] = None
+    check_val_every_n_epoch: Annotated[
+        Annotated[StrictInt, Field(ge=1)] | None, _expect("an integer ≥ 1 or null")
+    ] = None  # before val_check_interval, whose check reads it
     val_check_interval: Annotated[
         Annotated[StrictInt, Field(ge=1)]
         | Annotated[StrictFloat, Field(gt=0, le=1)]
@@ -243,11 +248,8 @@ class TrainerSchema(BaseModel):
         | None,
         _expect(
             "an integer ≥ 1 (optimizer steps), a fraction in (0, 1] of an epoch (with "
-            "trainer.check_val_every_n_epoch), a time 'DD:HH:MM:SS' or null"
+            "trainer.check_val_every_n_epoch set), a time 'DD:HH:MM:SS' or null"
         ),
-    ] = None
-    check_val_every_n_epoch: Annotated[
-        Annotated[StrictInt, Field(ge=1)] | None, _expect("an integer ≥ 1 or null")
     ] = None
     log_every_n_steps: _integer(1, "optimizer steps") = None
     accumulate_grad_batches: _integer(1, "batches per optimizer step") = None
@@ -274,6 +276,14 @@ class TrainerSchema(BaseModel):
         _expect("true, false or an integer ≥ 0 (batches)"),
     ] = None
     num_nodes: _integer(1, "machines") = None
+
+    @field_validator("val_check_interval")
+    @classmethod
+    def _fraction_needs_epochs(cls, value: Any, info: ValidationInfo) -> Any:
+        # Lightning counts a fraction per epoch: without epoch-wise validation it refuses it
+        if isinstance(value, float) and info.data.get("check_val_every_n_epoch") is None:
+            raise ValueError("a fraction needs trainer.check_val_every_n_epoch")
+        return value
 
 
 # ------------------------------------------------------------------------------ other groups
