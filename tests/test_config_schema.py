@@ -132,6 +132,11 @@ def test_the_issues_cases_and_more_are_covered() -> None:
     assert {w[0] for w in WRONG} == {"train", "eval", "predict"}
 
 
+def test_a_group_replaced_by_a_value_names_the_group() -> None:
+    with pytest.raises(ConfigError, match=r"^model.optimizer=0.1: expected a group of keys"):
+        check_values("model", {"optimizer": 0.1})
+
+
 def test_several_wrong_values_are_one_line_each() -> None:
     with pytest.raises(ConfigError) as err:
         check_values("data", {"batch_size": 0, "num_workers": -1, "crop_size": [64, 64]})

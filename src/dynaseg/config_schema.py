@@ -415,7 +415,8 @@ def check_values(prefix: str, values: Mapping[str, Any]) -> None:
             key = ".".join([p for p in prefix.split(".") if p] + path)
             if key not in found:
                 value = _value_at(values, path)
-                found[key] = ArgumentError(key, value, field.description or "another value")
+                expected = field.description or "a group of keys (key: value)"  # a sub-schema
+                found[key] = ArgumentError(key, value, expected)
         errors = list(found.values())
         if len(errors) == 1:
             raise errors[0] from None
