@@ -1,5 +1,5 @@
 """provenance.hardware records what decides the CPU kernels (dynaseg.environment.hardware_info);
-a table from several setups is flagged (dynaseg.reporting.hardware)."""
+the table builder's flag of runs from several setups is tested in test_tables.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from dynaseg.environment import cpuinfo, hardware_info, kernel_flags, library_versions
-from dynaseg.reporting.hardware import mixed_hardware
 from dynaseg.run.provenance import describe_run
 from helpers import compose_config
 
@@ -66,53 +65,3 @@ def test_metrics_provenance_holds_the_hardware(tmp_path: Path) -> None:
     flags = set(cpuinfo().get("flags", "").split())
     assert set(hw["isa_flags"]) <= flags
     json.dumps(hw)  # plain JSON
-
-
-def job(root: Path, name: str, **hardware_fields: object) -> Path:
-    """A made-up sweep job directory with the hardware of its metrics.json."""
-    base = {
-        "cpus": 2,
-        "cpu_model": "AMD EPYC",
-        "processor": "x86_64",
-        "isa_flags": ["avx", "avx2", "fma"],
-        "cpu_capability": "AVX2",
-        "torch": "2.14.1",
-        "onednn": "3.12.0",
-        "mkl": "2024.2",
-        "torch_threads": 2,
-        "omp_num_threads": "2",
-    }
-    metrics = {"status": "completed", "provenance": {"hardware": {**base, **hardware_fields}}}
-    (root / name).mkdir(parents=True)
-    (root / name / "metrics.json").write_text(json.dumps(metrics))
-    return root / name
-
-
-def hardware_of(*jobs: Path) -> list[dict]:
-    return [json.loads((j / "metrics.json").read_text())["provenance"]["hardware"] for j in jobs]
-
-
-def test_a_table_from_two_setups_is_flagged(tmp_path: Path) -> None:
-    plain = job(tmp_path, "0")
-    avx512 = job(
-        tmp_path,
-        "1",
-        isa_flags=["avx", "avx2", "avx512f", "fma"],
-        cpu_capability="AVX512",
-    )
-    flag = mixed_hardware(hardware_of(plain, avx512, plain))
-    assert flag == (
-        "MIXED HARDWARE: the cells come from 2 CPU/library setups (2 run(s) on AMD EPYC, AVX2 "
-        "(avx avx2 fma), torch 2.14.1, oneDNN 3.12.0, MKL 2024.2, 2 threads; 1 run(s) on AMD "
-        "EPYC, AVX512 (avx avx2 avx512f fma), torch 2.14.1, oneDNN 3.12.0, MKL 2024.2, 2 "
-        "threads); they repeat only statistically, not exactly (docs/reproducing.md)"
-    )
-    threads = job(tmp_path, "2", torch_threads=1)
-    assert "2 CPU/library setups" in mixed_hardware(hardware_of(plain, threads))
-
-
-def test_one_setup_is_not_flagged(tmp_path: Path) -> None:
-    a, b = job(tmp_path, "0"), job(tmp_path, "1", cpus=4, omp_num_threads=None)  # same kernels
-    assert mixed_hardware(hardware_of(a, b)) is None
-    old = {"cpus": 2, "processor": "x86_64", "torch_threads": 2}  # recorded before cpu_model
-    assert mixed_hardware([*hardware_of(a), old, None]) is None

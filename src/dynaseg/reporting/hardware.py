@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dynaseg.reporting.sweeps import Sweep
+
 # provenance.hardware fields whose difference makes results differ beyond float rounding order
 SETUP_KEYS = ("cpu_model", "isa_flags", "cpu_capability", "torch", "onednn", "mkl", "torch_threads")
 
@@ -44,4 +46,11 @@ def mixed_hardware(hardware_records: Iterable[Mapping[str, Any] | None]) -> str 
     return (
         f"MIXED HARDWARE: the cells come from {len(setups)} CPU/library setups ({parts}); "
         "they repeat only statistically, not exactly (docs/reproducing.md)"
+    )
+
+
+def sweep_hardware_flag(sweep: Sweep) -> str | None:
+    """:func:`mixed_hardware` over the completed jobs of ``sweep`` (those the cells hold)."""
+    return mixed_hardware(
+        job.provenance.get("hardware") for job in sweep.jobs if job.status == "completed"
     )
