@@ -7,6 +7,7 @@ Hydra parses the command line; two subprocess runs pin the wiring of src/train.p
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from dynaseg.config_schema import (
     schema_rows,
     validate_config,
 )
-from dynaseg.errors import ConfigError, exit_on_user_error
+from dynaseg.errors import ArgumentError, ConfigError, exit_on_user_error
 from dynaseg.run.entry import validated
 from helpers import ROOT, compose_config, run_python
 
@@ -172,6 +173,17 @@ def test_docs_list_the_checked_keys() -> None:
     keys = [key for key, _ in schema_rows()]
     assert "model.optimizer.lr" in keys and "trainer.val_check_interval" in keys
     assert all(text for _, text in schema_rows())  # every key says what it expects
+
+
+@pytest.mark.parametrize("command", ["check_dataset", "complexity", "convert_mmseg_checkpoint"])
+def test_commands_that_compose_a_config_check_it_the_same_way(command: str) -> None:
+    """The scripts that take Hydra overrides stop at a wrong value with the same line, before
+    they read a dataset, build a model or open a checkpoint."""
+    main = importlib.import_module(f"dynaseg.cli.{command}").main
+    files = ["missing.pth", "out.ckpt"] if command == "convert_mmseg_checkpoint" else []
+    with pytest.raises(ArgumentError) as err:
+        main([*files, "experiment=quickstart", "data.batch_size=0"])
+    assert str(err.value) == "data.batch_size=0: expected an integer ≥ 1 (samples per batch)"
 
 
 def entry(script: str, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
