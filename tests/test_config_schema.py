@@ -15,6 +15,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
+from dynaseg.cli.config_docs import main as config_docs_main
 from dynaseg.config_schema import (
     DOC_BEGIN,
     DOC_END,
@@ -166,13 +167,25 @@ def test_right_values_of_every_kind_validate() -> None:
 
 
 def test_docs_list_the_checked_keys() -> None:
-    """docs/configs.md's table is the schema's (regenerate: python -m dynaseg.config_schema)."""
+    """docs/configs.md's table is the schema's (regenerate: python scripts/config_docs.py)."""
     text = (ROOT / "docs" / "configs.md").read_text()
     block = text.split(DOC_BEGIN)[1].split(DOC_END)[0].strip()
     assert block == schema_markdown()
     keys = [key for key, _ in schema_rows()]
     assert "model.optimizer.lr" in keys and "trainer.val_check_interval" in keys
     assert all(text for _, text in schema_rows())  # every key says what it expects
+
+
+def test_config_docs_rewrites_a_stale_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/config_docs.py replaces what lies between the markers and nothing else."""
+    doc = tmp_path / "configs.md"
+    doc.write_text(f"# Configs\n\n{DOC_BEGIN}\n| key | expected |\n| `old` | x |\n{DOC_END}\nend\n")
+    assert config_docs_main(["--doc", str(doc)]) == 0
+    assert doc.read_text() == f"# Configs\n\n{DOC_BEGIN}\n{schema_markdown()}\n{DOC_END}\nend\n"
+    assert capsys.readouterr().out == f"wrote the checked-values table of {doc}\n"
+    doc.write_text("no markers\n")
+    with pytest.raises(ConfigError, match="expected the markers"):
+        config_docs_main(["--doc", str(doc)])
 
 
 @pytest.mark.parametrize("command", ["check_dataset", "complexity", "convert_mmseg_checkpoint"])

@@ -10,9 +10,9 @@ torch, Lightning or albumentations, possibly wrapped in Hydra's "Error in call t
 This module is the one place where these types and ranges are declared: the datamodule, the
 inference settings and the training module check their own arguments through it too
 (:func:`check_values`: library use without an entry point), and docs/configs.md lists them
-(:func:`schema_markdown`, tested to match). Checks that relate several keys or need the disk
-(a slide window needs a crop and a stride, a checkpoint exists, a directory is writable) stay
-where they are made.
+(:func:`schema_markdown`, written by ``scripts/config_docs.py``, tested to match). Checks that
+relate several keys or need the disk (a slide window needs a crop and a stride, a checkpoint
+exists, a directory is writable) stay where they are made.
 
 Why pydantic and not Hydra's structured configs: ranges (``lr > 0``), unions (an interval in
 steps or a fraction of an epoch) and the message per key come with the type; the YAML files stay
@@ -479,7 +479,7 @@ def schema_rows(schema: type[BaseModel] = RunSchema, prefix: str = "") -> Iterat
             yield from schema_rows(found[1], f"{key}.<name>.")
 
 
-DOC_BEGIN = "<!-- config-schema:begin (generated: python -m dynaseg.config_schema) -->"
+DOC_BEGIN = "<!-- config-schema:begin (generated: python scripts/config_docs.py) -->"
 DOC_END = "<!-- config-schema:end -->"
 
 
@@ -488,20 +488,3 @@ def schema_markdown() -> str:
     lines = ["| key | expected |", "|---|---|"]
     lines += [f"| `{key}` | {text} |" for key, text in schema_rows()]
     return "\n".join(lines)
-
-
-def write_docs(path: str) -> None:
-    """Replace the generated table between :data:`DOC_BEGIN` and :data:`DOC_END` in ``path``."""
-    from pathlib import Path
-
-    doc = Path(path)
-    text = doc.read_text()
-    head, rest = text.split(DOC_BEGIN)
-    _, tail = rest.split(DOC_END)
-    doc.write_text(f"{head}{DOC_BEGIN}\n{schema_markdown()}\n{DOC_END}{tail}")
-
-
-if __name__ == "__main__":
-    import os
-
-    write_docs(os.path.join(os.environ.get("DYNASEG_ROOT", "."), "docs", "configs.md"))
