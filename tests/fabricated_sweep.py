@@ -37,8 +37,10 @@ def write_job(
     filter_sizes: list[int] | None = None,
     commit: str = COMMIT,
     per_class: dict[str, float | None] | None = None,
+    hardware: dict | None = None,
 ) -> None:
-    """One job directory; ``miou=None``: a failed job with ``error``."""
+    """One job directory; ``miou=None``: a failed job with ``error``; ``hardware``: its
+    ``provenance.hardware`` (default: the fields of runs before the CPU setup was recorded)."""
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     overrides = [
@@ -57,7 +59,8 @@ def write_job(
         "cpu_time_s": 100.0 + int(num),
         "steps": 300,
         "git": {"commit": commit, "dirty": False},
-        "hardware": {"cpus": 2, "processor": "x86_64", "torch_threads": 2, "omp_num_threads": "2"},
+        "hardware": hardware
+        or {"cpus": 2, "processor": "x86_64", "torch_threads": 2, "omp_num_threads": "2"},
     }
     if miou is None:
         payload = {"status": "failed", "error": error, "provenance": provenance}

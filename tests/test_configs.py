@@ -247,16 +247,20 @@ def test_slurm_launcher_config_follows_the_trainer() -> None:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_follows_its_manifest(experiment: str) -> None:
-    """Every preset composes and its model resolves as in a run; a preset run on the hardware it
+    """Every preset composes, its model resolves as in a run and its values fit their typed
+    schemas (dynaseg.config_schema); a preset run on the hardware it
     names gets no recipe warning: global batch = GPUs × per-process batch, steps and LR as
     stated; its inference block is valid."""
+    from dynaseg.config_schema import validate_config
     from dynaseg.models.inference import InferenceConfig
     from dynaseg.run.manifest import validate_manifest
 
     cfg = compose("train", experiment_overrides(experiment), return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = "logs/train/runs/x"  # what Hydra sets when the run starts
     HydraConfig.instance().set_config(cfg)  # as in a run: ${hydra:runtime.choices.data} resolves
     try:
         OmegaConf.to_container(cfg.model, resolve=True)
+        validate_config(cfg)  # every value of the preset fits its typed schema
     finally:
         HydraConfig.instance().cfg = None
     if cfg.get("manifest") is None:

@@ -16,7 +16,7 @@ from dynaseg.reporting.paper_tables import build_paper_table, find_spec, paper_s
 from dynaseg.reporting.rendering import render
 from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.hydra_callbacks import MultirunSummary
-from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job
+from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job, write_multirun
 
 
 @pytest.fixture
@@ -180,3 +180,73 @@ def test_jobs_in_a_preset_subdir_are_matched_by_their_overrides(sweep_dir: Path)
     assert [j.job for j in sweep.jobs] == ["regular-seed1", "1", "2", "3", "dynamic-seed1", "5"]
     assert [j.status for j in sweep.jobs] == ["completed"] * 3 + ["missing", "completed", "failed"]
     assert sweep.jobs[0].metric() == pytest.approx(0.70) and sweep.jobs[4].seed == 1
+
+
+# provenance.hardware as dynaseg.environment.hardware_info records it, on a made-up machine
+SETUP = {
+    "platform": "Linux-6.8-x86_64",
+    "python": "3.12.3",
+    "cpus": 2,
+    "cpu_model": "AMD EPYC 7B13",
+    "processor": "x86_64",
+    "isa_flags": ["avx", "avx2", "fma"],
+    "cpu_capability": "AVX2",
+    "torch": "2.14.1",
+    "lightning": "2.6.0",
+    "onednn": "3.12.0",
+    "mkl": "2024.2",
+    "torch_threads": 2,
+    "interop_threads": 2,
+    "omp_num_threads": "2",
+    "mkl_num_threads": None,
+    "gpus": [],
+    "cuda": None,
+}
+AVX512 = {"isa_flags": ["avx", "avx2", "avx512f", "fma"], "cpu_capability": "AVX512"}
+
+
+def two_jobs(tmp_path: Path, second: dict, failed_elsewhere: bool = False) -> Path:
+    """Two job directories of dynamic DMNet, seeds 1 and 2, the second on ``SETUP | second``;
+    ``failed_elsewhere``: a third job, failed, on an AVX-512 machine."""
+    sweep = tmp_path / "two_jobs"
+    write_multirun(sweep, {"seed": "1,2,3" if failed_elsewhere else "1,2"})
+    write_job(sweep, 0, "dynamic", 1, 0.80, hardware=SETUP)
+    write_job(sweep, 1, "dynamic", 2, 0.82, hardware={**SETUP, **second})
+    if failed_elsewhere:
+        write_job(sweep, 2, "dynamic", 3, None, hardware={**SETUP, **AVX512})
+    return sweep
+
+
+def test_a_table_from_two_cpu_setups_is_flagged(tmp_path: Path) -> None:
+    sweep = load_sweep(two_jobs(tmp_path, AVX512))
+    flag = (
+        "MIXED HARDWARE: the cells come from 2 CPU/library setups (1 run(s) on AMD EPYC 7B13, "
+        "AVX2 (avx avx2 fma), torch 2.14.1, oneDNN 3.12.0, MKL 2024.2, 2 threads; 1 run(s) on "
+        "AMD EPYC 7B13, AVX512 (avx avx2 avx512f fma), torch 2.14.1, oneDNN 3.12.0, MKL 2024.2, "
+        "2 threads); they repeat only statistically, not exactly (docs/reproducing.md)"
+    )
+    text = render(sweep, "dmnet-table1")
+    assert text.startswith(f"**{flag}**\n\n**DMNet Table 1")  # above the paper table
+    assert text.count("MIXED HARDWARE") == 1
+    assert render(sweep, "dmnet-table1", "latex").startswith(f"% {flag}\n")
+    section = doc_section(sweep)
+    assert section.count("MIXED HARDWARE") == 1
+    assert "- Hardware: 2 CPUs (AMD EPYC 7B13, AVX2 kernels), torch threads 2, GPU: none" in section
+
+
+@pytest.mark.parametrize(
+    "second",
+    [{"torch_threads": 1}, {"torch": "2.15.0"}, {"onednn": "3.13.1"}, {"cpu_model": "Intel"}],
+    ids=["threads", "torch", "onednn", "cpu"],
+)
+def test_any_kernel_deciding_field_makes_another_setup(tmp_path: Path, second: dict) -> None:
+    assert "2 CPU/library setups" in render(load_sweep(two_jobs(tmp_path, second)))
+
+
+def test_one_setup_is_not_flagged(tmp_path: Path, sweep_dir: Path) -> None:
+    """Fields that do not pick kernels may differ; a failed run on other hardware has no cell;
+    runs recorded before the CPU setup was (sweep_dir's) are not compared."""
+    same = {"cpus": 4, "omp_num_threads": None, "platform": "Linux-6.9-x86_64"}
+    sweep = load_sweep(two_jobs(tmp_path, same, failed_elsewhere=True))
+    assert "MIXED" not in render(sweep) + render(sweep, "dmnet-table1", "latex")
+    assert "MIXED" not in doc_section(sweep) + render(load_sweep(sweep_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 from dynaseg.data.datamodule import SegDataModule, rescaled_size
 from dynaseg.data.datasets import ADE20K, SyntheticScenes
 from dynaseg.data.datasets.files import FileSegDataset, read_image
-from dynaseg.data.preflight import check_split, preflight
+from dynaseg.data.preflight import check_split, interactive, preflight
 from dynaseg.errors import DatasetError
 from fixtures_real import SIZE, write_ade20k
 
@@ -125,3 +126,27 @@ def test_crop_larger_than_the_images_warns_once_with_the_sizes(tmp_path: Path) -
         warnings.simplefilter("always")
         dm.setup("fit")
     assert not [w for w in caught if "crop_size" in str(w.message)]
+
+
+def test_progress_bars_only_on_a_terminal_and_never_from_library_setup(
+    ade: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dm.setup()`` in a notebook or a test prints no progress bar, even on a terminal; an
+    entry point shows one on a terminal (``progress_bars``) and never in a log file."""
+    factory = functools.partial(ADE20K, root=ade)
+
+    def setup_output(progress_bars: bool | None, tty: bool) -> str:
+        dm = SegDataModule(factory, crop_size=(32, 32), scale=(64, 48), num_workers=0)
+        dm.preflight_cache_dir = tmp_path / f"cache-{progress_bars}-{tty}"  # checked afresh
+        if progress_bars is not None:
+            dm.progress_bars = progress_bars
+        capsys.readouterr()
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+        dm.setup("fit")
+        return capsys.readouterr().err
+
+    assert interactive() is False  # pytest's captured stderr: what a log file is
+    assert "\r" not in setup_output(None, tty=True)  # library use: never
+    assert "\r" not in setup_output(None, tty=False)
+    assert "checking train data" in setup_output(True, tty=True)  # the entry point on a terminal
+    assert interactive() is True  # stderr a terminal (patched above)

@@ -130,7 +130,7 @@ def test_scaled_size_rounds_like_mmcv() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"mode": "tiles"}, r"model.inference.mode='tiles': expected one of \['whole', 'slide'\]"),
+        ({"mode": "tiles"}, "model.inference.mode='tiles': expected one of whole, slide or null"),
         ({"mode": "slide", "crop_size": [64, 64]}, "needs crop_size and stride"),
         (
             {"mode": "slide", "crop_size": [64], "stride": [32, 32]},

@@ -60,7 +60,7 @@ def test_run_info_names_the_commit_and_the_hardware(tmp_path: Path) -> None:
         assert len(info["commit"]) == 40 and isinstance(info["dirty"], bool)
     assert git_info(tmp_path) == {"commit": None, "dirty": None}
     hw = hardware_info()
-    assert hw["cpu_count"] >= 1 and hw["torch"] and isinstance(hw["gpus"], list)
+    assert hw["cpus"] >= 1 and hw["torch"] and isinstance(hw["gpus"], list)
 
 
 @pytest.mark.slow

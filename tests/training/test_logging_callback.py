@@ -92,7 +92,7 @@ def test_wandb_offline_run_holds_history_table_confusion_and_masks(tiny_wandb_ru
     assert {"model", "data", "trainer", "run_info"} <= set(config)
     info = config["run_info"]
     assert set(info["git"]) == {"commit", "dirty"}
-    assert info["hardware"]["torch"] and info["hardware"]["cpu_count"] >= 1
+    assert info["hardware"]["torch"] and info["hardware"]["cpus"] >= 1
     assert info["complexity"]["MACs"] > 1e6 and info["complexity"]["MACs_input"] == [80, 80]
     labels = config["_wandb"]["mask/class_labels"]
     prediction = labels["val/predictions_wandb_delimeter_prediction"]["value"]

@@ -19,6 +19,7 @@ import argparse
 from typing import NoReturn
 
 from dynaseg.cli import exit_with
+from dynaseg.config_schema import validate_config
 from dynaseg.data.dataset_check import check_dataset
 from dynaseg.run.entry import compose
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unrecognised arguments {unknown}; expected Hydra overrides key=value")
     cfg = compose("train", overrides)
+    validate_config(cfg)  # a wrong type or range: one error line naming the key
     return check_dataset(cfg.data, args.splits, args.limit, args.workers)
 
 

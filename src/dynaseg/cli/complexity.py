@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from dynaseg.cli import exit_with
 from dynaseg.complexity import format_table, model_complexity, paper_table_markdown
+from dynaseg.config_schema import validate_config
 from dynaseg.run.entry import compose
 
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text)
         return 0
     cfg = compose("train", args.overrides)
+    validate_config(cfg)  # a wrong type or range: one error line naming the key
     title = f"{' '.join(args.overrides) or '(defaults)'} @ {size[0]}x{size[1]}, batch 1"
     print(format_table(model_complexity(cfg, size), title))
     return 0

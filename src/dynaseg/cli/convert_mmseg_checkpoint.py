@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from dynaseg.cli import exit_with
+from dynaseg.config_schema import validate_config
 from dynaseg.models.mmseg_import import convert_mmseg_state_dict, load_mmseg_checkpoint
 from dynaseg.models.state_dicts import unwrap_state_dict
 from dynaseg.run.checkpoints import save_module
@@ -33,10 +34,10 @@ from dynaseg.run.recipes import build_model
 
 def convert(source: Path, output: Path, overrides: Sequence[str], trust_pickle: bool = False):
     """Build the model of ``overrides``, fill it from ``source`` and save a Lightning checkpoint."""
-    checkpoint = load_mmseg_checkpoint(source, trust_pickle)
-    mmseg_state = unwrap_state_dict(checkpoint)
     offline = ["model.net.backbone.pretrained=false", "model.net.backbone.checkpoint_path=null"]
     cfg = compose("train", [*overrides, *offline])  # every weight comes from the file
+    validate_config(cfg)  # a wrong value is one error line, before the file is read
+    mmseg_state = unwrap_state_dict(load_mmseg_checkpoint(source, trust_pickle))
     module = build_model(cfg)
     converted, defaulted = convert_mmseg_state_dict(mmseg_state, module.state_dict())
     module.load_state_dict(converted, strict=True)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import functools
+import multiprocessing
 import os
 import signal
+import sys
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
@@ -18,9 +24,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, DistributedSampler
 
+from dynaseg.config_schema import check_values, plain_values
 from dynaseg.data.base import SegmentationDataset
 from dynaseg.data.datasets.files import FileSegDataset
-from dynaseg.data.preflight import ON_BAD_SAMPLE, preflight
+from dynaseg.data.preflight import preflight
 from dynaseg.data.sampling import ResumableSampler, SeededSamples
 from dynaseg.data.transforms import (
     IMAGENET_MEAN,
@@ -28,7 +35,7 @@ from dynaseg.data.transforms import (
     build_eval_transform,
     build_train_transform,
 )
-from dynaseg.errors import ConfigError, check_arg
+from dynaseg.errors import ConfigError
 
 DatasetFactory = Callable[..., SegmentationDataset]
 
@@ -68,9 +75,12 @@ def seed_worker(worker_id: int) -> None:
     signal the whole process group, and a worker that died of it would abort the main process
     (torch raises "DataLoader worker … killed by signal") before it could save the checkpoint at
     the current step (:mod:`dynaseg.run.fault_tolerance`). The main process alone decides
-    when to stop; its loader ends the workers as usual."""
+    when to stop. Since the workers ignore the SIGTERM with which Python's exit handler and
+    ``terminate()`` end them, they are bound to their owner instead: shut down at its exit,
+    killed at its death (:class:`OwnedWorkersLoader`, :func:`die_with_owner`)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
+    die_with_owner()
     pl_worker_init_function(worker_id)
     info = torch.utils.data.get_worker_info()
     dataset = info.dataset if info is not None else None
@@ -81,21 +91,68 @@ def seed_worker(worker_id: int) -> None:
         transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
-def check_loader_sizes(batch_size: Any, val_batch_size: Any, num_workers: Any) -> None:
-    """Loader sizes are whole numbers: batches of at least one sample, zero or more workers
-    (``"eight"`` or ``0`` would otherwise surface as a PyTorch ValueError naming no key)."""
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_live_iterators: weakref.WeakSet[Any] = weakref.WeakSet()
+_exit_hook_registered = False
+_forked_from_main_thread = False  # set by the owner just before it starts workers; inherited
 
-    def whole(value: Any) -> bool:
-        return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
-    for key, value in (("data.batch_size", batch_size), ("data.val_batch_size", val_batch_size)):
-        check_arg(whole(value) and value >= 1, key, value, "an integer ≥ 1 (samples per batch)")
-    check_arg(
-        whole(num_workers) and num_workers >= 0,
-        "data.num_workers",
-        num_workers,
-        "an integer ≥ 0 (loader worker processes; 0 loads in the main process)",
-    )
+def die_with_owner() -> None:
+    """In a loader worker: be killed (SIGKILL) the moment the owner process dies, e.g. of a
+    SIGKILL or out of memory, instead of when torch's watchdog next looks (up to 5 s later).
+
+    Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the worker ends, so it is
+    armed only for workers forked from the owner's main thread (:class:`OwnedWorkersLoader`
+    records it); workers of a loader iterated in another thread, or started with ``spawn``,
+    rely on torch's watchdog alone. Elsewhere than Linux this does nothing.
+    """
+    if not _forked_from_main_thread or not sys.platform.startswith("linux"):
+        return
+    parent = multiprocessing.parent_process()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent.pid:  # the owner died before prctl
+        os._exit(0)
+
+
+def _shut_down_live_workers() -> None:
+    """``atexit``: end the workers of every loader iterator still alive, the way deleting the
+    iterator does (torch's ``_shutdown_workers``: a stop message, then join). Without it Python's
+    multiprocessing exit handler ``terminate()``s them with a SIGTERM they ignore and then waits
+    for them forever. Registered after multiprocessing's and torch's own exit handlers, so it runs
+    before both (``atexit`` runs last-in first-out)."""
+    for iterator in list(_live_iterators):
+        shut_down = getattr(iterator, "_shutdown_workers", None)
+        if shut_down is not None:
+            shut_down()
+
+
+class OwnedWorkersLoader(DataLoader):
+    """A ``DataLoader`` whose worker processes never outlive their owner.
+
+    Its workers ignore SIGTERM and SIGINT (:func:`seed_worker`), so they survive a signal sent to
+    the whole process group until the main process has saved. They still end with the owner:
+
+    - when it exits normally, its iterators are shut down first (:func:`_shut_down_live_workers`);
+    - when it dies, the kernel kills them (:func:`die_with_owner`; else torch's watchdog within
+      5 s);
+    - when it drops the iterator or the loader, torch shuts them down as usual.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        global _forked_from_main_thread, _exit_hook_registered
+        if self.num_workers == 0:
+            return super().__iter__()
+        _forked_from_main_thread = threading.current_thread() is threading.main_thread()
+        iterator = super().__iter__()
+        _live_iterators.add(iterator)
+        if not _exit_hook_registered:  # now: after multiprocessing's and torch's hooks
+            atexit.register(_shut_down_live_workers)
+            _exit_hook_registered = True
+        return iterator
 
 
 def is_file_dataset(factory: DatasetFactory) -> bool:
@@ -176,17 +233,27 @@ class SegDataModule(L.LightningDataModule):
         preflight_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        check_loader_sizes(batch_size, val_batch_size, num_workers)
-        check_arg(
-            on_bad_sample in ON_BAD_SAMPLE,
-            "data.on_bad_sample",
-            on_bad_sample,
-            f"one of {', '.join(ON_BAD_SAMPLE)}",
+        # the types and ranges of conf/data live in dynaseg.config_schema (checked here too for
+        # library use; the entry points check the whole config before building anything)
+        check_values(
+            "data",
+            plain_values(
+                crop_size=crop_size,
+                scale=scale,
+                test_scale=test_scale,
+                batch_size=batch_size,
+                val_batch_size=val_batch_size,
+                num_workers=num_workers,
+                on_bad_sample=on_bad_sample,
+            ),
         )
         self.preflight = preflight
         self.on_bad_sample = on_bad_sample
         self.preflight_cache_dir = Path(preflight_cache_dir) if preflight_cache_dir else None
         self.bad_samples: dict[str, list[str]] = {}  # split → skipped files' problems
+        # progress bars of the pre-flight check: off in library use (a notebook's or a test's
+        # setup()); the entry points' recipes switch them on for an interactive terminal
+        self.progress_bars = False
         self.crop_size, self.scale = tuple(int(c) for c in crop_size), tuple(scale)
         self.dataset_factory = dataset
         self.dataset_class: type[SegmentationDataset] = getattr(dataset, "func", dataset)
@@ -244,7 +311,9 @@ class SegDataModule(L.LightningDataModule):
         ds = self.datasets[stage]
         sizes: list[tuple[int, int]] = []
         if isinstance(ds, FileSegDataset) and self.preflight:
-            report = preflight(ds, self.on_bad_sample, self.preflight_cache_dir)
+            report = preflight(
+                ds, self.on_bad_sample, self.preflight_cache_dir, progress=self.progress_bars
+            )
             sizes = report.image_sizes
             if report.n_problems:
                 self.bad_samples[ds.split] = [m for v in report.problems.values() for m in v]
@@ -284,7 +353,7 @@ class SegDataModule(L.LightningDataModule):
             dataset = SeededSamples(dataset)
         elif world > 1:
             sampler = UnpaddedDistributedSampler(dataset, world, rank)
-        return DataLoader(
+        return OwnedWorkersLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,

@@ -1,8 +1,8 @@
 """Check a dataset on disk before training on it (and in ``scripts/check_dataset.py``).
 
 :func:`check_split` runs :meth:`FileSegDataset.inspect` — the same label validation that loading
-uses — over every sample of a split, in parallel threads with a progress bar, and caches each
-sample's result by the files' size and modification time, so a second run re-reads only what
+uses — over every sample of a split, in parallel threads (with a progress bar on an interactive
+terminal only: no carriage returns in logs), and caches each sample's result by the files' size and modification time, so a second run re-reads only what
 changed. It finds missing pairs, unexpected files, unreadable and truncated images, images that
 are not 8-bit RGB/greyscale, image/label size mismatches and out-of-range label values.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,11 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynaseg.config_schema import check_values
 from dynaseg.data.datasets.files import FileSegDataset, SampleReport
-from dynaseg.errors import ConfigError, DatasetError
+from dynaseg.errors import DatasetError
 
 CACHE_VERSION = 1
-ON_BAD_SAMPLE = ("error", "skip")
 _LISTED = 10  # files quoted in the fail-fast message
 
 
@@ -82,9 +83,12 @@ def check_split(
     limit: int | None = None,
     workers: int | None = None,
     cache_dir: Path | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> SplitReport:
-    """Inspect every sample of ``ds`` (see module docstring); never raises for a bad sample."""
+    """Inspect every sample of ``ds`` (see module docstring); never raises for a bad sample.
+    ``progress``: show a progress bar (default: only when stderr is an interactive terminal)."""
+    if progress is None:
+        progress = interactive()
     report = SplitReport(ds.split)
     for kind, msg in ds.problems:  # missing pairs, unexpected files (found when listing)
         report.problems[kind].append(msg)
@@ -139,14 +143,24 @@ def check_split(
     return report
 
 
+def interactive() -> bool:
+    """Whether stderr is an interactive terminal (progress bars belong there, not in logs)."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
 def preflight(
-    ds: FileSegDataset, on_bad_sample: str = "error", cache_dir: Path | None = None
+    ds: FileSegDataset,
+    on_bad_sample: str = "error",
+    cache_dir: Path | None = None,
+    progress: bool = False,
 ) -> SplitReport:
     """Check ``ds`` before training. ``error``: raise :class:`DatasetError` listing the bad files;
-    ``skip``: drop the bad samples from ``ds`` (in place) and return the report."""
-    if on_bad_sample not in ON_BAD_SAMPLE:
-        raise ConfigError(f"data.on_bad_sample={on_bad_sample!r}: expected one of {ON_BAD_SAMPLE}")
-    report = check_split(ds, cache_dir=cache_dir if cache_dir else default_cache_dir())
+    ``skip``: drop the bad samples from ``ds`` (in place) and return the report. ``progress``:
+    a progress bar per split (library use: none; the entry points ask for one on a terminal)."""
+    check_values("data", {"on_bad_sample": on_bad_sample})
+    report = check_split(
+        ds, cache_dir=cache_dir if cache_dir else default_cache_dir(), progress=progress
+    )
     if not report.n_problems:
         return report
     if on_bad_sample == "error":

@@ -35,20 +35,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dynaseg.errors import ConfigError, check_arg
+from dynaseg.config_schema import check_values, plain_values
+from dynaseg.errors import ConfigError
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 """Images ``(B, 3, h, w)`` → raw decode logits ``(B, K, h', w')`` at any (feature) resolution."""
 
-MODES = ("whole", "slide")
 
-
-def _pair(value: Any, key: str) -> tuple[int, int] | None:
+def _pair(value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
     values = [value, value] if isinstance(value, int) else list(value)
-    ok = len(values) == 2 and all(isinstance(v, int) and v > 0 for v in values)
-    check_arg(ok, f"model.inference.{key}", value, "[h, w] of positive ints")
     return int(values[0]), int(values[1])
 
 
@@ -73,10 +70,9 @@ class InferenceConfig:
             raise ConfigError(
                 f"model.inference: unknown key(s) {unknown}; expected some of {sorted(known)}"
             )
+        check_values("model.inference", plain_values(**raw))  # types and ranges
         mode = raw.get("mode") or "whole"
-        check_arg(mode in MODES, "model.inference.mode", mode, f"one of {list(MODES)}")
-        crop = _pair(raw.get("crop_size"), "crop_size")
-        stride = _pair(raw.get("stride"), "stride")
+        crop, stride = _pair(raw.get("crop_size")), _pair(raw.get("stride"))
         if mode == "slide" and (crop is None or stride is None):
             raise ConfigError(
                 "model.inference.mode=slide needs crop_size and stride, e.g. "
@@ -84,8 +80,6 @@ class InferenceConfig:
             )
         scales = raw.get("scales")
         scales = [1.0] if scales is None else list(scales)
-        ok = bool(scales) and all(isinstance(s, int | float) and s > 0 for s in scales)
-        check_arg(ok, "model.inference.scales", scales, "a non-empty list of positive factors")
         return cls(
             mode=mode,
             crop_size=crop,

@@ -1,6 +1,6 @@
 """The generated sections of ``docs/ablations.md``: per sweep the command, measured time,
-hardware, code commit, seeds and tables (:func:`doc_section`), spliced between the markers of a
-document (:func:`update_doc`)."""
+hardware (flagged when the runs come from several CPU/library setups), code commit, seeds and
+tables (:func:`doc_section`), spliced between the markers of a document (:func:`update_doc`)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,24 @@ def doc_section(
         "from each metrics.json)"
     )
     if hw:
-        lines.append(
-            f"- Hardware: {hw.get('cpus')} CPUs ({hw.get('processor')}), torch threads "
-            f"{hw.get('torch_threads')}, GPU: {hw.get('cuda') or 'none'}"
-        )
+        lines.append(f"- Hardware: {hardware_text(hw)}")
     lines.append(f"- Code: commit {', '.join(c[:10] for c in commits)}")
     lines += ["", render(sweep, paper, "markdown", True, metric, class_groups), ""]
     return "\n".join(lines)
+
+
+def hardware_text(hw: dict[str, Any]) -> str:
+    """``provenance.hardware`` in a line: CPUs, model and kernels (when recorded), threads, GPU.
+    The mixed-hardware flag of a table whose runs differ is :func:`render`'s."""
+    cpu = hw.get("cpu_model") or hw.get("processor")
+    if hw.get("cpu_capability"):
+        cpu = f"{cpu}, {hw['cpu_capability']} kernels"
+    # "gpus": device names (since the hardware fields were unified); before, "cuda" held the name
+    gpus = ", ".join(hw["gpus"]) if "gpus" in hw else hw.get("cuda")
+    return (
+        f"{hw.get('cpus')} CPUs ({cpu}), torch threads {hw.get('torch_threads')}, "
+        f"GPU: {gpus or 'none'}"
+    )
 
 
 def _seed_span(seeds: Sequence[Any]) -> str:

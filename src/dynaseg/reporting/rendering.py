@@ -1,5 +1,6 @@
 """A sweep as text: its paper tables (markdown, CSV, LaTeX via :mod:`dynaseg.reporting.latex`)
-and the flat list of its jobs (status, varying overrides, metric, steps, timings, error)."""
+and the flat list of its jobs (status, varying overrides, metric, steps, timings, error), under
+the flag of runs from several CPU/library setups (:mod:`dynaseg.reporting.hardware`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dynaseg.reporting.cell_text import (
     ordering_summary,
 )
 from dynaseg.reporting.cells import PaperTable
+from dynaseg.reporting.hardware import sweep_hardware_flag
 from dynaseg.reporting.latex import paper_table_latex
 from dynaseg.reporting.paper_tables import build_tables, find_spec
 from dynaseg.reporting.sweeps import DEFAULT_METRIC, JobRecord, Sweep
@@ -181,8 +183,10 @@ def render(
     class_groups: dict[str, list[str]] | None = None,
 ) -> str:
     """The paper table (``paper`` name, or found from the sweep's experiment) with its
-    statistics, a table per class group, and the job list. ``metric``: metrics.json paths that
-    replace the table's metric (e.g. ``val.mIoU``)."""
+    statistics, a table per class group, and the job list, below the mixed-hardware flag if the
+    completed runs come from several CPU/library setups (markdown; a LaTeX comment; CSV rows
+    stay data). ``metric``: metrics.json paths that replace the table's metric (e.g.
+    ``val.mIoU``)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
     tables = build_tables(sweep, paper, metric, class_groups)
@@ -192,11 +196,14 @@ def render(
         if tables:
             return to_csv([row for t in tables for row in paper_table_rows(t)])
         return to_csv(runs_rows(sweep, paths))
+    flag = sweep_hardware_flag(sweep)
     if fmt == "latex":
         if not tables:
             raise ConfigError("--format latex needs a paper table (--paper NAME)")
-        return "\n\n".join(paper_table_latex(t) for t in tables) + "\n"
-    parts = [paper_table_markdown(t) for t in tables]
+        latex = "\n\n".join(paper_table_latex(t) for t in tables) + "\n"
+        return f"% {flag}\n{latex}" if flag else latex
+    parts = [f"**{flag}**"] if flag else []
+    parts += [paper_table_markdown(t) for t in tables]
     if runs or not tables:
         parts.append(runs_markdown(sweep, paths))
     return "\n\n".join(parts)

@@ -3,8 +3,9 @@
 - :func:`entry_point` turns a task function into a Hydra app the way every entry point needs it:
   ``DYNASEG_ROOT`` (the repository, so ``paths.*`` point into it from any working directory),
   the ``${run_suffix:}`` resolver of the run directories (:mod:`dynaseg.run.directories`), ``conf/`` as the
-  config directory, and a user error printed as one ``error: …`` line with exit code 1
-  (:func:`~dynaseg.errors.exit_on_user_error`).
+  config directory, the composed config checked against its typed schemas before the task runs
+  (:func:`validated`, :mod:`dynaseg.config_schema`), and a user error printed as one
+  ``error: …`` line with exit code 1 (:func:`~dynaseg.errors.exit_on_user_error`).
 - :func:`compose` composes ``conf/`` with overrides, as the entry points do, for the scripts,
   notebooks and tests (no run directory, no logging set-up).
 """
@@ -48,13 +49,27 @@ def entry_point(
 
         @functools.wraps(task)  # Hydra names the job (and its log file) after ``task``'s file
         def guarded(cfg: DictConfig) -> T:
-            return exit_on_user_error(lambda: task(cfg))
+            return exit_on_user_error(lambda: validated(task)(cfg))
 
         return hydra.main(
             version_base="1.3", config_path=str(root / "conf"), config_name=config_name
         )(guarded)
 
     return decorate
+
+
+def validated(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """``task`` preceded by the check of the composed config's values against their typed schemas
+    (:func:`dynaseg.config_schema.validate_config`): a wrong type or range is one ``error:`` line
+    before anything is built."""
+
+    def run(cfg: DictConfig) -> T:
+        from dynaseg.config_schema import validate_config
+
+        validate_config(cfg)
+        return task(cfg)
+
+    return run
 
 
 def compose(

@@ -2,13 +2,13 @@
 
 A sweep's table must be rebuildable from its ``metrics.json`` files alone, so each run records the
 overrides it was launched with, the resolved head/backbone settings, seed, wall and CPU time,
-optimizer steps, parameter counts and the git commit of the code (see ``dynaseg.reporting``).
+optimizer steps, parameter counts, the git commit of the code and the machine, including what
+decides which CPU kernels ran (:func:`dynaseg.environment.hardware_info`; see
+``dynaseg.reporting``).
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import time
 from typing import Any
@@ -17,7 +17,7 @@ import torch
 from omegaconf import Container, DictConfig, OmegaConf
 
 from dynaseg.complexity import branch_complexity
-from dynaseg.environment import git_info
+from dynaseg.environment import git_info, hardware_info
 
 
 def cpu_seconds() -> float:
@@ -115,11 +115,5 @@ def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[
         "complexity": branch_complexity(net, cfg.get("complexity_input_size"))
         if net is not None
         else None,
-        "hardware": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "processor": platform.processor() or platform.machine(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "hardware": hardware_info(),  # CPU model, kernel-selecting ISA flags, libraries, threads
     }

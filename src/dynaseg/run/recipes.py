@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dynaseg.config_schema import check_values
+from dynaseg.data.preflight import interactive
 from dynaseg.errors import (
     ConfigError,
     NonFiniteLossError,
@@ -114,6 +116,15 @@ def build_model(cfg: DictConfig, datamodule: Any | None = None) -> SegmentationM
     return instantiate(cfg.model, _recursive_=False, **dataset_info(datamodule))
 
 
+def build_datamodule(cfg: DictConfig) -> Any:
+    """The datamodule of ``cfg.data`` as the entry points run it: the pre-flight check shows its
+    progress bars on an interactive terminal only (library use of ``setup()`` never does)."""
+    datamodule = instantiate(cfg.data)
+    if hasattr(datamodule, "progress_bars"):
+        datamodule.progress_bars = interactive()
+    return datamodule
+
+
 WANDB_TARGETS = ("WandbLogger", "loggers.wandb_logger")
 
 
@@ -145,19 +156,12 @@ def best_checkpoint(trainer: L.Trainer) -> str:
     return ""
 
 
-TEST_CHECKPOINTS = ("last", "best")
-
-
 def resolve_test_checkpoint(cfg: DictConfig, best: str | None = None) -> str:
     """``cfg.test_checkpoint``: ``"last"`` (the weights at the end of fitting, mmseg's practice)
     or ``"best"`` (the checkpoint best on val, which biases a val-split "test" upwards); checked
     before fitting (``best=None``), resolved after it."""
     which = cfg.get("test_checkpoint", "last")
-    if which not in TEST_CHECKPOINTS:
-        raise ConfigError(
-            f"test_checkpoint={which!r}: expected one of {TEST_CHECKPOINTS} (last = the weights "
-            "at the end of fitting, best = the checkpoint best on val)"
-        )
+    check_values("", {"test_checkpoint": which})  # one of config_schema.TEST_CHECKPOINTS
     if which == "best" and best is not None and not best:
         rank_zero_info("test_checkpoint=best but no best checkpoint was written: testing the last")
         return "last"
@@ -252,7 +256,7 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     print_run_header(cfg, "train", model, datamodule)
     ckpt_path, resume = cfg.get("ckpt_path"), None
@@ -326,7 +330,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     ckpt_path = checkpoint_file(ckpt)
     model = load_module(ckpt_path)  # a clear message if the file is not a checkpoint
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     if model.hparams.num_classes != datamodule.num_classes:
         raise ConfigError(
             f"checkpoint '{ckpt_path}' predicts {model.hparams.num_classes} classes but "

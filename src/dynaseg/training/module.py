@@ -15,7 +15,8 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dynaseg.errors import ConfigError, NonFiniteLossError, check_arg
+from dynaseg.config_schema import check_values, plain_values
+from dynaseg.errors import ConfigError, NonFiniteLossError
 from dynaseg.metrics import SegmentationMetric, format_metrics_table
 from dynaseg.models.inference import InferenceConfig, infer
 from dynaseg.training.losses import resized_cross_entropy
@@ -130,6 +131,16 @@ class SegmentationModule(L.LightningModule):
                 f"palette has {len(palette)} colours but num_classes is {num_classes}"
             )
         optimizer = to_plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 0.01}
+        check_values(  # types and ranges: dynaseg.config_schema (library use; runs check earlier)
+            "model",
+            plain_values(
+                optimizer=optimizer,
+                scheduler=to_plain(scheduler),
+                aux_loss_weight=aux_loss_weight,
+                lr_mult=to_plain(lr_mult),
+                layer_decay=layer_decay,
+            ),
+        )
         self.save_hyperparameters(
             {
                 "net": net,
@@ -378,7 +389,6 @@ class SegmentationModule(L.LightningModule):
         rate = self.hparams.get("layer_decay")
         if rate is None:
             return []
-        check_arg(0 < rate <= 1, "model.layer_decay", rate, "a value in (0, 1]")
         backbone = self.net.backbone
         if not hasattr(backbone, "layer_decay_groups"):
             raise ConfigError(
@@ -414,10 +424,8 @@ class SegmentationModule(L.LightningModule):
                 )
                 for g in optimizer.param_groups
             ]
-        elif name == "step":
+        else:  # "step": the names are checked against config_schema.SCHEDULES at construction
             lambdas = step_lr_lambda(self._milestone_steps(sched_cfg), sched_cfg.get("gamma", 0.1))
-        else:
-            raise ConfigError(f"model.scheduler.name must be 'poly' or 'step', got {name!r}")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
             "optimizer": optimizer,
