@@ -92,6 +92,21 @@ def compose_config(
     return cfg
 
 
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The jobs (override lists) the basic sweeper launches for ``python src/train.py <overrides>``:
+    the experiment's ``hydra.sweeper.params`` expanded as Hydra's BasicSweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from dynaseg.run.entry import compose
+
+    cfg = compose("train", overrides, return_hydra_config=True)
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return [list(j) for j in BasicSweeper.split_arguments(parsed, None)[0]]
+
+
 def wandb_records(path: Path) -> Iterator[object]:
     """The protobuf records of an offline ``run-*.wandb`` file.
 

@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from dynaseg.reporting.cell_text import format_cell
 from dynaseg.reporting.paper_tables import build_paper_table, find_spec
 from dynaseg.reporting.rendering import render
 from dynaseg.reporting.sweeps import load_sweep
-from dynaseg.run.entry import compose
 from dynaseg.training.losses import resized_cross_entropy
-from helpers import CONF_DIR, compose_config, experiment_overrides
+from helpers import CONF_DIR, compose_config, experiment_overrides, sweep_jobs
 
 # table -> (sweep presets, jobs per preset)
 TABLES = {
@@ -34,14 +31,6 @@ TABLES = {
     "dsnet-table2": ({"dsnet_table2_strategies": 2}),
 }
 PRESETS = sorted((exp, n) for jobs in TABLES.values() for exp, n in jobs.items())
-
-
-def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """The jobs the basic sweeper launches for ``python src/train.py <overrides>``."""
-    cfg = compose("train", overrides, return_hydra_config=True)
-    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    return [list(j) for j in BasicSweeper.split_arguments(parsed, None)[0]]
 
 
 @pytest.mark.parametrize(
