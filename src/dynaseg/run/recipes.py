@@ -156,6 +156,33 @@ def best_checkpoint(trainer: L.Trainer) -> str:
     return ""
 
 
+def validated_checkpoints(
+    trainer: L.Trainer, model: SegmentationModule, val: dict | None, step: int
+) -> dict[str, Any]:
+    """The validation scores of the two checkpoints ``test_checkpoint`` chooses between, each
+    ``{step, mIoU}``: ``last``, the last validation of the fit (the end of fitting: the module
+    validates the final step), and ``best``, the checkpoint ``ModelCheckpoint`` kept as best on
+    its monitored metric (``val/mIoU`` by default; with another ``monitor`` its score is under
+    ``score`` and ``mIoU`` is null), with its ``path``; ``best`` is null when none was written."""
+    last_step = model.last_val_step if model.last_val_step is not None else step
+    last = {"step": last_step, "mIoU": (val or {}).get("mIoU")}
+    callback = next(
+        (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None
+    )
+    if callback is None or not callback.best_model_path:
+        return {"last": last, "best": None}
+    score = callback.best_model_score
+    score = None if score is None else float(score)
+    best = {
+        "step": int(read_checkpoint(callback.best_model_path)["global_step"]),
+        "mIoU": score if callback.monitor == "val/mIoU" else None,
+        "path": callback.best_model_path,
+    }
+    if callback.monitor != "val/mIoU":
+        best.update(monitor=callback.monitor, score=score)
+    return {"last": last, "best": best}
+
+
 def resolve_test_checkpoint(cfg: DictConfig, best: str | None = None) -> str:
     """``cfg.test_checkpoint``: ``"last"`` (the weights at the end of fitting, mmseg's practice)
     or ``"best"`` (the checkpoint best on val, which biases a val-split "test" upwards); checked
@@ -217,7 +244,8 @@ def last_good_checkpoint(trainer: L.Trainer) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the last (``test_checkpoint=last``) or best-on-val checkpoint; returns the
-    metrics written to ``metrics.json`` (``reported_checkpoint`` says which one).
+    metrics written to ``metrics.json`` (``reported_checkpoint`` says which one was tested and
+    holds both checkpoints' validation step and mIoU: ``.last``, ``.best``).
 
     A run that raises still writes ``metrics.json`` (``status: failed``, the error, provenance),
     so a sweep's table flags it instead of losing it; the exception then propagates. A sweep job
@@ -293,10 +321,14 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
     if variants:
         results["test_variants"] = variants
     results["best_checkpoint"] = best or None
+    step = trainer.global_step
+    if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
+        step = int(read_checkpoint(best)["global_step"])
     results["reported_checkpoint"] = {
         "test": which if (cfg.get("test") or variants) else None,
         "path": test_ckpt,
         "val": "last validation of the fit",
+        **validated_checkpoints(trainer, model, results["val"], step),
     }
     bad = getattr(datamodule, "bad_samples", None)
     if bad:  # data.on_bad_sample=skip: what was left out, reported again at the end
@@ -305,9 +337,6 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
         }
         counts = ", ".join(f"{len(m)} in {split}" for split, m in bad.items())
         rank_zero_info(f"skipped bad samples: {counts} (listed in metrics.json)")
-    step = trainer.global_step
-    if step == 0 and best:  # ddp_spawn: the workers' trainer state does not come back
-        step = int(read_checkpoint(best)["global_step"])
     results["global_step"] = step
     results["status"] = "completed"
     results["provenance"] = {**describe_run(cfg, model), **clock.elapsed(), "steps": step}

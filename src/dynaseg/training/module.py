@@ -179,6 +179,7 @@ class SegmentationModule(L.LightningModule):
         self.val_metric = SegmentationMetric(num_classes, ignore_index)
         self.test_metric = self.val_metric.clone()
         self.last_results: dict[str, dict[str, Any]] = {}
+        self.last_val_step: int | None = None  # the optimizer step of the last validation
 
     # ------------------------------------------------------------------ inference
     @property
@@ -343,6 +344,8 @@ class SegmentationModule(L.LightningModule):
             if not math.isnan(iou):
                 self.log(f"{stage}/IoU.{key}", iou)
         self.last_results[stage] = {**scalars, "per_class": per_class}
+        if stage == "val":
+            self.last_val_step = int(self.global_step)
         self._print_table(results, f"{stage} @ step {self.global_step}")
 
     @rank_zero_only
