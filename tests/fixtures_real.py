@@ -62,6 +62,17 @@ def write_ade20k(data_dir: Path, n_train: int = 3, n_val: int = 2) -> dict:
     return {"root": root, "train": names["training"], "val": names["validation"]}
 
 
+ADE_TEST = ["ADE_test_00000001", "ADE_test_00000002"]
+
+
+def write_ade20k_test(data_dir: Path) -> dict:
+    """The scene-parsing test release: ``release_test/testing/ADE_test_*.jpg`` (no labels)."""
+    root = data_dir / "release_test" / "testing"
+    for j, name in enumerate(ADE_TEST):
+        write_jpeg(root / f"{name}.jpg", seed=300 + j)
+    return {"root": root, "test": ADE_TEST}
+
+
 # -- VOC 2012 + SBD -----------------------------------------------------------------------------
 VOC_TRAIN = ["2007_000032", "2007_000039"]
 VOC_VAL = ["2007_000033", "2007_000042"]
@@ -86,6 +97,21 @@ def write_voc(data_dir: Path) -> dict:
     for name, ids in {"train": VOC_TRAIN, "val": VOC_VAL, "trainval": VOC_TRAIN + VOC_VAL}.items():
         (sets / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
     return {"root": root}
+
+
+VOC_TEST = ["2008_000001", "2010_000005"]
+
+
+def write_voc_test(data_dir: Path) -> dict:
+    """VOC2012test.tar extracted over ``VOCdevkit/VOC2012``: test JPEGs beside the others and
+    ``ImageSets/Segmentation/test.txt`` (no labels)."""
+    root = data_dir / "VOCdevkit" / "VOC2012"
+    for j, i in enumerate(VOC_TEST):
+        write_jpeg(root / "JPEGImages" / f"{i}.jpg", seed=200 + j)
+    sets = root / "ImageSets" / "Segmentation"
+    sets.mkdir(parents=True, exist_ok=True)
+    (sets / "test.txt").write_text("".join(f"{i}\n" for i in VOC_TEST))
+    return {"root": root, "test": VOC_TEST}
 
 
 def write_sbd(data_dir: Path) -> dict:

@@ -65,10 +65,13 @@ def run_python(
 
 def experiment_overrides(experiment: str) -> list[str]:
     """``experiment=<name>`` plus the inputs the preset requires on the command line: a SAC
-    "-only" row (conf/experiment_parts/sac/scale_only.yaml) needs the baseline run's checkpoint."""
+    "-only" row (conf/experiment_parts/sac/scale_only.yaml) needs the baseline run's checkpoint, a
+    fine-tuning stage (``*_ft``) the first stage's."""
     overrides = [f"experiment={experiment}"]
     if experiment.endswith("_scale_only"):
         overrides.append("baseline_ckpt=baseline.ckpt")
+    if experiment.endswith("_ft"):
+        overrides.append("stage1_ckpt=stage1.ckpt")
     return overrides
 
 
@@ -180,13 +183,30 @@ NARROW = [
 ]
 
 
-def tiny_checkpoint(path: Path, overrides: list[str] | None = None) -> Path:
+def tiny_checkpoint(
+    path: Path,
+    overrides: list[str] | None = None,
+    dataset: type | None = None,
+    edit: Callable[[object], None] | None = None,
+) -> Path:
     """A checkpoint of the TINY model (random weights; ``overrides`` on top, e.g. ``NARROW``)
-    written the way training writes one."""
+    written the way training writes one. ``dataset``: a dataset class whose classes (names,
+    palette) the model predicts instead of the synthetic data's; ``edit(module)`` changes the
+    module before it is saved."""
+    from types import SimpleNamespace
+
     from dynaseg.run.checkpoints import save_module
     from dynaseg.run.recipes import build_model
 
-    return save_module(build_model(compose_config("train", TINY + (overrides or []))), path)
+    classes = None
+    if dataset is not None:
+        names = list(dataset.CLASSES)
+        palette = [list(colour) for colour in dataset.PALETTE]
+        classes = SimpleNamespace(num_classes=len(names), class_names=names, palette=palette)
+    module = build_model(compose_config("train", TINY + (overrides or [])), classes)
+    if edit is not None:
+        edit(module)
+    return save_module(module, path)
 
 
 def synthetic_datamodule(

@@ -13,7 +13,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import compose_config
+from helpers import compose_config, experiment_overrides
 from paper_recipes import PRESETS, expected_recipe, recipe_differences, recipe_of
 
 # images per training epoch and the epoch counts the papers give (steps = epochs × images / batch)
@@ -27,6 +27,10 @@ EPOCHS = {
     "dmnet_r50_voc_aug": (10_582, 80),
     "dmnet_r101_pascal_context": (4_998, 80),
     "dmnet_r101_ade20k": (20_210, 120),
+    "dmnet_r101_voc_aug": (10_582, 80),
+    "dmnet_r101_voc_trainval_ft": (2_913, 80),  # VOC 2012 train+val
+    "dsnet_r101_voc_trainval_ft": (2_913, 80),
+    "cacnet_r101_voc_trainval_ft": (2_913, 80),
 }
 INFERENCE_KEYS = {"mode", "crop_size", "stride", "scales", "flip", "align_corners"}
 
@@ -35,7 +39,7 @@ INFERENCE_KEYS = {"mode", "crop_size", "stride", "scales", "flip", "align_corner
 def test_preset_states_its_papers_recipe(preset: str) -> None:
     paper, dataset, fixed = PRESETS[preset]
     expected = expected_recipe(paper, dataset, fixed)
-    cfg = compose_config("train", [f"experiment={preset}"])
+    cfg = compose_config("train", experiment_overrides(preset))
     assert recipe_differences(recipe_of(cfg), expected) == {}
     assert cfg.manifest.global_batch == expected["global_batch"]
     assert cfg.manifest.gpus == cfg.trainer.devices and cfg.manifest.nodes == 1
@@ -70,10 +74,17 @@ def test_dsnet_presets_use_the_deeplabv3plus_aspp() -> None:
     assert OmegaConf.to_container(cfg.model.lr_mult) == {"decode_head": 0.1, "auxiliary_head": 0.1}
 
 
-@pytest.mark.parametrize("preset", sorted(p for p in PRESETS if not p.startswith("dmnet")))
+# one preset per network: DMNet's head builds in tests/models/test_dmnet.py; the test-server
+# stages (*_ft, *_test) are their first stages' networks
+BUILDS = sorted(
+    p for p in PRESETS if not p.startswith("dmnet") and not p.endswith(("_ft", "_test"))
+)
+
+
+@pytest.mark.parametrize("preset", BUILDS)
 def test_preset_network_builds_and_runs(preset: str) -> None:
     """The preset's head and recipe build (on the tiny backbone; model.inference is set aside
-    until SegmentationModule reads it). DMNet's head builds in tests/models/test_dmnet.py."""
+    until SegmentationModule reads it)."""
     import torch
 
     from dynaseg.run.recipes import build_model

@@ -6,14 +6,29 @@ palette colours them (readable as labels *and* viewable), and ``<name>_overlay.p
 beside its colour-blended prediction. Images of any size: each is run alone, through the same
 evaluation resize (``data.test_scale``) and inference mode (``model.inference``) as ``src/eval.py``,
 and the prediction is returned at the image's original size.
+
+Test-server submissions (mmsegmentation's ``format_only``; ``submission.format``, presets in
+conf/server/): instead of the viewable PNGs, each image's prediction is written as the server
+takes it and the files are zipped (``submission.archive``):
+
+- ``cityscapes``: ``<city>_<seq>_<frame>_leftImg8bit.png``, 8-bit, Cityscapes *label ids* (the
+  train ids the model predicts mapped back, as the benchmark's ``evalPixelLevelSemanticLabeling``
+  reads them);
+- ``voc2012``: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``, an indexed PNG with the
+  VOC colour map, values the 21 class indices (comp6: trained with data outside VOC, ImageNet);
+- ``ade20k``: ``<name>.png``, 8-bit, values 1-150 (the scene-parsing benchmark's class ids; 0 is
+  "other", which a model never predicts).
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import re
 import sys
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +40,10 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
+from dynaseg.data.datasets.cityscapes import CITYSCAPES_LABELS
 from dynaseg.data.transforms import build_eval_transform
 from dynaseg.errors import ConfigError, UserError
-from dynaseg.palettes import colorize, indexed_image, model_palette, overlay
+from dynaseg.palettes import colorize, indexed_image, model_palette, overlay, voc_colormap
 from dynaseg.run.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
 
@@ -124,6 +140,102 @@ def overlay_image(
     return Image.fromarray(np.concatenate([image, overlay(image, label, palette, opacity)], axis=1))
 
 
+# train id (0..18) -> Cityscapes label id
+CITYSCAPES_TRAIN_TO_LABEL_ID = np.array(
+    [i for t in range(19) for _, i, train_id in CITYSCAPES_LABELS if train_id == t], np.uint8
+)
+
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    """What one benchmark server takes: the class count, the file path of an image's prediction
+    inside the archive, the PNG encoding and (optionally) the image names it accepts."""
+
+    num_classes: int
+    member: Callable[[str], str]  # image name (stem) -> path in the archive
+    encode: Callable[[np.ndarray], Image.Image]  # predicted class indices -> the PNG
+    name_pattern: str | None = None  # a regex every image stem must match
+    name_hint: str = ""
+
+
+SUBMISSION_FORMATS: dict[str, SubmissionFormat] = {
+    "cityscapes": SubmissionFormat(
+        19,
+        lambda stem: f"{stem}.png",
+        lambda label: Image.fromarray(CITYSCAPES_TRAIN_TO_LABEL_ID[label]),
+        r"[a-z]+_\d{6}_\d{6}_leftImg8bit",
+        "<city>_<seq>_<frame>_leftImg8bit.png, the Cityscapes test images' names",
+    ),
+    "voc2012": SubmissionFormat(
+        21,
+        lambda stem: f"results/VOC2012/Segmentation/comp6_test_cls/{stem}.png",
+        lambda label: label_image(label, voc_colormap(256)),
+    ),
+    "ade20k": SubmissionFormat(
+        150,
+        lambda stem: f"{stem}.png",
+        lambda label: Image.fromarray((label + 1).astype(np.uint8)),
+    ),
+}
+
+
+def submission_format(name: str, num_classes: int, paths: Sequence[Path]) -> SubmissionFormat:
+    """The server format ``name`` after checking the model and the inputs fit it: the class
+    count, the images' names (as the server matches them) and no name twice."""
+    if name not in SUBMISSION_FORMATS:
+        raise ConfigError(
+            f"submission.format={name!r}: expected one of {sorted(SUBMISSION_FORMATS)} or null"
+        )
+    fmt = SUBMISSION_FORMATS[name]
+    if num_classes != fmt.num_classes:
+        raise ConfigError(
+            f"submission.format={name}: the checkpoint predicts {num_classes} classes; the "
+            f"{name} server takes {fmt.num_classes}"
+        )
+    stems = [p.stem for p in paths]
+    if fmt.name_pattern:
+        wrong = [p for p in paths if not re.fullmatch(fmt.name_pattern, p.stem)]
+        if wrong:
+            raise UserError(
+                f"submission.format={name}: {len(wrong)} image(s) not named {fmt.name_hint} "
+                f"(e.g. '{wrong[0]}')"
+            )
+    if len(set(stems)) != len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise UserError(
+            f"submission.format={name}: image name(s) {twice[:5]} occur more than once; each "
+            "image's prediction is one file named after it"
+        )
+    return fmt
+
+
+def write_archive(output_dir: Path, members: Sequence[str], archive: Path) -> Path:
+    """Zip ``output_dir/<member>`` for every member, stored under its member path."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member in members:
+            zf.write(output_dir / member, member)
+    return archive
+
+
+def keep_listed(paths: Sequence[Path], ids_file: str | Path) -> list[Path]:
+    """The images whose name (stem) is listed in ``ids_file`` (one id per line, e.g. VOC's
+    ``ImageSets/Segmentation/test.txt``), in the file's order; a listed id without an image is an
+    error naming it."""
+    ids_path = Path(ids_file).expanduser()
+    if not ids_path.is_file():
+        raise NoImagesError(f"ids_file='{ids_path}' does not exist (expected one image id a line)")
+    ids = [line.strip() for line in ids_path.read_text().splitlines() if line.strip()]
+    by_stem = {p.stem: p for p in paths}
+    missing = [i for i in ids if i not in by_stem]
+    if missing:
+        raise NoImagesError(
+            f"ids_file='{ids_path}': {len(missing)} listed id(s) have no image in the inputs "
+            f"(e.g. '{missing[0]}')"
+        )
+    return [by_stem[i] for i in ids]
+
+
 def load_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
@@ -151,8 +263,10 @@ def predict_images(
     opacity: float = 0.5,
     device: torch.device | None = None,
     skipped: list[Skipped] | None = None,
+    submission: SubmissionFormat | None = None,
 ) -> list[dict[str, Any]]:
-    """Predict every image (one at a time, any size) and write its label/overlay PNGs.
+    """Predict every image (one at a time, any size) and write its label/overlay PNGs, or with
+    ``submission`` its prediction in that server's format (at ``output_dir/<member path>``).
 
     Returns one record per image: source, written files, height, width and the classes present.
     An image that cannot be read is appended to ``skipped`` (with the reason) and the others are
@@ -177,8 +291,13 @@ def predict_images(
         tensor = transform(image=image)["image"].float().unsqueeze(0).to(device)
         scores = model(tensor, image.shape[:2])
         label = scores.argmax(1)[0].cpu().numpy()
-        label_path = output_dir / f"{name}.png"
-        label_image(label, palette).save(label_path)
+        if submission is None:
+            label_path = output_dir / f"{name}.png"
+            label_image(label, palette).save(label_path)
+        else:
+            label_path = output_dir / submission.member(name)
+            label_path.parent.mkdir(parents=True, exist_ok=True)
+            submission.encode(label).save(label_path)
         record: dict[str, Any] = {
             "image": str(path),
             "label": str(label_path),
@@ -210,8 +329,12 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     inputs = OmegaConf.to_container(inputs) if OmegaConf.is_config(inputs) else inputs
     skipped: list[Skipped] = []
     paths = resolve_inputs(inputs, skipped)
+    if cfg.get("ids_file"):
+        paths = keep_listed(paths, cfg.ids_file)
 
     model = load_module(ckpt_path)
+    server = (cfg.get("submission") or {}).get("format")
+    submission = submission_format(server, model.hparams.num_classes, paths) if server else None
     inference = model.set_inference(cfg.get("model", {}).get("inference"))
     data_cfg = cfg.get("data")
     target = data_cfg.get("dataset", {}).get("_target_") if data_cfg else None
@@ -229,10 +352,11 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         test_scale=data_cfg.get("test_scale") if data_cfg else None,
         mean=data_cfg.get("mean") if data_cfg else None,
         std=data_cfg.get("std") if data_cfg else None,
-        overlay=bool(cfg.get("overlay", True)),
+        overlay=bool(cfg.get("overlay", True)) and submission is None,
         opacity=float(cfg.get("opacity", 0.5)),
         device=choose_device(str(cfg.get("device", "auto"))),
         skipped=skipped,
+        submission=submission,
     )
     summary = {
         "checkpoint": str(ckpt_path),
@@ -242,6 +366,11 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         "images": records,
         "skipped": [{"file": str(path), "reason": reason} for path, reason in skipped],
     }
+    if submission is not None and not skipped:  # a server scores every test image or none
+        members = [str(Path(r["label"]).relative_to(output_dir)) for r in records]
+        archive = write_archive(output_dir, members, Path(cfg.submission.archive))
+        summary["submission"] = {"format": server, "archive": str(archive), "files": len(members)}
+        rank_zero_info(f"{server} submission: {archive} ({len(members)} files)")
     (output_dir / "predictions.json").write_text(json.dumps(summary, indent=2))
     rank_zero_info(f"wrote {len(records)} prediction(s) to {output_dir}")
     if skipped:
