@@ -131,7 +131,7 @@ MS_FLIP = {
     "cacnet_r101_ade20k_ms_flip": ([0.5, 0.75, 1.0, 1.25, 1.5, 1.75], True, 46.12),
     "dsnet_r101_voc_aug_ms_flip": ([0.75, 1.0, 1.25, 1.5, 1.75, 2.0], True, 82.53),
     "dsnet_r101_ade20k_ms_flip": ([0.75, 1.0, 1.25, 1.5, 1.75, 2.0], True, 46.4),
-    "dsnet_r101_pascal_context_ms_flip": ([0.75, 1.0, 1.25, 1.5, 1.75, 2.0], True, None),
+    "dsnet_r101_pascal_context_ms_flip": ([0.75, 1.0, 1.25, 1.5, 1.75, 2.0], True, 54.2),
     "sac_r101_cityscapes_ms": ([0.5, 0.75, 1.0, 1.25, 1.5, 1.75], False, 78.2),
     "sac_r101_ade20k_ms": ([0.5, 0.75, 1.0, 1.25, 1.5, 1.75], False, 43.65),
 }
@@ -312,3 +312,16 @@ def test_dmnet_table6_flip_and_ms_rows_and_the_ft_note(tmp_path: Path) -> None:
     assert f"| + DS + Flip | 81.50 / 81.50{one} |" in text
     assert f"| + DS + Flip + MS | 82.00 / 82.15{one} |" in text
     assert "| + DS + Flip + MS + FT | needs fine-tuning" in text
+
+
+def test_dsnet_table5_places_the_run_beside_the_papers_seven_methods(tmp_path: Path) -> None:
+    """DSNet Table 5 (PASCAL-Context): one run of dsnet_r101_pascal_context_ms_flip in the DSNet
+    row; the other six methods are the paper's numbers only."""
+    sweep = tmp_path / "run"
+    metrics = {"test": {"mIoU": 0.53, "aAcc": 0.8}}
+    write_job(sweep, 0, {}, metrics, ["experiment=dsnet_r101_pascal_context_ms_flip"])
+    table = build_paper_table(load_sweep(sweep), *find_spec("dsnet-table5"))
+    assert [row[0].paper for row in table.cells] == [39.3, 45.7, 47.3, 51.7, 52.6, 54.7, 54.2]
+    assert table.cells[-1][0].mean == pytest.approx(53.0)
+    assert table.unmatched == []
+    assert find_spec(experiment="dsnet_r101_pascal_context_ms_flip")[0] == "dsnet-table5"

@@ -285,6 +285,12 @@ def test_every_declared_reference_and_ordering_names_real_cells() -> None:
     empty = Sweep([], [])
     for name, spec in paper_specs().items():
         table = build_paper_table(empty, name, spec)  # raises ConfigError on a bad address
+        runnable = [r for r in spec["rows"] if not r.get("note")]
+        if len(runnable) * len([c for c in spec["columns"] if not c.get("note")]) == 1:
+            # one cell run (a comparison with other methods' published numbers, DSNet Table 5):
+            # nothing of ours to compare it with
+            assert not spec.get("reference") and not spec.get("orderings"), name
+            continue
         assert spec.get("reference") and spec.get("orderings"), name
         for x in table.orderings:  # (>= 0: a table may repeat one paper number in two columns)
             assert x.paper is None or x.paper >= 0, (name, x.label_a, x.label_b)
