@@ -10,6 +10,7 @@ import torch
 
 from dynaseg.errors import ConfigError
 from dynaseg.models.backbones import TimmBackbone
+from dynaseg.models.mmseg_import import STEM_TO_TIMM as TIMM_STEM_NAME
 from dynaseg.models.mmseg_import import TIMM_TO_STEM
 
 
@@ -43,3 +44,33 @@ def test_mmseg_weights_of_another_depth_name_the_key(tmp_path: Path) -> None:
     mmseg_v1c_file(TimmBackbone("resnet50c").body, path)
     with pytest.raises(ConfigError, match="checkpoint_path=.*resnet101_v1c for resnet101c"):
         TimmBackbone("resnet101c", checkpoint_path=str(path))
+
+
+def test_mmseg_file_without_bn_step_counters_loads_and_names_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mmcv's resnet*_v1c files may lack BatchNorm's num_batches_tracked (older torch saves):
+    the loader keeps those at 0, says which, and still requires every other key."""
+    path = tmp_path / "resnet50_v1c.pth"
+    body = TimmBackbone("resnet50c").body
+    state = mmseg_v1c_file(body, path)
+    counters = sorted(k for k in state if k.endswith("num_batches_tracked"))
+    assert len(counters) == 55  # every BatchNorm of ResNet-50-D: stem 3, 16 blocks x 3, 4 shortcuts
+    trimmed = {k: v for k, v in state.items() if k not in counters}
+    torch.save({"state_dict": trimmed}, path)
+    with caplog.at_level("INFO", logger="dynaseg.models.backbones"):
+        backbone = TimmBackbone("resnet50c", checkpoint_path=str(path))
+    timm_names = sorted(
+        f"{TIMM_STEM_NAME[k.split('.')[1]]}.num_batches_tracked" if k.startswith("stem.") else k
+        for k in counters
+    )
+    assert sorted(backbone.filled_keys) == timm_names
+    assert "55 BatchNorm num_batches_tracked counter(s) not in the file, kept at 0" in caplog.text
+    loaded = backbone.body.state_dict()
+    assert all(int(loaded[k]) == 0 for k in timm_names)
+    key = "layer1.0.conv1.weight"
+    assert torch.equal(loaded[key], trimmed[key])
+    del trimmed["layer1.0.bn1.running_mean"]  # any other key is still required
+    torch.save({"state_dict": trimmed}, path)
+    with pytest.raises(ConfigError, match=r"missing from the file \(1\): layer1\.0\.bn1\.running_mean\)"):
+        TimmBackbone("resnet50c", checkpoint_path=str(path))

@@ -4,6 +4,7 @@ of NCHW maps with known channels and strides (:class:`TimmBackbone`; plain ViTs 
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,9 @@ from torch import nn
 from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
 from dynaseg.models.layers import checkpointed, resize
 from dynaseg.models.mmseg_import import mmseg_resnet_to_timm
-from dynaseg.models.state_dicts import diff_state_dicts, unwrap_state_dict
+from dynaseg.models.state_dicts import diff_state_dicts, listing, unwrap_state_dict
+
+log = logging.getLogger(__name__)
 
 
 def read_mmseg_resnet(path: Path) -> dict[str, torch.Tensor] | None:
@@ -41,11 +44,23 @@ def read_mmseg_resnet(path: Path) -> dict[str, torch.Tensor] | None:
     return mmseg_resnet_to_timm(unwrap_state_dict(checkpoint))
 
 
-def load_mmseg_resnet(body: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+def load_mmseg_resnet(body: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> list[str]:
     """Load renamed mmseg ResNetV1c weights into a timm ``features_only`` body: every body
-    parameter and buffer must come from the file (the classifier ``fc`` is dropped)."""
+    parameter and buffer must come from the file (the classifier ``fc`` is dropped), except
+    BatchNorm's ``num_batches_tracked`` step counters (unused: every BN has a momentum; absent
+    from some files, as :func:`~dynaseg.models.mmseg_import.convert_mmseg_state_dict` allows),
+    which keep the body's 0. Returns those filled keys, and logs how many."""
     weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
-    diff = diff_state_dicts(weights, body.state_dict())
+    # counters the file lacks take the body's own (0); the diff below would call them missing
+    own = body.state_dict()
+    filled = [k for k in own if k.endswith("num_batches_tracked") and k not in weights]
+    weights = {**weights, **{k: own[k] for k in filled}}
+    if filled:
+        log.info(
+            "%s: %d BatchNorm num_batches_tracked counter(s) not in the file, kept at 0 (%s)",
+            path, len(filled), listing(filled, 3),
+        )  # fmt: skip
+    diff = diff_state_dicts(weights, own)
     if diff:
         raise ConfigError(
             f"model.net.backbone.checkpoint_path='{path}': mmseg ResNetV1c weights that do not "
@@ -53,6 +68,7 @@ def load_mmseg_resnet(body: nn.Module, weights: dict[str, torch.Tensor], path: P
             "resnet50_v1c for resnet50c, resnet101_v1c for resnet101c"
         )
     body.load_state_dict(weights)
+    return filled
 
 
 def hub_endpoint() -> str:
@@ -282,8 +298,10 @@ class TimmBackbone(nn.Module):
                 f"({key}.checkpoint_path=/path/to/weights) or {key}.pretrained=false to train "
                 "from scratch"
             ) from err
+        # the keys filled from the body's defaults instead of the file (mmseg weights only)
+        self.filled_keys: list[str] = []
         if mmseg_weights is not None:
-            load_mmseg_resnet(self.body, mmseg_weights, Path(checkpoint_path))
+            self.filled_keys = load_mmseg_resnet(self.body, mmseg_weights, Path(checkpoint_path))
         self.name = name
         channels = list(self.body.feature_info.channels())
         reductions = list(self.body.feature_info.reduction())
