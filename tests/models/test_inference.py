@@ -111,6 +111,31 @@ def test_multiscale_flip_averages_probabilities_at_the_output_size() -> None:
     assert (no_flip - out).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_multiscale_rescales_the_images_half_pixel_like_cv2(align_corners: bool) -> None:
+    """mmseg's MS test resizes the test *images* with cv2 (half-pixel centres) in its pipeline,
+    also in its align_corners=True (Cityscapes 769) configs; align_corners is the logits'."""
+    import cv2
+    import numpy as np
+
+    seen: list[torch.Tensor] = []
+
+    def record(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.clone())
+        return x[:, :2]
+
+    torch.manual_seed(3)
+    images = torch.randn(1, 3, 21, 30)
+    cfg = InferenceConfig.from_dict({"scales": [0.5, 1.75], "align_corners": align_corners})
+    infer(record, images, cfg)
+    hwc = images[0].permute(1, 2, 0).numpy()
+    for x, (h, w) in zip(seen, [(11, 15), (37, 53)], strict=True):
+        ref = cv2.resize(hwc, (w, h), interpolation=cv2.INTER_LINEAR)
+        torch.testing.assert_close(
+            x[0].permute(1, 2, 0), torch.from_numpy(np.ascontiguousarray(ref)), rtol=0, atol=1e-4
+        )
+
+
 def test_multiscale_composes_with_slide() -> None:
     net = conv1x1()
     images = torch.randn(1, 3, 33, 47)

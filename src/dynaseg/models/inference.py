@@ -9,7 +9,8 @@ evaluate (mmseg's ``EncoderDecoder.whole_inference`` / ``slide_inference`` / ``a
   into the full-size map and divided by the number of windows covering each pixel. The windows of
   the batch are run as one batch.
 - multi-scale + flip (composes with either): the image is resized by each factor of ``scales``
-  (keeping its ratio, relative to the evaluation-pipeline image) and, with ``flip``, also
+  (keeping its ratio, relative to the evaluation-pipeline image; bilinear with half-pixel
+  centres whatever ``align_corners``, as mmseg's cv2 resize of the test images) and, with ``flip``, also
   horizontally flipped; every pass's logits are resized to the output size, turned into softmax
   probabilities and averaged. "Dynamic Multi-scale Filters for Semantic Segmentation" (He et al.,
   ICCV 2019, §4.1, Table 6) and "CaC-Net: Context-adaptive Convolution Network" (Liu et al.,
@@ -207,7 +208,9 @@ def infer(
     total: torch.Tensor | None = None
     passes = 0
     for scale in cfg.scales:
-        scaled = resize_to(images, scaled_size(h, w, scale), cfg.align_corners)
+        # the images always half-pixel (align_corners=False): mmseg rescales them with cv2's
+        # bilinear resize in its test pipeline; align_corners applies to the logits only
+        scaled = resize_to(images, scaled_size(h, w, scale), align_corners=False)
         for flipped in (False, True) if cfg.flip else (False,):
             x = scaled.flip(-1) if flipped else scaled
             logits = single_pass_logits(logits_fn, x, cfg)
