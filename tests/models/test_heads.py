@@ -147,6 +147,19 @@ def test_dshead_offsets_start_at_zero() -> None:
     torch.testing.assert_close(head(fs), expect, atol=1e-5, rtol=1e-4)
 
 
+def test_dshead_without_dynamic_sampling_fuses_the_low_and_aspp_features_only() -> None:
+    """dynamic_sampling=False: the network without CGDS (DSNet's text's "baseline")."""
+    torch.manual_seed(0)
+    head = DSHead(CH, 3, channels=6, low_channels=5, aspp_channels=7, dynamic_sampling=False)
+    head.eval()
+    assert not any(n.startswith(("offset_conv", "sample_")) for n, _ in head.named_parameters())
+    fs = feats(os=16)
+    x_m = head.modify_conv(fs[2])
+    high = F.interpolate(head.aspp(fs[4]), size=x_m.shape[-2:], mode="bilinear")
+    expect = head.cls_seg(head.fuse(torch.cat([x_m, high], 1)))
+    torch.testing.assert_close(head(fs), expect, atol=1e-5, rtol=1e-4)
+
+
 # ---------------------------------------------------------------- CaC-Net
 def test_cac_kernel_is_q_transpose_k() -> None:
     torch.manual_seed(0)

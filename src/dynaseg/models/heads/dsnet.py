@@ -20,6 +20,10 @@ Backbone: dilated ResNet at output stride 16 (set ``backbone.output_stride: 16``
 - ``X(F) = [X(M), X(S), X(ASPP)]`` (concat) → classification sub-network → logits at ``X(M)``'s
   resolution.
 
+``dynamic_sampling=False`` removes the CGDS sampling (no offsets, no ``X(S)``): ``X(F) =
+[X(M), X(ASPP)]``, DeepLabv3+'s decoder on the same features, "the baseline" of the paper's text
+(docs/fidelity.md: the reading of Table 2's "Baseline" row).
+
 Table 1's low/high pairs are ``(low_index, use_aspp)``: (2, False) = X(3)/X(5),
 (2, True) = X(3)/X(ASPP) (paper default), (3, True) = X(4)/X(ASPP), (4, True) = X(5)/X(ASPP).
 
@@ -102,6 +106,7 @@ class DSHead(DecodeHead):
         offset_kernel_size: int = 3,
         num_fuse_convs: int = 1,
         dropout_ratio: float = 0.1,
+        dynamic_sampling: bool = True,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         self.low_index = self.feature_index("low_index", low_index)
@@ -117,16 +122,18 @@ class DSHead(DecodeHead):
         )
         high_channels = aspp_channels if use_aspp else self.in_channels
         self.modify_conv = ConvNormAct(self.in_channels_all[low_index], low_channels, 1)
-        k = sample_kernel_size
-        self.offset_conv = nn.Conv2d(
-            high_channels, 2 * k * k, offset_kernel_size, padding=offset_kernel_size // 2
-        )
-        nn.init.zeros_(self.offset_conv.weight)
-        nn.init.zeros_(self.offset_conv.bias)
-        self.sample_conv = DynamicSamplingConv2d(low_channels, channels, k)
-        self.sample_norm = nn.BatchNorm2d(channels)
-        self.sample_act = nn.ReLU(inplace=True)
-        fused = low_channels + channels + high_channels
+        self.dynamic_sampling = dynamic_sampling
+        if dynamic_sampling:
+            k = sample_kernel_size
+            self.offset_conv = nn.Conv2d(
+                high_channels, 2 * k * k, offset_kernel_size, padding=offset_kernel_size // 2
+            )
+            nn.init.zeros_(self.offset_conv.weight)
+            nn.init.zeros_(self.offset_conv.bias)
+            self.sample_conv = DynamicSamplingConv2d(low_channels, channels, k)
+            self.sample_norm = nn.BatchNorm2d(channels)
+            self.sample_act = nn.ReLU(inplace=True)
+        fused = low_channels + (channels if dynamic_sampling else 0) + high_channels
         self.fuse = nn.Sequential(
             *[
                 ConvNormAct(fused if i == 0 else channels, channels, 3)
@@ -146,6 +153,8 @@ class DSHead(DecodeHead):
             high = self.aspp(high)
         x_m = self.modify_conv(features[self.low_index])
         high = resize(high, x_m.shape[-2:])
+        if not self.dynamic_sampling:  # the network without CGDS: X(F) = [X(M), X(ASPP)]
+            return self.cls_seg(self.fuse(torch.cat([x_m, high], dim=1)))
         offset = self.offset_conv(high)
         record_internal(self, "offsets", offset)  # see heads.base.capture_internals
         x_s = self.sample_act(self.sample_norm(self.sample_conv(x_m, offset)))
