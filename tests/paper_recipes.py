@@ -271,7 +271,8 @@ def expected_recipe(paper: str, dataset: str, fixed: dict[str, Any] | None = Non
     return {**RECIPES[paper][dataset], **(fixed or {})}
 
 
-def _plain(node: Any) -> Any:  # noqa: ANN401 - a config node or a plain value
+def _plain(node: Any) -> Any:
+    """A config node as plain containers; any other value as it is."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 

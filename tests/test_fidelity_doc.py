@@ -7,9 +7,9 @@ import re
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from dynaseg.tables import paper_specs
+from dynaseg.reporting.paper_tables import paper_specs
 from helpers import CONF_DIR, ROOT, compose_config, experiment_overrides, sweep_jobs
 
 DOC = ROOT / "docs" / "fidelity.md"
@@ -22,7 +22,7 @@ def settings() -> list[tuple[str, str, str]]:
     return [m.groups() for line in section.splitlines() if (m := ROW.match(line.strip()))]
 
 
-def composed(preset: str):  # noqa: ANN201 - a DictConfig
+def composed(preset: str) -> DictConfig:
     """The preset as a run composes it; a table sweep's first job."""
     overrides = experiment_overrides(preset)
     if "table" in preset:

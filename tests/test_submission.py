@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from dynaseg.data.datasets.cityscapes import LABEL_ID_TO_TRAIN_ID
 from dynaseg.errors import ConfigError, UserError
 from dynaseg.palettes import voc_colormap
 from dynaseg.run.prediction import SUBMISSION_FORMATS, predict
+from dynaseg.training.module import SegmentationModule
 from fixtures_real import SIZE, write_ade20k_test, write_cityscapes, write_voc, write_voc_test
 from helpers import NARROW, compose_config, tiny_checkpoint
 
@@ -38,10 +40,10 @@ SERVERS = {
 }  # fmt: skip
 
 
-def predicting(index: int):  # noqa: ANN201 - an edit for tiny_checkpoint
+def predicting(index: int) -> Callable[[SegmentationModule], None]:
     """Make the classifier's logits constant with class ``index`` highest."""
 
-    def edit(module) -> None:  # noqa: ANN001
+    def edit(module: SegmentationModule) -> None:
         conv = module.net.decode_head.conv_seg
         with torch.no_grad():
             conv.weight.zero_()

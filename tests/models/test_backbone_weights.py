@@ -72,5 +72,7 @@ def test_mmseg_file_without_bn_step_counters_loads_and_names_them(
     assert torch.equal(loaded[key], trimmed[key])
     del trimmed["layer1.0.bn1.running_mean"]  # any other key is still required
     torch.save({"state_dict": trimmed}, path)
-    with pytest.raises(ConfigError, match=r"missing from the file \(1\): layer1\.0\.bn1\.running_mean\)"):
+    with pytest.raises(
+        ConfigError, match=r"missing from the file \(1\): layer1\.0\.bn1\.running_mean\)"
+    ):
         TimmBackbone("resnet50c", checkpoint_path=str(path))
