@@ -7,6 +7,9 @@ seed 2 failed.
 
 :func:`make_stats_sweep`: the same table with seeds 1-4 and values whose statistics the tests
 recompute independently (:data:`STATS_VALUES`).
+
+:func:`make_checkpoint_sweep`: runs whose metrics.json holds both checkpoints' scores
+(``reported_checkpoint.last`` / ``.best``, :data:`CHECKPOINT_RUNS`), for ``--checkpoint``.
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ def write_job(
     commit: str = COMMIT,
     per_class: dict[str, float | None] | None = None,
     hardware: dict | None = None,
+    extra: dict | None = None,
 ) -> None:
     """One job directory; ``miou=None``: a failed job with ``error``; ``hardware``: its
-    ``provenance.hardware`` (default: the fields of runs before the CPU setup was recorded)."""
+    ``provenance.hardware`` (default: the fields of runs before the CPU setup was recorded).
+    ``extra``: more metrics.json entries of a completed job (e.g. ``test``,
+    ``reported_checkpoint``)."""
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     overrides = [
@@ -69,6 +75,7 @@ def write_job(
         if per_class is not None:
             val["per_class"] = {c: {"IoU": v, "Acc": v} for c, v in per_class.items()}
         payload = {"val": val, "global_step": 300, "status": "completed", "provenance": provenance}
+        payload.update(extra or {})
     (job / "metrics.json").write_text(json.dumps(payload))
 
 
@@ -239,3 +246,33 @@ def write_curve_run(job: Path, seed: int, curve: dict[int, float], final: float)
         for step, value in curve.items()
     ]
     (log / "metrics.csv").write_text(CURVE_HEADER + "".join(rows))
+
+
+# job -> (filter type, seed, last validation mIoU, the checkpoint tested and its test mIoU, the
+# best checkpoint's validation mIoU); None: a metrics.json from before reported_checkpoint.last/best
+CHECKPOINT_RUNS: dict[int, tuple[str, int, float, tuple[str, float] | None, float | None]] = {
+    0: ("regular", 1, 0.70, ("last", 0.71), 0.74),
+    1: ("regular", 2, 0.72, ("last", 0.73), 0.75),
+    2: ("dynamic", 1, 0.80, ("best", 0.86), 0.85),  # test_checkpoint=best
+    3: ("dynamic", 2, 0.82, None, None),  # no test, no best score recorded
+}
+
+
+def make_checkpoint_sweep(root: Path) -> Path:
+    """DMNet Table 1 layout at {1,3,5,7} (pass ``paper="dmnet-table1"``): the runs of
+    :data:`CHECKPOINT_RUNS`, their metrics.json written as :func:`dynaseg.run.recipes.train` does."""
+    sweep = root / "checkpoints"
+    for num, (filter_type, seed, last, tested, best) in CHECKPOINT_RUNS.items():
+        extra: dict = {}
+        if tested is not None:
+            which, test_miou = tested
+            extra["test"] = {"mIoU": test_miou}
+            extra["reported_checkpoint"] = {
+                "test": which,
+                "path": f"checkpoints/{which}.ckpt",
+                "val": "last validation of the fit",
+                "last": {"step": 300, "mIoU": last},
+                "best": {"step": 200, "mIoU": best, "path": "checkpoints/best.ckpt"},
+            }
+        write_job(sweep, num, filter_type, seed, last, extra=extra)
+    return sweep

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from dynaseg.cli.make_table import main
 from dynaseg.errors import UserError
 from dynaseg.reporting.cell_text import format_cell
 from dynaseg.reporting.doc_sections import DOC_BEGIN, DOC_END, doc_section, update_doc
@@ -16,7 +17,13 @@ from dynaseg.reporting.paper_tables import build_paper_table, find_spec, paper_s
 from dynaseg.reporting.rendering import render
 from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.hydra_callbacks import MultirunSummary
-from fabricated_sweep import EXPERIMENT, make_fabricated_sweep, write_job, write_multirun
+from fabricated_sweep import (
+    EXPERIMENT,
+    make_checkpoint_sweep,
+    make_fabricated_sweep,
+    write_job,
+    write_multirun,
+)
 
 
 @pytest.fixture
@@ -250,3 +257,45 @@ def test_one_setup_is_not_flagged(tmp_path: Path, sweep_dir: Path) -> None:
     sweep = load_sweep(two_jobs(tmp_path, same, failed_elsewhere=True))
     assert "MIXED" not in render(sweep) + render(sweep, "dmnet-table1", "latex")
     assert "MIXED" not in doc_section(sweep) + render(load_sweep(sweep_dir))
+
+
+def test_checkpoint_last_or_best_reads_that_checkpoints_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make_table --checkpoint (issue 31): last (default) reads each run's last checkpoint — the
+    test score where the run tested it, else its last validation; best reads the best
+    checkpoint's validation mIoU (reported_checkpoint.best), or its test score where the run
+    tested best. A run without a best score is flagged, not counted as failed."""
+    sweep = make_checkpoint_sweep(tmp_path)
+
+    def cells(*flags: str) -> dict[str, dict[str, str]]:
+        assert main([str(sweep), "--paper", "dmnet-table1", "--format", "csv", *flags]) == 0
+        rows = csv.DictReader(io.StringIO(capsys.readouterr().out))
+        return {r["row"]: r for r in rows if r["column"] == "{1,3,5,7}"}
+
+    last = cells()
+    assert last == cells("--checkpoint", "last")
+    regular, dynamic = last["Regular conv"], last["Ours (dynamic)"]
+    assert (regular["values"], regular["checkpoint"]) == ("71.0000 73.0000", "last")  # tested last
+    assert dynamic["values"] == "80.0000 82.0000"  # job 2 tested best: its last validation
+    best = cells("--checkpoint", "best")
+    regular, dynamic = best["Regular conv"], best["Ours (dynamic)"]
+    assert (regular["values"], regular["checkpoint"]) == ("74.0000 75.0000", "best")
+    assert dynamic["values"] == "86.0000"  # job 2's test of its best checkpoint
+    assert dynamic["flags"] == "no score of this checkpoint: job 3; 1/2 seeds: no CI"
+
+    assert main([str(sweep), "--paper", "dmnet-table1", "--checkpoint", "best"]) == 0
+    text = capsys.readouterr().out
+    table, _, rest = text.partition("\n\nCheckpoint: best — each run's best checkpoint")
+    assert "| Regular conv | not run / 70.76 | not run / 71.41 | not run / 72.65 | 74.50 ±" in table
+    assert rest  # the choice is printed under the table
+    # the job list reads the same checkpoint: job 3 has no best score
+    assert "| 3 | completed | `model.net.decode_head.filter_type=dynamic seed=2` | 2 |  |" in rest
+    assert main([str(sweep), "--paper", "dmnet-table1", "--no-runs"]) == 0
+    assert "\n\nCheckpoint: last — each run's last checkpoint" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(sweep), "--checkpoint", "final"])
+    assert "invalid choice: 'final'" in capsys.readouterr().err
+    # --at-step reads validations, no checkpoint's
+    with pytest.raises(UserError, match="--at-step 300 .* --checkpoint best does not apply"):
+        main([str(sweep), "--at-step", "300", "--checkpoint", "best"])

@@ -4,6 +4,7 @@
     python scripts/make_table.py DIR_A DIR_B:3 --paper dmnet-table4   # + job 3 of another sweep
     python scripts/make_table.py DIR RERUN_DIR     # a re-run of the missing jobs fills their cells
     python scripts/make_table.py DIR --metric-classes context=car,boat --format latex
+    python scripts/make_table.py DIR --checkpoint best   # the best-on-validation checkpoints
     python scripts/make_table.py DIR1 DIR2+DIR3:3 --doc docs/ablations.md   # one section per arg
     python scripts/make_table.py mini-controls=A+B dmnet-table1-mini=B --doc docs/ablations.md
     python scripts/make_table.py DIR --by-backbone     # verdicts over backbones (protocol E4)
@@ -16,12 +17,16 @@ interval over seeds); differences to the table's reference cells are paired by s
 Holm-corrected, the paper's orderings counted resolved-agree / resolved-disagree / unresolved
 (``paper_tables.yaml`` declares them); failed, missing, under-seeded, duplicate-seed and
 other-commit cells are flagged. Without ``--paper`` the table is found from the sweep's
-experiment; sweeps outside the paper tables get the plain job list.
+experiment; sweeps outside the paper tables get the plain job list. ``--checkpoint`` chooses
+whose scores: each run's last checkpoint (default, the papers' practice) or its best on
+validation mIoU (metrics.json's ``reported_checkpoint.last`` / ``.best``); the choice is printed
+under the table.
 
 ``--by-backbone`` pairs cells by backbone instead of head seed, a cell holding one value per
 ``backbone_seed`` (the mean of its head seeds: :func:`dynaseg.analysis.backbone_factor.by_backbone`,
 protocol E4); ``--at-step N`` reads each run's validation after N steps from its CSV log instead of
-the final one (:func:`dynaseg.analysis.learning_curve.at_step`, E3 (b)). Both: the step first.
+the final one (:func:`dynaseg.analysis.learning_curve.at_step`, E3 (b)). Both: the step first. ``--at-step`` reads validations, no checkpoint's: it goes with
+``--checkpoint last`` only.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from dynaseg.errors import UserError
 from dynaseg.reporting.command import make_table
 from dynaseg.reporting.paper_tables import paper_specs, parse_class_groups
 from dynaseg.reporting.rendering import FORMATS
-from dynaseg.reporting.sweeps import Sweep
+from dynaseg.reporting.sweeps import CHECKPOINTS, Sweep
 
 
 def sweep_view(
@@ -75,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS, default="markdown")
     parser.add_argument("--no-runs", action="store_true", help="omit the per-job list")
     parser.add_argument(
+        "--checkpoint",
+        choices=CHECKPOINTS,
+        default="last",
+        help="whose scores: each run's last checkpoint (the papers' practice) or its best on "
+        "validation mIoU",
+    )
+    parser.add_argument(
         "--metric",
         help="metrics.json paths (comma-separated, first present wins) replacing the table's, "
         "e.g. val.mIoU",
@@ -106,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     groups = parse_class_groups(args.metric_classes)
+    if args.at_step is not None and args.checkpoint != "last":
+        raise UserError(
+            f"--at-step {args.at_step} reads each run's validation after that many steps, no "
+            f"checkpoint's: --checkpoint {args.checkpoint} does not apply (drop one of them)"
+        )
     view, view_name = sweep_view(args.at_step, args.by_backbone)
     text = make_table(
         args.sweep_dirs,
@@ -117,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.doc,
         view,
         view_name,
+        args.checkpoint,
     )
     print(text, end="" if text.endswith("\n") else "\n")
     return 0

@@ -53,6 +53,19 @@ def format_difference(diff: PairedDifference) -> str:
     return text + (" *" if diff.resolved else "")
 
 
+CHECKPOINT_NOTES = {
+    "last": "each run's last checkpoint, the weights at the end of fitting (the papers' practice; "
+    "--checkpoint best reads the best on validation mIoU)",
+    "best": "each run's best checkpoint on validation mIoU: its validation mIoU "
+    "(reported_checkpoint.best), its test scores where the run tested it (test_checkpoint=best)",
+}
+
+
+def checkpoint_note(checkpoint: str) -> str:
+    """The line under a table saying whose scores it holds (``--checkpoint``)."""
+    return f"Checkpoint: {checkpoint} — {CHECKPOINT_NOTES[checkpoint]}."
+
+
 def metric_title(table: PaperTable) -> str:
     if table.classes is None:
         return table.spec.get("title", table.name)

@@ -21,6 +21,7 @@ class Cell(SeedSample):
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)  # failed/missing, re-run elsewhere
+    unscored: list[str] = field(default_factory=list)  # completed, no score of the checkpoint
     paper: float | None = None
     applicable: bool = True
     expected_seeds: int = 1
@@ -56,6 +57,8 @@ class Cell(SeedSample):
             out.append(f"FAILED: job {', '.join(self.failed)}")
         if self.missing:
             out.append(f"MISSING: job {', '.join(self.missing)}")
+        if self.unscored:
+            out.append(f"no score of this checkpoint: job {', '.join(self.unscored)}")
         if self.values and self.n < self.expected_seeds:
             out.append(f"{self.n}/{self.expected_seeds} seeds" + (": no CI" if self.n == 1 else ""))
         elif self.n == 1:
@@ -105,6 +108,7 @@ class PaperTable:
     contrasts: list[Comparison] = field(default_factory=list)
     orderings: list[Comparison] = field(default_factory=list)
     commit: str | None = None  # the commit most of the table's runs come from
+    checkpoint: str = "last"  # whose scores the cells hold (sweeps.CHECKPOINTS)
 
     def label(self, r: int, c: int) -> str:
         if len(self.col_labels) == 1:

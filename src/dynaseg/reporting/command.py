@@ -22,9 +22,11 @@ def make_table(
     doc: Path | None = None,
     view: Callable[[Sweep], Sweep] | None = None,
     view_name: str | None = None,
+    checkpoint: str = "last",
 ) -> str:
     """The table(s) of the sweeps ``sweep_dirs`` as text
-    (:func:`~dynaseg.reporting.rendering.render`); with ``doc``, one section per argument written
+    (:func:`~dynaseg.reporting.rendering.render`) of ``checkpoint``'s scores (``last``, the
+    papers' practice, or ``best`` on validation); with ``doc``, one section per argument written
     into that file's generated block instead (``A+B:3`` joins sweeps; ``TABLE=A+B`` sets that
     section's layout), and the line saying so. ``view`` turns each loaded sweep into the one
     tabulated (e.g. its runs at an earlier step, or paired by backbone: the commands of
@@ -36,7 +38,7 @@ def make_table(
         return view(sweep) if view is not None else sweep
 
     if doc is None:
-        return render(load(sweep_dirs), paper, fmt, runs, metric, class_groups)
+        return render(load(sweep_dirs), paper, fmt, runs, metric, class_groups, checkpoint)
     sections = []
     for arg in map(str, sweep_dirs):
         # TABLE=A+B: this section's layout (several tables in one --doc call)
@@ -44,6 +46,8 @@ def make_table(
         section_paper = name if sep and name in paper_specs() else paper
         dirs = dirs if sep and name in paper_specs() else arg
         sweep = load(dirs.split("+"))
-        sections.append(doc_section(sweep, section_paper, None, metric, class_groups, view_name))
+        sections.append(
+            doc_section(sweep, section_paper, None, metric, class_groups, view_name, checkpoint)
+        )
     update_doc(doc, sections)
     return f"wrote {len(sections)} section(s) to {doc}"

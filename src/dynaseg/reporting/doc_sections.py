@@ -29,9 +29,11 @@ def doc_section(
     metric: Sequence[str] | None = None,
     class_groups: dict[str, list[str]] | None = None,
     view_name: str | None = None,
+    checkpoint: str = "last",
 ) -> str:
-    """One generated section of ``docs/ablations.md``: command, time, hardware, seeds, tables.
-    ``view_name`` (e.g. "at step 300") ends the heading: the sweep is a view of its runs."""
+    """One generated section of ``docs/ablations.md``: command, time, hardware, seeds, tables
+    (``checkpoint``'s scores). ``view_name`` (e.g. "at step 300") ends the heading: the sweep is
+    a view of its runs."""
     found = find_spec(paper, sweep.experiment)
     heading = title or (found[1].get("title") if found else None) or str(sweep.experiment)
     provs = [j.provenance for j in sweep.jobs if j.provenance]
@@ -57,7 +59,7 @@ def doc_section(
     if hw:
         lines.append(f"- Hardware: {hardware_text(hw)}")
     lines.append(f"- Code: commit {', '.join(c[:10] for c in commits)}")
-    lines += ["", render(sweep, paper, "markdown", True, metric, class_groups), ""]
+    lines += ["", render(sweep, paper, "markdown", True, metric, class_groups, checkpoint), ""]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from dynaseg.reporting.cell_text import (
     ORDERING_HEADER,
     cell_rows,
     cells_caption,
+    checkpoint_note,
     contrast_rows,
     metric_title,
     ordering_rows,
@@ -70,7 +71,8 @@ def _latex_tabular(header: Sequence[str], rows: Sequence[Sequence[str]], caption
 
 def paper_table_latex(table: PaperTable) -> str:
     header, *rows = cell_rows(table)
-    parts = [_latex_tabular(header, rows, f"{metric_title(table)}: {cells_caption(table)}")]
+    caption = f"{metric_title(table)}: {cells_caption(table)} {checkpoint_note(table.checkpoint)}"
+    parts = [_latex_tabular(header, rows, caption)]
     title = metric_title(table)
     if table.contrasts:
         caption = f"{title}: differences to the reference. {DIFF_NOTE}."

@@ -58,13 +58,17 @@ def cell_metric(
     return tuple(f"test_variants.{variant}.{k}" for k in keys)
 
 
-def class_group_mean(job: JobRecord, classes: Sequence[str], stages: Sequence[str]) -> float | None:
-    """Mean IoU over ``classes`` from the first of ``stages`` whose ``per_class`` the run has
-    (classes absent from the evaluated images, IoU null, are left out as mIoU leaves them out)."""
+def class_group_mean(
+    job: JobRecord, classes: Sequence[str], stages: Sequence[str], checkpoint: str = "last"
+) -> float | None:
+    """Mean IoU over ``classes`` from the first of ``stages`` whose ``per_class`` the run has for
+    ``checkpoint`` (classes absent from the evaluated images, IoU null, are left out as mIoU
+    leaves them out)."""
     if job.status != "completed":
         return None
-    for stage in stages:
-        per_class = select(job.metrics or {}, f"{stage}.per_class")
+    for path in job.checkpoint_paths([f"{stage}.per_class" for stage in stages], checkpoint):
+        stage = path.removesuffix(".per_class")
+        per_class = select(job.metrics or {}, path)
         if not isinstance(per_class, dict):
             continue
         unknown = [c for c in classes if c not in per_class]
@@ -92,15 +96,19 @@ def build_paper_table(
     metric: Sequence[str] | None = None,
     classes: Sequence[str] | None = None,
     group: str | None = None,
+    checkpoint: str = "last",
 ) -> PaperTable:
     """Lay the sweep's jobs out as the paper's table ``spec`` (see ``paper_tables.yaml``), with
     the statistics the spec declares (``reference``, ``contrasts``, ``orderings``).
 
     ``metric`` replaces the spec's metric paths; ``classes`` makes every cell the mIoU over those
     classes (``<stage>.per_class``, the stage of the metric paths), without paper numbers;
-    ``group`` names that class group. A class group's table tests the same contrasts and
-    orderings on its own metric, Holm-corrected in its own family (docs/ablations.md, Evidence
-    round 2, E2).
+    ``group`` names that class group; ``checkpoint`` (``last``, ``best``) whose scores the cells
+    hold (:meth:`~dynaseg.reporting.sweeps.JobRecord.checkpoint_paths`). A completed run without
+    a score of the best checkpoint (from before metrics.json recorded it, or a score measured on
+    the tested checkpoint only: pixel accuracy, test variants, per-class IoU) is flagged in its
+    cell, not counted as failed. A class group's table tests the same contrasts and orderings on
+    its own metric, Holm-corrected in its own family (docs/ablations.md, Evidence round 2, E2).
     """
     rows, cols = spec["rows"], spec["columns"]
     paper = (spec.get("paper") or []) if classes is None else []
@@ -133,11 +141,13 @@ def build_paper_table(
                     if all(select(job.settings, k) == v for k, v in match.items()):
                         used.add(i)
                         if classes is None:
-                            value = job.metric(paths)
+                            value = job.metric(paths, checkpoint)
                         else:
-                            value = class_group_mean(job, classes, stages)
+                            value = class_group_mean(job, classes, stages, checkpoint)
                         if job.status == "missing":
                             cell.missing.append(job.job)
+                        elif job.status == "completed" and value is None and checkpoint != "last":
+                            cell.unscored.append(job.job)
                         elif job.status != "completed" or value is None:  # failed, interrupted
                             cell.failed.append(job.job)
                         else:
@@ -152,6 +162,7 @@ def build_paper_table(
     table = PaperTable(
         name, spec, [r["label"] for r in rows], [c["label"] for c in cols], cells, unmatched, notes
     )
+    table.checkpoint = checkpoint
     if classes is not None:
         table.classes, table.group = list(classes), group
     _flag_commits(table)
@@ -207,16 +218,20 @@ def build_tables(
     paper: str | None = None,
     metric: Sequence[str] | None = None,
     class_groups: dict[str, list[str]] | None = None,
+    checkpoint: str = "last",
 ) -> list[PaperTable]:
     """The paper table of the sweep (primary metric) and one table per class group: the spec's
     ``class_groups`` updated by ``class_groups``, each with the spec's contrasts and orderings in
-    its own Holm family. Empty if the sweep is no paper table."""
+    its own Holm family; cells hold ``checkpoint``'s scores. Empty if the sweep is no paper
+    table."""
     found = find_spec(paper, sweep.experiment)
     if not found:
         return []
     name, spec = found
-    tables = [build_paper_table(sweep, name, spec, metric)]
+    tables = [build_paper_table(sweep, name, spec, metric, checkpoint=checkpoint)]
     groups = {**(spec.get("class_groups") or {}), **(class_groups or {})}
     for group, classes in groups.items():
-        tables.append(build_paper_table(sweep, name, spec, metric, list(classes), group))
+        tables.append(
+            build_paper_table(sweep, name, spec, metric, list(classes), group, checkpoint)
+        )
     return tables

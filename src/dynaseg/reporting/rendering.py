@@ -16,6 +16,7 @@ from dynaseg.reporting.cell_text import (
     ORDERING_HEADER,
     cell_rows,
     cells_caption,
+    checkpoint_note,
     contrast_rows,
     metric_title,
     number_text,
@@ -26,7 +27,7 @@ from dynaseg.reporting.cells import PaperTable
 from dynaseg.reporting.hardware import sweep_hardware_flag
 from dynaseg.reporting.latex import paper_table_latex
 from dynaseg.reporting.paper_tables import build_tables, find_spec
-from dynaseg.reporting.sweeps import DEFAULT_METRIC, JobRecord, Sweep
+from dynaseg.reporting.sweeps import CHECKPOINTS, DEFAULT_METRIC, JobRecord, Sweep
 
 
 def markdown_cell(value: Any) -> str:
@@ -44,6 +45,7 @@ def _markdown(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def paper_table_markdown(table: PaperTable) -> str:
     header, *rows = cell_rows(table)
     text = [f"**{metric_title(table)}** — {cells_caption(table)}", "", _markdown(header, rows)]
+    text += ["", checkpoint_note(table.checkpoint)]
     if table.unmatched:
         text += [
             "",
@@ -103,6 +105,7 @@ def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
                     or table.notes.get(label, "")
                     or col_notes.get(col, ""),
                     "superseded_jobs": " ".join(cell.superseded),
+                    "checkpoint": table.checkpoint,
                 }
             )
     return out
@@ -117,11 +120,13 @@ def _varying(jobs: Sequence[JobRecord]) -> list[list[str]]:
     return [[o for o in j.overrides if o not in common] for j in jobs]
 
 
-def runs_rows(sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC) -> list[dict[str, Any]]:
+def runs_rows(
+    sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC, checkpoint: str = "last"
+) -> list[dict[str, Any]]:
     rows = []
     for job, varying in zip(sweep.jobs, _varying(sweep.jobs), strict=True):
         prov = job.provenance
-        value = job.metric(metric)
+        value = job.metric(metric, checkpoint)
         rows.append(
             {
                 "job": job.job,
@@ -133,13 +138,16 @@ def runs_rows(sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC) -> list[dict
                 "wall_s": prov.get("wall_time_s", ""),
                 "cpu_s": prov.get("cpu_time_s", ""),
                 "error": (job.error or "")[:200],
+                "checkpoint": checkpoint,
             }
         )
     return rows
 
 
-def runs_markdown(sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC) -> str:
-    rows = runs_rows(sweep, metric)
+def runs_markdown(
+    sweep: Sweep, metric: Sequence[str] = DEFAULT_METRIC, checkpoint: str = "last"
+) -> str:
+    rows = runs_rows(sweep, metric, checkpoint)
     header = ["job", "status", "overrides", "seed", "mIoU (%)", "steps", "wall s", "CPU s"]
     body = [
         [
@@ -181,21 +189,25 @@ def render(
     runs: bool = True,
     metric: Sequence[str] | None = None,
     class_groups: dict[str, list[str]] | None = None,
+    checkpoint: str = "last",
 ) -> str:
     """The paper table (``paper`` name, or found from the sweep's experiment) with its
     statistics, a table per class group, and the job list, below the mixed-hardware flag if the
     completed runs come from several CPU/library setups (markdown; a LaTeX comment; CSV rows
     stay data). ``metric``: metrics.json paths that replace the table's metric (e.g.
-    ``val.mIoU``)."""
+    ``val.mIoU``); ``checkpoint``: whose scores (``last``, the papers' practice, or ``best`` on
+    validation), said under each table."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; use {', '.join(FORMATS)}")
-    tables = build_tables(sweep, paper, metric, class_groups)
+    if checkpoint not in CHECKPOINTS:
+        raise ConfigError(f"--checkpoint {checkpoint!r}: expected one of {', '.join(CHECKPOINTS)}")
+    tables = build_tables(sweep, paper, metric, class_groups, checkpoint)
     found = find_spec(paper, sweep.experiment)
     paths = tuple(metric or (found[1].get("metric") if found else None) or DEFAULT_METRIC)
     if fmt == "csv":
         if tables:
             return to_csv([row for t in tables for row in paper_table_rows(t)])
-        return to_csv(runs_rows(sweep, paths))
+        return to_csv(runs_rows(sweep, paths, checkpoint))
     flag = sweep_hardware_flag(sweep)
     if fmt == "latex":
         if not tables:
@@ -205,5 +217,7 @@ def render(
     parts = [f"**{flag}**"] if flag else []
     parts += [paper_table_markdown(t) for t in tables]
     if runs or not tables:
-        parts.append(runs_markdown(sweep, paths))
+        parts.append(runs_markdown(sweep, paths, checkpoint))
+    if not tables:
+        parts.append(checkpoint_note(checkpoint))
     return "\n\n".join(parts)

@@ -18,9 +18,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from dynaseg.errors import UserError
+from dynaseg.errors import ConfigError, UserError
 
 DEFAULT_METRIC = ("test.mIoU", "val.mIoU")
+# the checkpoints a table can report (``--checkpoint``): the weights at the end of fitting (the
+# papers' practice, the default) or the best on validation mIoU (metrics.json's
+# ``reported_checkpoint.last`` / ``.best``)
+CHECKPOINTS = ("last", "best")
 
 
 class SweepNotFoundError(UserError, FileNotFoundError):
@@ -51,11 +55,45 @@ class JobRecord:
     def provenance(self) -> dict[str, Any]:
         return (self.metrics or {}).get("provenance") or {}
 
-    def metric(self, paths: Sequence[str] = DEFAULT_METRIC) -> float | None:
-        """The first of ``paths`` (dotted, into metrics.json) this run has, or ``None``."""
+    @property
+    def tested_checkpoint(self) -> str:
+        """The checkpoint the run's test stage evaluated (``reported_checkpoint.test``); ``last``,
+        ``test_checkpoint``'s default, where metrics.json does not say."""
+        return select(self.metrics or {}, "reported_checkpoint.test") or "last"
+
+    def checkpoint_paths(self, paths: Sequence[str], checkpoint: str = "last") -> tuple[str, ...]:
+        """``paths`` as they read ``checkpoint``'s scores in this run's metrics.json.
+
+        ``test.*`` and ``test_variants.*`` hold the tested checkpoint's scores (dropped for the
+        other one); ``val.*`` the last validation of the fit, the last checkpoint's (the best
+        checkpoint's validation is its mIoU only: ``reported_checkpoint.best.mIoU``); any other
+        path (e.g. ``provenance.*``) is no checkpoint's and stays.
+        """
+        if checkpoint not in CHECKPOINTS:
+            raise ConfigError(
+                f"checkpoint {checkpoint!r}: expected one of {', '.join(CHECKPOINTS)}"
+            )
+        out = []
+        for path in paths:
+            stage, _, key = path.partition(".")
+            if stage in ("test", "test_variants"):
+                if self.tested_checkpoint == checkpoint:
+                    out.append(path)
+            elif stage == "val" and checkpoint != "last":
+                if key == "mIoU":
+                    out.append(f"reported_checkpoint.{checkpoint}.mIoU")
+            else:
+                out.append(path)
+        return tuple(out)
+
+    def metric(
+        self, paths: Sequence[str] = DEFAULT_METRIC, checkpoint: str = "last"
+    ) -> float | None:
+        """The first of ``paths`` (dotted, into metrics.json) this run has for ``checkpoint``
+        (:meth:`checkpoint_paths`), or ``None``."""
         if self.status != "completed":
             return None
-        for path in paths:
+        for path in self.checkpoint_paths(paths, checkpoint):
             value = select(self.metrics or {}, path)
             if isinstance(value, int | float) and not math.isnan(value):
                 return float(value)
