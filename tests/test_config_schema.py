@@ -98,6 +98,8 @@ WRONG = [
     ("predict", "opacity=2", "opacity=2: expected a weight in [0, 1]"),
     ("predict", "overlay=yes", "overlay='yes': expected true or false"),
     ("predict", "model.inference.stride=[0,0]", "model.inference.stride=[0, 0]: expected"),
+    ("predict", "submission.format=5", "submission.format=5: expected a test server's name"),
+    ("predict", "ids_file=[a]", "ids_file=['a']: expected a file of image ids"),
 ]
 
 
@@ -152,6 +154,25 @@ def test_several_wrong_values_are_one_line_each() -> None:
 @pytest.mark.parametrize("task", sorted(BASES))
 def test_the_defaults_of_every_entry_point_validate(task: str) -> None:
     validate_config(compose_config(task, BASES[task]))
+
+
+@pytest.mark.parametrize(
+    ("task", "overrides"),
+    [
+        *[("predict", [*BASES["predict"], f"server={s}"]) for s in ("cityscapes", "voc2012")],
+        ("train", ["experiment=dmnet_r101_voc_trainval_ft", "stage1_ckpt=stage1/last.ckpt"]),
+    ],
+    ids=["server-cityscapes", "server-voc2012", "trainval-ft"],
+)
+def test_the_submission_and_fine_tuning_presets_validate(task: str, overrides: list[str]) -> None:
+    """The keys they add (submission.*, ids_file, stage1_ckpt) are of the schema's types."""
+    cfg = compose_config(task, overrides)
+    validate_config(cfg)
+    with open_dict(cfg):
+        cfg.ids_file, cfg.stage1_ckpt = 3, 4
+    with pytest.raises(ConfigError, match="ids_file=3: expected") as err:
+        validate_config(cfg)
+    assert "stage1_ckpt=4: expected the first stage's checkpoint file path" in str(err.value)
 
 
 def test_right_values_of_every_kind_validate() -> None:

@@ -314,6 +314,20 @@ class CallbacksSchema(BaseModel):
     fault_tolerance: FaultToleranceSchema | None = None
 
 
+class SubmissionSchema(BaseModel):
+    """``submission.*`` of ``src/predict.py`` (conf/server/; dynaseg.run.prediction): which
+    server's files, and their archive. The format's name is checked against the servers where
+    they are declared (``dynaseg.run.prediction.SUBMISSION_FORMATS``)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    format: Annotated[
+        StrictStr | None,
+        _expect("a test server's name (cityscapes, voc2012, ade20k) or null for viewable PNGs"),
+    ] = None
+    archive: Annotated[StrictStr, _expect("a .zip file path")] = None
+
+
 class RunSchema(BaseModel):
     """The composed config of ``train``, ``eval`` and ``predict`` (each has some of these)."""
 
@@ -334,12 +348,18 @@ class RunSchema(BaseModel):
         dict[StrictStr, InferenceSchema] | None, _expect("{name: inference keys} or null")
     ] = None
     ckpt_path: Annotated[StrictStr | None, _expect("a checkpoint file path")] = None
+    # the fine-tuning stage of a two-stage preset (conf/experiment/*_voc_trainval_ft.yaml)
+    stage1_ckpt: Annotated[StrictStr, _expect("the first stage's checkpoint file path")] = None
     # src/predict.py
     inputs: Annotated[
         StrictStr | list[StrictStr], _expect("a folder, a glob, a .txt list or an image path")
     ] = None
     overlay: Annotated[StrictBool, _expect("true or false")] = None
     opacity: Annotated[Number, Field(ge=0, le=1, description="a weight in [0, 1]")] = None
+    ids_file: Annotated[
+        StrictStr | None, _expect("a file of image ids (stems), one a line, or null")
+    ] = None
+    submission: SubmissionSchema | None = None
 
 
 # ----------------------------------------------------------------------------- checking
