@@ -160,3 +160,27 @@ def test_every_scale_control_arm_trains(head: str, adaptive: bool, tmp_path: Pat
     results = train(compose_config("train", overrides, output_dir=tmp_path))
     assert 0.0 <= results["val"]["mIoU"] <= 1.0
     assert results["val"]["per_class"]["balloon"]["IoU"] is not None
+
+
+def test_example_predictions_hand_the_oracle_each_scene_zoom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The figures' predictions (visualization.predict_samples, drawn by the logging callback at
+    validation) pass the zoom like training does: the first scale-control sweep's oracle runs
+    failed there with "this batch does not carry zoom" after training."""
+    from dynaseg import visualization as vis
+    from dynaseg.run.recipes import build_model
+
+    received: list[float] = []
+    forward = ZoomFiLMHead.forward
+
+    def recording(self, features, zoom=None):  # noqa: ANN001, ANN202
+        received.extend(zoom.tolist())
+        return forward(self, features, zoom)
+
+    monkeypatch.setattr(ZoomFiLMHead, "forward", recording)
+    module = build_model(compose_config("train", TINY_SCALES))
+    dataset = SyntheticScaleScenes("val", length=8, eval_length=4)
+    samples = vis.predict_samples(module, dataset, [0, 2], capture=True)
+    assert len(samples) == 2 and samples[0].prediction.shape == samples[0].label.shape
+    np.testing.assert_allclose(received, [dataset.zoom_of(0), dataset.zoom_of(2)], rtol=1e-6)
