@@ -57,7 +57,9 @@ def test_dmnet_filter_view_shows_both_images_filters_and_their_difference() -> N
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 6  # 2 branches × (A, B, A − B)
     diff_3x3 = np.ma.filled(panels[5].images[0].get_array(), np.nan)
-    expected = internal_figures._mosaic((a["dcm_modules.1.filters"][0] * 0.5).numpy()[:4], columns=2)
+    expected = internal_figures._mosaic(
+        (a["dcm_modules.1.filters"][0] * 0.5).numpy()[:4], columns=2
+    )
     np.testing.assert_allclose(diff_3x3, expected, rtol=1e-6)
     assert "‖A−B‖/‖A‖ = 0.50" in panels[3].get_ylabel()
     with pytest.raises(ValueError, match="filters"):
