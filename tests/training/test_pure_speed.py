@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from dynaseg.models.layers import ChannelsLastMaxPool2d
-from dynaseg.training.recipes import train
+from dynaseg.run.recipes import train
 from helpers import TINY, compose_config, tiny_checkpoint
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]

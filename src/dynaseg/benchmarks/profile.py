@@ -10,31 +10,21 @@ work. A phase entered again inside itself (a recursive call) is counted once; ph
 in :data:`PHASES` ("of which" rows). The wrappers cost microseconds per call, unlike a tracing
 profiler's per-function overhead, so the shares are those of an unprofiled run.
 
-Run from a fresh process so that the start-up (interpreter, imports, config composition) is the
-one a job pays::
-
-    python -m dynaseg.perf_profile experiment=quickstart trainer.max_steps=100 \
-        trainer.val_check_interval=100 --out /tmp/qs    # any train.py overrides
-
-It prints a markdown table (seconds and share of the total per phase) and the run's val/test
-mIoU, so a pure-speed change can be checked for identical results in the same breath.
+The command is :mod:`dynaseg.cli.profile_run` (``scripts/profile_run.py``,
+``dynaseg-profile-run``); run it as a fresh process so that the start-up (interpreter, imports,
+config composition) is the one a job pays.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import time
-
-START_CPU_S = time.process_time()  # interpreter start-up, before this module's imports
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import functools  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from collections.abc import Callable, Iterator, Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 # (phase, parent phase or None, "module:attribute" of each function whose time it is)
 PHASES: list[tuple[str, str | None, list[str]]] = [
@@ -120,8 +110,8 @@ def profile_training(overrides: Sequence[str], output_dir: str | Path) -> dict[s
     torch.set_num_threads(1)
     from omegaconf import open_dict
 
-    from dynaseg.entry import compose
-    from dynaseg.training.recipes import train
+    from dynaseg.run.entry import compose
+    from dynaseg.run.recipes import train
 
     cfg = compose("train", [*overrides, "data.num_workers=0"])
     with open_dict(cfg):
@@ -147,7 +137,7 @@ def profile_training(overrides: Sequence[str], output_dir: str | Path) -> dict[s
 
 def phase_table(profile: dict[str, Any]) -> str:
     """Markdown table of :func:`profile_training`'s result: seconds and share per phase."""
-    from dynaseg.benchmarking import table
+    from dynaseg.benchmarks.measure import table
 
     total = profile["total_s"]
     rows = []
@@ -157,17 +147,3 @@ def phase_table(profile: dict[str, Any]) -> str:
         rows.append([label, f"{seconds:.2f}", f"{100 * seconds / total:.1f}%"])
     rows.append(["**total CPU**", f"**{total:.1f}**", "100%"])
     return table(["phase", "CPU s", "share"], rows)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="train.py overrides")
-    parser.add_argument("--out", required=True, help="the run's output directory")
-    args = parser.parse_args(argv)
-    profile = profile_training(args.overrides, args.out)
-    print(phase_table(profile))
-    print(f"metrics (mIoU): {profile['metrics']}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
