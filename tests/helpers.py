@@ -42,7 +42,7 @@ TINY = [
 # a tiny run); the figures are tested on tiny_wandb_run (conftest.py) and in test_visualization.py.
 NO_FIGURES = [
     "callbacks.segmentation_logging.num_images=0",
-    "+callbacks.segmentation_logging.confusion_matrix=false",
+    "callbacks.segmentation_logging.confusion_matrix=false",
 ]
 
 

@@ -74,6 +74,8 @@ WRONG = [
     ("train", "data.ratio_range=[2.0,0.5]", "data.ratio_range=[2.0, 0.5]: expected [low, high]"),
     ("train", "data.cat_max_ratio=0", "data.cat_max_ratio=0: expected a fraction in (0, 1]"),
     ("train", "data.on_bad_sample=ignore", "data.on_bad_sample='ignore': expected one of"),
+    ("train", "data.dataset.memory_cache_mb=-1", "data.dataset.memory_cache_mb=-1: expected"),
+    ("train", "data.dataset.cache_dir=5", "data.dataset.cache_dir=5: expected a directory path"),
     # trainer
     ("train", "trainer.max_epochs=0", "trainer.max_epochs=0: expected an integer ≥ 1"),
     ("train", "trainer.val_check_interval=1.5", "trainer.val_check_interval=1.5: expected"),

@@ -86,6 +86,23 @@ def _choice(choices: tuple[str, ...], note: str = "") -> Any:
 
 
 # ---------------------------------------------------------------------------------------- data
+class DatasetSchema(BaseModel):
+    """``data.dataset.*`` of the generated datasets (conf/data/synthetic*.yaml; the scene cache,
+    dynaseg.data.scene_cache); the other datasets' arguments are checked where they are used."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    memory_cache_mb: Annotated[
+        Number,
+        Field(
+            ge=0, description="megabytes ≥ 0 of scenes kept in memory per loader worker (0: none)"
+        ),
+    ] = None
+    cache_dir: Annotated[
+        StrictStr | None, _expect("a directory path for the on-disk scene cache, or null")
+    ] = None
+
+
 class DataSchema(BaseModel):
     """``data.*`` (conf/data/, conf/data/pipeline/mmseg.yaml; dynaseg.data.datamodule)."""
 
@@ -128,6 +145,7 @@ class DataSchema(BaseModel):
     train_split: Annotated[StrictStr, _expect("a split name")] = None
     val_split: Annotated[StrictStr, _expect("a split name")] = None
     test_split: Annotated[StrictStr, _expect("a split name")] = None
+    dataset: DatasetSchema | None = None
 
 
 # --------------------------------------------------------------------------------------- model

@@ -191,3 +191,46 @@ def test_forward_concat_rejects_parts_that_do_not_add_up() -> None:
         ValueError, match=r"parts have \[4, 1\] channels \(sum 5\), the conv expects 10"
     ):
         module.forward_concat(parts[:2])
+
+
+@pytest.mark.parametrize("kind", ["randn", "ties"])
+@pytest.mark.parametrize(
+    ("shape", "args"),
+    [((2, 8, 17, 13), (3, 2, 1)), ((1, 4, 16, 16), (2, 2, 0)), ((2, 3, 9, 9), (3, 1, 1))],
+)
+def test_channels_last_max_pool_equals_max_pool(shape, args, kind) -> None:
+    from torch import nn
+
+    from dynaseg.models.layers import ChannelsLastMaxPool2d
+
+    torch.manual_seed(0)
+    x = torch.randn(*shape) if kind == "randn" else torch.randint(0, 3, shape).float()
+    reference, fast = nn.MaxPool2d(*args), ChannelsLastMaxPool2d(*args)
+    with torch.no_grad():  # the NHWC path
+        out = fast(x)
+        assert out.is_contiguous() and torch.equal(out, reference(x))
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a, out_b = reference(a), fast(b)  # with a gradient: the NCHW path
+    grad = torch.randn_like(out_a)
+    out_a.backward(grad)
+    out_b.backward(grad)
+    assert torch.equal(out_a, out_b) and torch.equal(a.grad, b.grad)
+
+
+def test_backbone_max_pools_are_replaced_and_features_unchanged() -> None:
+    from torch import nn
+
+    from dynaseg.models.backbones import TimmBackbone
+    from dynaseg.models.layers import ChannelsLastMaxPool2d
+
+    torch.manual_seed(0)
+    backbone = TimmBackbone("resnet18", stem_width=8, channels=[8, 8, 16, 16], layers=[1, 1, 1, 1])
+    pools = [m for m in backbone.modules() if isinstance(m, nn.MaxPool2d)]
+    assert pools and all(type(m) is ChannelsLastMaxPool2d for m in pools)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        fast = backbone.eval()(x)
+        for pool in pools:
+            pool.forward = nn.MaxPool2d.forward.__get__(pool)  # the plain NCHW kernel
+        plain = backbone(x)
+    assert all(torch.equal(f, p) for f, p in zip(fast, plain, strict=True))

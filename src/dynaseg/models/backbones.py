@@ -22,7 +22,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from dynaseg.errors import CheckpointNotFoundError, ConfigError, check_arg
-from dynaseg.models.layers import checkpointed, resize
+from dynaseg.models.layers import channels_last_max_pools, checkpointed, resize
 from dynaseg.models.mmseg_import import mmseg_resnet_to_timm
 from dynaseg.models.state_dicts import diff_state_dicts, listing, unwrap_state_dict
 
@@ -302,6 +302,8 @@ class TimmBackbone(nn.Module):
         self.filled_keys: list[str] = []
         if mmseg_weights is not None:
             self.filled_keys = load_mmseg_resnet(self.body, mmseg_weights, Path(checkpoint_path))
+        # same outputs, faster on the CPU; swaps only nn.MaxPool2d modules, whatever the family
+        channels_last_max_pools(self.body)
         self.name = name
         channels = list(self.body.feature_info.channels())
         reductions = list(self.body.feature_info.reduction())

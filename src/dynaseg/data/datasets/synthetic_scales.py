@@ -46,6 +46,7 @@ as ``"zoom"`` (for the zoom oracle of the positive control, ``dynaseg.models.hea
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -113,15 +114,23 @@ class SyntheticScaleScenes(SyntheticScenes):
         seed: int = 0,
         noise_std: float = 28.0,
         zoom_range: Sequence[float] = (0.6, 1.6),
+        cache_dir: str | Path | None = None,
+        memory_cache_mb: float = 256.0,
     ) -> None:
-        super().__init__(split, transform, size, length, eval_length, seed, noise_std)
         low, high = (float(z) for z in zoom_range)
         if not 0 < low <= high:
             raise ValueError(
                 f"SyntheticScaleScenes: zoom_range must be [low, high] with 0 < low <= high, "
                 f"got {list(zoom_range)}"
             )
-        self.zoom_range = (low, high)
+        self.zoom_range = (low, high)  # before the base class keys its cache by it
+        super().__init__(
+            split, transform, size, length, eval_length, seed, noise_std, cache_dir,
+            memory_cache_mb,
+        )  # fmt: skip
+
+    def generator_args(self) -> dict[str, Any]:
+        return {**super().generator_args(), "zoom_range": list(self.zoom_range)}
 
     def _rng(self, index: int, stream: int) -> np.random.Generator:
         if not 0 <= index < self.length:
@@ -136,7 +145,7 @@ class SyntheticScaleScenes(SyntheticScenes):
         u = self._rng(index, 0).uniform()
         return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         zoom = self.zoom_of(index)
         return generate_zoomed_scene(self._rng(index, 1), self.size, zoom, self.noise_std)
 

@@ -1,0 +1,88 @@
+"""Issue 28's pure-speed changes leave results bit for bit unchanged.
+
+A seeded miniature job (frozen backbone, ``+scale=mini`` via a ``*_mini`` preset) and a short
+quick-start run are trained twice in this process, with every pure-speed change switched off and
+on, and must give the same metrics (exact floats) and the same final weights:
+
+- scenes kept once generated (``data.dataset.memory_cache_mb``, ``data.dataset.cache_dir``;
+  the "on" miniature run reads a disk cache filled beforehand, as a sweep's later jobs do);
+- max-pooling in ``channels_last`` when no gradient is needed
+  (:class:`~dynaseg.models.layers.ChannelsLastMaxPool2d`; "off" runs ``nn.MaxPool2d``'s kernel).
+
+The miniature preset's third change, no figures, runs after its only validation, at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from dynaseg.models.layers import ChannelsLastMaxPool2d
+from dynaseg.run.recipes import train
+from helpers import TINY, compose_config, tiny_checkpoint
+
+TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
+QUIET = ["~logger", "callbacks.lr_monitor=null", "callbacks.rich_progress_bar=null"]
+CACHE_OFF = ["data.dataset.memory_cache_mb=0", "data.dataset.cache_dir=null"]
+MINI = [
+    "experiment=dmnet_table1_kernel_sets_mini",
+    "seed=1",
+    "data=synthetic_scales",
+    "model.net.decode_head.filter_type=dynamic",
+    "model.net.decode_head.filter_sizes=[1,3,5,7]",
+    *TINY_DATA,
+    "data.dataset.length=6",  # 5 steps x 2 images: scenes are read again within the run
+    "trainer.max_steps=5",
+    "trainer.val_check_interval=5",
+    *QUIET,
+]
+QUICKSTART = [*TINY, "data.dataset.length=6", "trainer.max_steps=4", "trainer.val_check_interval=2"]
+QUICKSTART += ["seed=3", "callbacks.segmentation_logging.num_images=0", *QUIET]
+
+
+def run(overrides: list[str], out: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Train; return the val/test metrics and the final weights."""
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(ChannelsLastMaxPool2d, "forward", nn.MaxPool2d.forward)
+        results = train(compose_config("train", overrides, output_dir=out))
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    return {"val": results["val"], "test": results.get("test"), "state": state}
+
+
+def assert_identical(off: dict, on: dict) -> None:
+    assert on["val"] == off["val"] and on["test"] == off["test"]
+    assert on["state"].keys() == off["state"].keys()
+    assert all(torch.equal(on["state"][k], off["state"][k]) for k in off["state"])
+
+
+def test_miniature_job_is_unchanged_by_the_pure_speed_changes(tmp_path, monkeypatch) -> None:
+    backbone = tiny_checkpoint(tmp_path / "backbone.ckpt")
+    job = [*MINI, f"model.init_from.path={backbone}", f"paths.data_dir={tmp_path / 'data'}"]
+    job += ["callbacks.fault_tolerance.every_n_steps=5"]  # last.ckpt: the final weights
+    cfg = compose_config("train", job, output_dir=tmp_path / "warm")
+    assert cfg.data.dataset.cache_dir == str(tmp_path / "data" / "scene_cache")
+    for split in ("train", "val"):  # an earlier job of the sweep made the scenes
+        dataset = instantiate(cfg.data.dataset)(split=split)
+        for i in range(len(dataset)):
+            dataset.load(i)
+    assert len(list((tmp_path / "data" / "scene_cache").glob("*/train/*.npy"))) == 6
+
+    off = run([*job, *CACHE_OFF], tmp_path / "off", fast=False, monkeypatch=monkeypatch)
+    on = run(job, tmp_path / "on", fast=True, monkeypatch=monkeypatch)
+    assert_identical(off, on)
+    assert 0.0 <= on["val"]["mIoU"] <= 1.0 and on["test"] is None  # test=false in the miniature
+
+
+@pytest.mark.slow  # fast: the miniature job above; the two changes' own tests (test_scene_cache.py,
+# test_layers.py) cover the quick start's dataset class and the pooling with a gradient
+def test_quick_start_is_unchanged_by_the_pure_speed_changes(tmp_path, monkeypatch) -> None:
+    job = [*QUICKSTART, "callbacks.fault_tolerance.every_n_steps=4"]
+    off = run([*job, *CACHE_OFF], tmp_path / "off", fast=False, monkeypatch=monkeypatch)
+    on = run(job, tmp_path / "on", fast=True, monkeypatch=monkeypatch)
+    assert_identical(off, on)
+    assert on["test"] is not None  # the quick start tests its last weights
