@@ -57,6 +57,8 @@ class Segmentor(nn.Module):
 
     ``forward`` returns the decode logits bilinearly resized (align_corners False) to ``out_size``
     (default: the input size). ``forward_train`` returns every head's logits, for the losses.
+    ``scene``: the per-image batch entries named by the heads' ``scene_inputs`` (see
+    :attr:`scene_inputs`), handed to those heads only; heads that name none never see it.
     """
 
     def __init__(
@@ -110,25 +112,60 @@ class Segmentor(nn.Module):
             for head in (self.decode_head, *self.auxiliary_head):
                 head.grad_checkpointing = True
 
+    @property
+    def scene_inputs(self) -> tuple[str, ...]:
+        """Batch entries (besides the image) some head reads per image, e.g. ``("zoom",)``."""
+        names: list[str] = []
+        for head in (self.decode_head, *self.auxiliary_head):
+            names += [k for k in head.scene_inputs if k not in names]
+        return tuple(names)
+
+    def run_head(
+        self,
+        head: DecodeHead,
+        feats: list[torch.Tensor],
+        scene: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``head(feats, *its scene inputs)``, checkpointed in training when the heads are."""
+        missing = [k for k in head.scene_inputs if k not in (scene or {})]
+        if missing:
+            raise ConfigError(
+                f"{type(head).__name__} reads {missing} per image, which this batch does not "
+                f"carry (it has {sorted(scene or {})}); the dataset must provide it "
+                "(data=synthetic_scales or synthetic_scales_fixed give 'zoom')"
+            )
+        values = [scene[k] for k in head.scene_inputs] if scene else []
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpointed(head, feats, *values)
+        return head(feats, *values)
+
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Segmentor expects images (B, 3, H, W), got {tuple(images.shape)}")
         return self.backbone(images)
 
-    def forward_train(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward_train(
+        self, images: torch.Tensor, scene: Mapping[str, torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
         """Logits of the decode head then of each auxiliary head, at feature resolution."""
         with recomputed_outputs(self._recomputed):
             feats = self.extract_features(images)
             heads = [self.decode_head, *self.auxiliary_head]
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                return [checkpointed(head, feats) for head in heads]
-            return [head(feats) for head in heads]
+            return [self.run_head(head, feats, scene) for head in heads]
 
-    def decode_logits(self, images: torch.Tensor) -> torch.Tensor:
+    def decode_logits(
+        self, images: torch.Tensor, scene: Mapping[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Decode-head logits at feature resolution (what the inference modes resize)."""
-        return self.decode_head(self.extract_features(images))
+        feats = self.extract_features(images)
+        if not self.decode_head.scene_inputs:
+            return self.decode_head(feats)
+        return self.run_head(self.decode_head, feats, scene)
 
     def forward(
-        self, images: torch.Tensor, out_size: tuple[int, int] | None = None
+        self,
+        images: torch.Tensor,
+        out_size: tuple[int, int] | None = None,
+        scene: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        return resize(self.decode_logits(images), out_size or images.shape[-2:])
+        return resize(self.decode_logits(images, scene), out_size or images.shape[-2:])

@@ -126,9 +126,15 @@ class SegmentationLogging(L.Callback):
             info["complexity"] = {"params": params}
             if dataset is not None and len(dataset) > 0:
                 device = next(net.parameters()).device
-                image = dataset[0]["image"].unsqueeze(0).to(device)
+                sample = dataset[0]
+                image = sample["image"].unsqueeze(0).to(device)
+                scene = {  # per-image inputs a head reads (the zoom oracle's zoom)
+                    k: torch.as_tensor(sample[k]).reshape(1).to(device)
+                    for k in getattr(net, "scene_inputs", ())
+                    if k in sample
+                }
                 try:
-                    flops, _ = count_flops(net, image)
+                    flops, _ = count_flops(net, image, *([None, scene] if scene else []))
                 except Exception as err:  # a report must never stop training
                     rank_zero_warn(f"SegmentationLogging: MACs not counted ({err})")
                 else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -175,10 +176,32 @@ class SegmentationModule(L.LightningModule):
         self.hparams["inference"] = cfg.to_dict()
         return cfg
 
-    def forward(self, images: torch.Tensor, out_size: tuple[int, int] | None = None):
+    def forward(
+        self,
+        images: torch.Tensor,
+        out_size: tuple[int, int] | None = None,
+        scene: dict[str, torch.Tensor] | None = None,
+    ):
         """Class scores at ``out_size`` (default: the input size) by the configured inference
-        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip."""
-        return infer(self.net.decode_logits, self.prepare_images(images), self.inference, out_size)
+        mode: logits for a single pass, mean softmax probabilities for multi-scale/flip.
+        ``scene``: the per-image inputs some head reads (:meth:`scene_of`)."""
+        logits_fn = self.net.decode_logits
+        if scene:
+            logits_fn = functools.partial(self.net.decode_logits, scene=scene)
+        return infer(logits_fn, self.prepare_images(images), self.inference, out_size)
+
+    def scene_of(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch entries the network's heads read per image besides the image
+        (``Segmentor.scene_inputs``, e.g. the miniature's ``zoom``); ``{}`` for most heads."""
+        names = getattr(self.net, "scene_inputs", ())
+        missing = [k for k in names if k not in batch]
+        if missing:
+            raise ConfigError(
+                f"model.net.decode_head reads {missing} per image, but the dataset's batches "
+                f"carry only {sorted(batch)}; use a dataset that provides it (data=synthetic_scales "
+                "or synthetic_scales_fixed give 'zoom')"
+            )
+        return {k: batch[k] for k in names}
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """The memory format the network expects (``channels_last`` if switched on)."""
@@ -249,9 +272,9 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         labels = batch["label"]
-        losses = self.compute_losses(
-            self.net.forward_train(self.prepare_images(batch["image"])), labels
-        )
+        images, scene = self.prepare_images(batch["image"]), self.scene_of(batch)
+        logits = self.net.forward_train(images, scene) if scene else self.net.forward_train(images)
+        losses = self.compute_losses(logits, labels)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
@@ -276,7 +299,7 @@ class SegmentationModule(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict[str, Any], metric: SegmentationMetric) -> None:
         labels = batch["label"]
-        logits = self(batch["image"], labels.shape[-2:])
+        logits = self(batch["image"], labels.shape[-2:], self.scene_of(batch))
         metric.update(logits, labels)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -39,7 +39,8 @@ favour DMNet would show the advantage in both conditions.
 The design — sizes, pairs, zoom range, noise — was fixed before any DMNet result on it was seen.
 
 Every sample is a pure function of ``(seed, split, index)``; ``zoom_of(index)`` returns the zoom
-of a scene without rendering it (for the filter-adaptation analysis).
+of a scene without rendering it (for the filter-adaptation analysis), and each sample carries it
+as ``"zoom"`` (for the zoom oracle of the positive control, ``dynaseg.models.heads.zoom_oracle``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from dynaseg.data.datasets.synthetic import (
     SPLIT_OFFSETS,
@@ -137,6 +139,14 @@ class SyntheticScaleScenes(SyntheticScenes):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         zoom = self.zoom_of(index)
         return generate_zoomed_scene(self._rng(index, 1), self.size, zoom, self.noise_std)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """The sample of :class:`SegmentationDataset` plus ``"zoom"``: the scene's zoom (float32
+        scalar; batches carry one per image), read only by heads that name it in their
+        ``scene_inputs`` (the positive control for scale, ``heads.zoom_oracle``)."""
+        sample = super().__getitem__(index)
+        sample["zoom"] = torch.tensor(self.zoom_of(index), dtype=torch.float32)
+        return sample
 
 
 def _render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

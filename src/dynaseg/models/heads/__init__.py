@@ -9,6 +9,7 @@ from dynaseg.models.heads.fcn import FCNHead
 from dynaseg.models.heads.inception import InceptionHead
 from dynaseg.models.heads.psp import PSPHead
 from dynaseg.models.heads.sac import SACHead
+from dynaseg.models.heads.zoom_oracle import ZoomFiLMHead
 
 __all__ = [
     "ASPPHead",
@@ -24,4 +25,5 @@ __all__ = [
     "InceptionHead",
     "PSPHead",
     "SACHead",
+    "ZoomFiLMHead",
 ]

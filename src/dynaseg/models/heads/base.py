@@ -18,6 +18,12 @@ class DecodeHead(nn.Module):
     Subclasses pick their inputs by index (``in_index`` for the main feature) and implement
     :meth:`forward`; the classifier ``dropout → 1×1 conv`` (:meth:`cls_seg`) is shared.
 
+    A head that needs a per-image quantity besides the image (e.g. the scene zoom of the
+    miniature's positive control, :class:`~dynaseg.models.heads.zoom_oracle.ZoomFiLMHead`) names
+    its batch entries in ``scene_inputs``; the segmentor then calls ``forward(features, *values)``
+    with them in that order. Every other head keeps ``scene_inputs = ()`` and is called
+    ``forward(features)``.
+
     Args:
         in_channels: channels of *every* backbone feature, in the backbone's order (the
             segmentor passes ``backbone.channels``); the head selects what it uses.
@@ -27,6 +33,8 @@ class DecodeHead(nn.Module):
         num_classes: number of output classes.
         dropout_ratio: dropout before the classifier (2-D, as mmseg).
     """
+
+    scene_inputs: tuple[str, ...] = ()
 
     def __init__(
         self,
