@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from dynaseg.analysis.filter_adaptation import (
     collect_filters,
+    collect_pooled_features,
+    decoding_r2,
+    permuted_decoding_r2,
     spatial_spread,
     spearman_ci,
     unexplained_energy,
@@ -86,3 +92,99 @@ def test_collect_filters_from_a_dmnet_head() -> None:
     fixed.decode_head = DMHead([8], 3, 0, 4, filter_sizes=(3,), filter_type="regular")
     with pytest.raises(ValueError, match="filter_type='dynamic'"):
         collect_filters(fixed, batches)
+
+
+def zoom_sample(n: int = 200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.exp(rng.uniform(np.log(0.6), np.log(1.6), n))
+
+
+def gain_coded_filters(zooms: np.ndarray, seed: int = 1, k: int = 3, channels: int = 16):
+    """A fixed filter bank whose per-channel gain (and, for some channels, sign) is a linear
+    function of the log zoom, plus a little image noise: W·pool(ctx) + b with the zoom in pool."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (channels, k, k))
+    slopes = rng.normal(0, 1.0, channels)
+    gain = 1.0 + slopes[None, :] * np.log(zooms)[:, None]  # (N, C); crosses 0 for some channels
+    noise = rng.normal(0, 0.05, (len(zooms), channels, k, k))
+    return gain[:, :, None, None] * base[None] + noise
+
+
+def test_decoding_sees_a_gain_coded_zoom_the_spread_cannot() -> None:
+    zooms = zoom_sample()
+    filters = gain_coded_filters(zooms)
+    assert decoding_r2(filters, np.log(zooms)) > 0.9
+    assert permuted_decoding_r2(filters, np.log(zooms)) < 0.1
+    # the round-1 measure is blind to it (the issue's constructed case: rho near 0)
+    assert abs(spearman_ci(zooms, spatial_spread(filters)).rho) < 0.3
+
+
+def test_decoding_finds_nothing_in_filters_that_ignore_the_zoom() -> None:
+    zooms = zoom_sample()
+    unrelated = gain_coded_filters(zoom_sample(seed=7))  # the same code of other images' zooms
+    assert decoding_r2(unrelated, np.log(zooms)) < 0.1
+    rng = np.random.default_rng(2)
+    assert decoding_r2(rng.normal(0, 1, (200, 16, 7, 7)), np.log(zooms)) < 0.1
+
+
+def test_decoding_r2_equals_a_direct_least_squares_cross_validation() -> None:
+    """With a negligible penalty and fewer features than images, the ridge decoder is ordinary
+    least squares on standardised features, fold by fold (image i in fold i mod 5)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (60, 4)) * [1.0, 5.0, 0.2, 1.0]
+    y = x @ [0.5, -0.1, 2.0, 0.0] + rng.normal(0, 0.5, 60)
+    predicted = np.empty(60)
+    for k in range(5):
+        train, test = np.arange(60) % 5 != k, np.arange(60) % 5 == k
+        design = np.column_stack([np.ones(train.sum()), x[train]])
+        coef = np.linalg.lstsq(design, y[train], rcond=None)[0]
+        predicted[test] = coef[0] + x[test] @ coef[1:]
+    expected = 1 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert decoding_r2(x, y, penalties=[1e-12]) == pytest.approx(expected, abs=1e-8)
+    # the penalty chosen by leave-one-out error from the default grid does about as well here
+    assert decoding_r2(x, y) == pytest.approx(expected, abs=0.02)
+
+
+def test_decoding_needs_a_varying_target_and_enough_images() -> None:
+    with pytest.raises(ValueError, match="constant"):
+        decoding_r2(np.ones((20, 3)) + np.arange(20)[:, None], np.ones(20))
+    with pytest.raises(ValueError, match=">= 10 images"):
+        decoding_r2(np.ones((6, 3)), np.arange(6.0))
+
+
+def test_pooled_features_are_the_spatial_mean_of_the_backbone_feature() -> None:
+    class Backbone(torch.nn.Module):
+        def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+            return [images, images * 2]
+
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    pooled = collect_pooled_features(Backbone(), [images, images + 1], index=1)
+    expected = torch.cat([images * 2, (images + 1) * 2]).mean((-2, -1)).numpy()
+    np.testing.assert_allclose(pooled, expected)
+
+
+@pytest.mark.slow
+def test_script_decodes_a_runs_zoom_against_its_null_run(tmp_path: Path) -> None:
+    import json
+
+    from omegaconf import OmegaConf
+
+    from helpers import NARROW, ROOT, TINY, compose_config, tiny_checkpoint
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import filter_adaptation as script
+
+    overrides = ["data=synthetic_scales", "data.dataset.eval_length=20", *NARROW]
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = tiny_checkpoint(run / "best.ckpt", overrides)
+    OmegaConf.save(compose_config("train", TINY + overrides), run / "config.yaml")
+    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": str(ckpt)}))
+    out = tmp_path / "r2.json"
+    argv = [str(run), "--decode", "--null-run", str(run), "--json", str(out)]
+    assert script.main(argv) == 0
+    r2 = json.loads(out.read_text())["decoding_r2"]
+    assert sorted(r2["filters_by_branch"]) == [f"dcm_modules.{i}.filters" for i in range(4)]
+    assert r2["null_filters"] == r2["filters"]  # the same run as its own null
+    assert all(-5 < r2[k] <= 1 for k in ("filters", "pooled_features", "filters_permuted"))
+    assert script.main([str(tmp_path / "missing")]) == 2

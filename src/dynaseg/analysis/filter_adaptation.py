@@ -8,11 +8,18 @@ Two measurable consequences:
 - **variation between images**: the share of filter energy not explained by the mean filter over
   images, ``Σ_i ‖f_i − f̄‖² / Σ_i ‖f_i‖²`` (:func:`unexplained_energy`); 0 means the generator
   has learnt one fixed filter, 1 a filter with zero mean over images.
-- **scale adaptation**: the spatial spread of each image's filters, the second moment of ``|f|``
-  about the centre tap, ``Σ_p |f(p)| ‖p‖² / Σ_p |f(p)|`` averaged over channels
-  (:func:`spatial_spread`, in taps²), should grow with the scene zoom if the filters follow the
-  objects' scale. :func:`spearman_ci` gives Spearman's ρ between spread and zoom with a percentile
-  bootstrap confidence interval over images.
+- **scale adaptation as a change of shape**: the spatial spread of each image's filters, the
+  second moment of ``|f|`` about the centre tap, ``Σ_p |f(p)| ‖p‖² / Σ_p |f(p)|`` averaged over
+  channels (:func:`spatial_spread`, in taps²), should grow with the scene zoom if the filters
+  follow the objects' scale. :func:`spearman_ci` gives Spearman's ρ between spread and zoom with a
+  percentile bootstrap confidence interval over images. What it cannot see: a zoom carried by a
+  per-channel gain or sign leaves ``|f|``'s distribution over the taps unchanged (filters whose
+  gain encodes the zoom perfectly have ρ ≈ 0).
+- **scale information, in any form**: the cross-validated R² of the log zoom decoded from an
+  image's filters by ridge regression (:func:`decoding_r2`), against the same decoded from the
+  image's pooled backbone features (:func:`collect_pooled_features`: the upper bound of what the
+  generator's input holds) and from the filters of a head trained without zoom variation (the
+  null). A gain, a sign, a shape: any linear code of the zoom shows.
 
 :func:`collect_filters` runs a network over batches and stacks the recorded filters
 (:func:`dynaseg.models.heads.base.capture_internals`); :func:`plot_spread_vs_zoom` draws the
@@ -22,7 +29,7 @@ figure. Nothing here loads checkpoints or training code: the script that does is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +40,9 @@ from scipy import stats
 from dynaseg.models.heads.base import capture_internals
 
 FILTERS_SUFFIX = ".filters"
+DECODING_FOLDS = 5
+# ridge penalties tried, × the number of features (docs/ablations.md, Evidence round 2, E5)
+DECODING_PENALTIES = tuple(10.0**e for e in range(-3, 5))
 
 
 def unexplained_energy(filters: np.ndarray) -> float:
@@ -156,3 +166,137 @@ def plot_spread_vs_zoom(
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def _loo_penalty(x: np.ndarray, y: np.ndarray, penalties: Sequence[float]) -> float:
+    """The penalty of ``penalties`` with the smallest leave-one-out squared error of the ridge
+    fit of centred ``y`` on centred ``x`` (closed form: residual / (1 − leverage), the leverage
+    including the intercept's ``1/n``)."""
+    u, sv, _ = np.linalg.svd(x, full_matrices=False)
+    uy = u.T @ y
+    n = len(y)
+    best, best_err = penalties[0], np.inf
+    for alpha in penalties:
+        shrink = sv**2 / (sv**2 + alpha)
+        residual = y - u @ (shrink * uy)
+        leverage = (u**2 * shrink).sum(1) + 1.0 / n
+        err = float(np.mean((residual / (1.0 - leverage)) ** 2))
+        if err < best_err:
+            best, best_err = alpha, err
+    return best
+
+
+def decoding_r2(
+    features: np.ndarray,
+    target: np.ndarray,
+    folds: int = DECODING_FOLDS,
+    penalties: Sequence[float] = DECODING_PENALTIES,
+) -> float:
+    """Cross-validated R² of ``target`` decoded from ``features`` by ridge regression.
+
+    The decoder of docs/ablations.md (Evidence round 2, E5), fixed before the runs: image ``i`` is
+    in fold ``i mod folds``; on the training folds the features are standardised (a constant
+    feature is dropped) and the ridge penalty is the one of ``penalties × n_features`` with the
+    smallest leave-one-out error (:func:`_loo_penalty`); ``R² = 1 − Σ (y − ŷ)² / Σ (y − ȳ)²`` over
+    the out-of-fold predictions ``ŷ`` (negative when the decoder does worse than the mean).
+
+    Args:
+        features: ``(N, ...)`` per image (flattened), e.g. its generated filters.
+        target: ``(N,)`` e.g. the log zoom of each image.
+    """
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    y = np.asarray(target, dtype=np.float64)
+    if y.shape != (len(x),) or len(x) < 2 * folds:
+        raise ValueError(
+            f"decoding_r2: need one target per image and >= {2 * folds} images, got features "
+            f"{x.shape}, target {y.shape}"
+        )
+    total = float(((y - y.mean()) ** 2).sum())
+    if total == 0:
+        raise ValueError("decoding_r2: the target is constant (e.g. every zoom 1): R² undefined")
+    fold = np.arange(len(y)) % folds
+    predicted = np.empty_like(y)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        mean, sd = x[train].mean(0), x[train].std(0)
+        keep = sd > 0
+        xt = (x[train][:, keep] - mean[keep]) / sd[keep]
+        xs = (x[test][:, keep] - mean[keep]) / sd[keep]
+        yt = y[train] - y[train].mean()
+        if xt.shape[1] == 0:
+            predicted[test] = y[train].mean()
+            continue
+        alpha = _loo_penalty(xt, yt, [a * xt.shape[1] for a in penalties])
+        u, sv, vt = np.linalg.svd(xt, full_matrices=False)
+        weights = vt.T @ ((sv / (sv**2 + alpha)) * (u.T @ yt))
+        predicted[test] = y[train].mean() + xs @ weights
+    return float(1.0 - ((y - predicted) ** 2).sum() / total)
+
+
+def permuted_decoding_r2(features: np.ndarray, target: np.ndarray, seed: int = 0) -> float:
+    """:func:`decoding_r2` with the target permuted over images: a decoder that is not
+    overfitting gives ≈ 0 or below (the protocol reads no R² whose permuted value is ≥ 0.1)."""
+    y = np.asarray(target, dtype=np.float64)
+    return decoding_r2(features, np.random.default_rng(seed).permutation(y))
+
+
+@torch.no_grad()
+def collect_pooled_features(
+    net: torch.nn.Module, batches: Iterable[torch.Tensor], index: int = 4
+) -> np.ndarray:
+    """Backbone feature ``index`` of each image, average-pooled over space: ``(N, C)``.
+
+    ``index`` 4 is layer 4 ("Stage 5"), the input DMNet's generators pool from; the decoding R²
+    from it bounds what a filter generated from it can carry.
+    """
+    was_training = net.training
+    net.eval()
+    pooled = []
+    try:
+        for images in batches:
+            pooled.append(net.extract_features(images)[index].mean((-2, -1)).cpu().numpy())
+    finally:
+        net.train(was_training)
+    return np.concatenate(pooled)
+
+
+def flat_filters(filters: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Every branch's filters of an image in one row: ``(N, Σ c'·k²)``."""
+    return np.concatenate([f.reshape(len(f), -1) for f in filters.values()], axis=1)
+
+
+def zoom_decoding(
+    net: torch.nn.Module,
+    images: Callable[[], Iterable[torch.Tensor]],
+    zooms: np.ndarray,
+    null_net: torch.nn.Module | None = None,
+) -> dict[str, float | dict[str, float]]:
+    """The decoding measure of docs/ablations.md (Evidence round 2, E5) for one dynamic run.
+
+    Cross-validated R² (:func:`decoding_r2`) of ``log zooms`` from each image's generated filters
+    (all branches: ``filters``; each branch: ``filters_by_branch``), from its context feature
+    (the head's ``context_index``) average-pooled (``pooled_features``, the upper bound), each
+    also with the zooms permuted (``*_permuted``, ≈ 0 unless the decoder overfits), and from the
+    filters ``null_net`` generates for the same images (``null_filters``: a head trained without
+    zoom variation).
+
+    Args:
+        images: returns a fresh iterable of image batches (the same images, in the order of
+            ``zooms``) for each pass.
+    """
+    target = np.log(np.asarray(zooms, dtype=np.float64))
+    filters = collect_filters(net, images())
+    context = getattr(getattr(net, "decode_head", None), "context_index", 4)
+    pooled = collect_pooled_features(net, images(), context)
+    out: dict[str, float | dict[str, float]] = {
+        "filters": decoding_r2(flat_filters(filters), target),
+        "filters_permuted": permuted_decoding_r2(flat_filters(filters), target),
+        "filters_by_branch": {k: decoding_r2(f, target) for k, f in filters.items()},
+        "pooled_features": decoding_r2(pooled, target),
+        "pooled_features_permuted": permuted_decoding_r2(pooled, target),
+    }
+    if null_net is not None:
+        null = collect_filters(null_net, images())
+        out["null_filters"] = decoding_r2(flat_filters(null), target)
+        out["null_filters_by_branch"] = {k: decoding_r2(f, target) for k, f in null.items()}
+    return out
