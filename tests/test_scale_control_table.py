@@ -96,7 +96,7 @@ def test_scale_control_table_rows_and_protocol_orderings(tmp_path: Path) -> None
     fixed = by_label[
         ("Zoom oracle (FiLM) @ zoom 1 (control)", "Zoom-blind twin @ zoom 1 (control)")
     ]
-    assert fixed.differences == [0.0, 0.0, 0.0] and not fixed.resolved
+    assert fixed.differences == [0.0, 0.0, 0.0] and fixed.p is None and not fixed.resolved
 
     # the scale-decided group table reads bird and balloon (both value - 20 here)
     scale = tables[2]

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from dynaseg.errors import ConfigError
-from dynaseg.seed_stats import holm, paired_difference
+from dynaseg.seed_stats import adjust_family, holm, paired_difference
 from dynaseg.tables import (
     Sweep,
     build_paper_table,
@@ -58,7 +58,9 @@ def test_holm_on_a_hand_example() -> None:
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04) = 0.06
     adjusted, levels = holm([0.01, 0.04, 0.03, 0.005, None])
     assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and adjusted[4] is None
-    assert levels[:4] == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 1, 1 - 0.05 / 2, 1 - 0.05 / 4])
+    # resolved: their step's level; unresolved (0.04, 0.03): the level of the step where Holm
+    # stopped (2 of 4 resolved: 1 - 0.05/2), so their intervals contain 0 like their verdicts
+    assert levels[:4] == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2, 1 - 0.05 / 4])
     # capped at 1
     assert holm([0.6, 0.7])[0] == pytest.approx([1.0, 1.0])
 
@@ -317,3 +319,57 @@ def test_an_interaction_across_columns_that_repeat_the_paper_has_no_paper_delta(
     (interaction,) = build_paper_table(load_sweep(stats_dir), name, distinct).orderings
     reg, _, dyn = spec["paper"]
     assert interaction.paper == pytest.approx((dyn[3] - reg[3]) - (dyn[0] - reg[0]))
+
+
+def test_holm_interval_never_disagrees_with_the_verdict_issue_example() -> None:
+    # p = (0.03, 0.04): Holm resolves neither (p_Holm 0.06, 0.06); before, the second row's 95 %
+    # interval excluded 0. Both are now shown at 97.5 %, where both contain 0.
+    adjusted, levels = holm([0.03, 0.04])
+    assert adjusted == pytest.approx([0.06, 0.06]) and levels == pytest.approx([0.975, 0.975])
+
+
+def test_holm_intervals_agree_with_verdicts_on_random_families() -> None:
+    rng = np.random.default_rng(0)
+    disagreements = 0
+    for _ in range(100):
+        family = []
+        for _ in range(int(rng.integers(2, 7))):
+            n = int(rng.integers(3, 8))
+            d = rng.normal(rng.normal(0, 1.5), rng.uniform(0.3, 2.0), n)
+            seeds = [str(s) for s in range(n)]
+            family.append(
+                paired_difference(dict(zip(seeds, d, strict=True)), dict.fromkeys(seeds, 0.0))
+            )
+        adjust_family(family)
+        for diff in family:
+            d = np.array(diff.differences)
+            low, high = stats.t.interval(diff.level, diff.n - 1, d.mean(), stats.sem(d))
+            assert diff.interval == pytest.approx((low, high))  # scipy's interval at that level
+            assert diff.p == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+            excludes_zero = low > 0 or high < 0
+            disagreements += excludes_zero != diff.resolved
+    assert disagreements == 0
+
+
+def test_tied_p_values_get_levels_independent_of_their_order() -> None:
+    for order in ([0.01, 0.01, 0.002, 0.3], [0.3, 0.002, 0.01, 0.01]):
+        adjusted, levels = holm(order)
+        by_p: dict[float, list[tuple[float, float]]] = {}
+        for p, a, level in zip(order, adjusted, levels, strict=True):
+            by_p.setdefault(p, []).append((a, level))
+        # the tie (positions 2 and 3 of 4, both resolved) is shown at position 2's level
+        assert by_p[0.01] == [pytest.approx((0.03, 1 - 0.05 / 3))] * 2
+        assert by_p[0.002] == [pytest.approx((0.008, 1 - 0.05 / 4))]
+        assert by_p[0.3] == [pytest.approx((0.3, 1 - 0.05 / 1))]
+
+
+def test_zero_spread_is_undefined_not_certain() -> None:
+    two = paired_difference({"1": 3.0, "2": 4.0}, {"1": 2.0, "2": 3.0})  # +1, +1 at n = 2
+    same = paired_difference({str(s): 5.0 for s in range(5)}, {str(s): 5.0 for s in range(5)})
+    other = paired_difference({"1": 2.0, "2": 3.1, "3": 1.0}, {"1": 0.0, "2": 0.0, "3": 0.0})
+    for diff in (two, same):
+        assert diff.zero_spread and diff.p is None and diff.interval is None
+    assert two.mean == pytest.approx(1.0) and same.mean == 0.0
+    adjust_family([two, same, other])  # left out of the family: a family of one
+    assert two.adjusted_p is None and not two.resolved and not same.resolved
+    assert other.adjusted_p == pytest.approx(stats.ttest_1samp([2.0, 3.1, 1.0], 0).pvalue)
