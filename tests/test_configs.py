@@ -286,3 +286,29 @@ def test_mmseg_presets_cover_every_published_row() -> None:
     assert inference.mode == "slide" and list(inference.stride) == [513, 513]
     assert inference.align_corners is True
     assert cfg.manifest.global_batch == 8 and cfg.manifest.published.mIoU == 77.62
+
+
+def test_miniature_arms_load_the_backbone_of_their_backbone_seed() -> None:
+    """experiment=mini_backbone backbone_seed=B trains backbone B (seed B) into the directory the
+    miniature's arms read with backbone_seed=B (0 by default: one backbone per generator)."""
+    paths = {}
+    for overrides in (
+        ["experiment=mini_backbone", "data=synthetic_scales_fixed", "backbone_seed=2"],
+        ["experiment=scale_control_mini", "data=synthetic_scales_fixed", "backbone_seed=2"],
+        ["experiment=dmnet_table1_kernel_sets_mini", "data=synthetic_scales_fixed"],
+    ):
+        cfg = compose("train", overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            if overrides[0] == "experiment=mini_backbone":
+                assert cfg.seed == 2
+                paths["trained"] = f"{cfg.hydra.run.dir}/checkpoints/backbone.ckpt"
+            else:
+                paths[overrides[-1]] = cfg.model.init_from.path
+        finally:
+            HydraConfig.instance().cfg = None
+    assert paths["trained"] == paths["backbone_seed=2"]
+    assert paths["trained"].endswith(
+        "mini_backbones/synthetic_scales_fixed-seed2/checkpoints/backbone.ckpt"
+    )
+    assert paths["data=synthetic_scales_fixed"] == paths["trained"].replace("-seed2", "-seed0")
