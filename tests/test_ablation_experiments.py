@@ -155,3 +155,33 @@ def test_sac_scale_only_rows_start_from_the_baseline_run(tmp_path: Path) -> None
         init_from = OmegaConf.load(job_dir / ".hydra/config.yaml").model.init_from
         assert init_from.path == ckpt
         assert list(init_from.prefixes) == ["backbone.body", "decode_head.conv_seg"]
+
+
+@pytest.mark.slow
+def test_scale_control_sweep_runs_its_four_arms_into_its_table(tmp_path: Path) -> None:
+    """experiment=scale_control_mini sweeps the head config group and its twin switch: one seed
+    and the zoom condition here give the 4 arms, each in its own row of scale-control-mini."""
+    sweep("scale_control_mini", tmp_path, MINI_TINY, "synthetic_scales")
+    records = load_sweep(tmp_path / "sweep")
+    assert [j.status for j in records.jobs] == ["completed"] * 4
+    heads = [
+        (
+            j.settings["model"]["net"]["decode_head"]["_target_"].rsplit(".", 1)[1],
+            j.settings["model"]["net"]["decode_head"]["adaptive"],
+        )
+        for j in records.jobs
+    ]
+    assert heads == [
+        ("ZoomFiLMHead", True),
+        ("ZoomFiLMHead", False),
+        ("SACHead", True),
+        ("SACHead", False),
+    ]
+    cli = [sys.executable, "scripts/make_table.py", str(tmp_path / "sweep"), "--format", "csv"]
+    table = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    rows = [
+        r for r in csv.DictReader(io.StringIO(table.stdout)) if r["table"] == "scale-control-mini"
+    ]
+    ran = {r["row"] for r in rows if r["column"] == "zoom 0.6-1.6" and r["n"] == "1"}
+    assert ran == {"Zoom oracle (FiLM)", "Zoom-blind twin", "SAC (two-conv)", "Plain twin"}
