@@ -13,12 +13,14 @@ from dynaseg.analysis.filter_adaptation import (
     collect_filters,
     collect_pooled_features,
     decoding_r2,
+    decoding_verdict,
     permuted_decoding_r2,
     spatial_spread,
     spearman_ci,
     unexplained_energy,
 )
 from dynaseg.models.heads.dmnet import DMHead
+from dynaseg.seed_stats import holm
 
 
 def gaussian_filters(sigmas: np.ndarray, k: int = 7, channels: int = 4) -> np.ndarray:
@@ -163,8 +165,47 @@ def test_pooled_features_are_the_spatial_mean_of_the_backbone_feature() -> None:
     np.testing.assert_allclose(pooled, expected)
 
 
+def decoded(seed: int, filters: float, null: float, permuted: float = -0.05) -> dict:
+    return {
+        "seed": seed,
+        "filters": filters,
+        "null_filters": null,
+        "filters_permuted": permuted,
+        "pooled_features": 0.9,
+        "pooled_features_permuted": -0.02,
+        "filters_by_branch": {"k1": filters - 0.1, "k3": filters},
+        "null_filters_by_branch": {"k1": null, "k3": null + 0.01 * seed},
+    }
+
+
+def test_decoding_verdict_follows_the_protocol_rule() -> None:
+    from scipy import stats
+
+    r2 = [(0.80, 0.60), (0.75, 0.62), (0.85, 0.58), (0.70, 0.61), (0.78, 0.65)]
+    verdict = decoding_verdict([decoded(s, f, n) for s, (f, n) in enumerate(r2, start=1)])
+    diff = np.subtract(*zip(*r2, strict=True))
+    assert verdict["difference"].mean == pytest.approx(diff.mean())
+    assert verdict["difference"].p == pytest.approx(stats.ttest_1samp(diff, 0).pvalue)
+    assert verdict["encodes"] and verdict["adapts"] and not verdict["overfitting"]
+    assert verdict["mean_share"] == pytest.approx(np.mean([f for f, _ in r2]) / 0.9)
+    # per branch: a Holm family of the branches
+    k1 = np.array([f - 0.1 - n for f, n in r2])
+    k3 = np.array([f - (n + 0.01 * s) for s, (f, n) in enumerate(r2, start=1)])
+    ps = [stats.ttest_1samp(k1, 0).pvalue, stats.ttest_1samp(k3, 0).pvalue]
+    assert verdict["branches"]["k1"].adjusted_p == pytest.approx(holm(ps)[0][0])
+    # filters no better than the null: neither adapts nor (mean R² 0.3) encodes
+    flat = decoding_verdict([decoded(s, 0.3 + 0.01 * s, 0.29) for s in (1, 2, 3)])
+    assert not flat["encodes"]
+    overfit = decoding_verdict([decoded(s, 0.8, 0.2, permuted=0.15) for s in (1, 2)])
+    assert overfit["overfitting"] and not overfit["adapts"]  # two equal differences: sd 0
+    with pytest.raises(ValueError, match="null run"):
+        decoding_verdict(
+            [{k: v for k, v in decoded(1, 0.8, 0.2).items() if k != "null_filters"}] * 2
+        )
+
+
 @pytest.mark.slow
-def test_script_decodes_a_runs_zoom_against_its_null_run(tmp_path: Path) -> None:
+def test_script_decodes_runs_against_their_null_runs(tmp_path: Path) -> None:
     import json
 
     from omegaconf import OmegaConf
@@ -174,17 +215,29 @@ def test_script_decodes_a_runs_zoom_against_its_null_run(tmp_path: Path) -> None
     sys.path.insert(0, str(ROOT / "scripts"))
     import filter_adaptation as script
 
-    overrides = ["data=synthetic_scales", "data.dataset.eval_length=20", *NARROW]
-    run = tmp_path / "run"
-    run.mkdir()
-    ckpt = tiny_checkpoint(run / "best.ckpt", overrides)
-    OmegaConf.save(compose_config("train", TINY + overrides), run / "config.yaml")
-    (run / "metrics.json").write_text(json.dumps({"best_checkpoint": str(ckpt)}))
+    runs = []
+    for seed in (1, 2):
+        overrides = [
+            "data=synthetic_scales",
+            "data.dataset.eval_length=20",
+            f"seed={seed}",
+            *NARROW,
+        ]
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        ckpt = tiny_checkpoint(run / "best.ckpt", overrides)
+        OmegaConf.save(compose_config("train", TINY + overrides), run / "config.yaml")
+        (run / "metrics.json").write_text(json.dumps({"best_checkpoint": str(ckpt)}))
+        runs.append(str(run))
     out = tmp_path / "r2.json"
-    argv = [str(run), "--decode", "--null-run", str(run), "--json", str(out)]
+    # each run its own null (a stand-in for the zoom-fixed run of the same seed)
+    argv = [*runs, "--decode", "--null-run", *runs, "--json", str(out)]
     assert script.main(argv) == 0
-    r2 = json.loads(out.read_text())["decoding_r2"]
-    assert sorted(r2["filters_by_branch"]) == [f"dcm_modules.{i}.filters" for i in range(4)]
-    assert r2["null_filters"] == r2["filters"]  # the same run as its own null
-    assert all(-5 < r2[k] <= 1 for k in ("filters", "pooled_features", "filters_permuted"))
+    report = json.loads(out.read_text())
+    first = report["runs"][0]["decoding_r2"]
+    assert sorted(first["filters_by_branch"]) == [f"dcm_modules.{i}.filters" for i in range(4)]
+    assert first["null_filters"] == first["filters"]  # the same run as its own null
+    assert all(-5 < first[k] <= 1 for k in ("filters", "pooled_features", "filters_permuted"))
+    assert report["verdict"]["difference"]["mean"] == 0.0 and not report["verdict"]["adapts"]
     assert script.main([str(tmp_path / "missing")]) == 2
+    assert script.main([*runs, "--null-run", runs[0]]) == 2  # one null per run

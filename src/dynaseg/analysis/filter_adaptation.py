@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from dynaseg.models.heads.base import capture_internals
+from dynaseg.seed_stats import adjust_family, paired_difference
 
 FILTERS_SUFFIX = ".filters"
 DECODING_FOLDS = 5
@@ -300,3 +302,50 @@ def zoom_decoding(
         out["null_filters"] = decoding_r2(flat_filters(null), target)
         out["null_filters_by_branch"] = {k: decoding_r2(f, target) for k, f in null.items()}
     return out
+
+
+ENCODES_R2 = 0.5  # protocol E5: the filters encode the zoom iff the mean R² over seeds ≥ this
+OVERFIT_R2 = 0.1  # a permuted-zoom R² at or above this voids the decoder's numbers
+
+
+def decoding_verdict(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Protocol E5's decision over the seeds of one condition.
+
+    Args:
+        runs: one :func:`zoom_decoding` result per seed, each with ``"seed"`` and
+            ``null_filters`` (from its zoom-fixed run of the same seed).
+
+    Returns ``encodes`` (mean R² of the filters ≥ :data:`ENCODES_R2`), ``adapts`` (R² of the
+    filters − R² of the null resolved > 0 by the paired t test over seeds at α = 0.05),
+    ``difference`` (its :class:`~dynaseg.seed_stats.PairedDifference`), ``branches`` (the same
+    per branch, Holm across the branches), ``overfitting`` (some permuted R² ≥
+    :data:`OVERFIT_R2`: nothing else is to be read), and ``mean_share``: the mean of R² filters /
+    R² pooled features.
+    """
+    if len(runs) < 2 or any("null_filters" not in r for r in runs):
+        raise ValueError("decoding_verdict: need >= 2 runs, each decoded with its null run")
+    seed = [str(r["seed"]) for r in runs]
+    filters = dict(zip(seed, (float(r["filters"]) for r in runs), strict=True))
+    null = dict(zip(seed, (float(r["null_filters"]) for r in runs), strict=True))
+    difference = paired_difference(filters, null)
+    adjust_family([difference])
+    branch_names = list(runs[0]["filters_by_branch"])
+    branches = {
+        name: paired_difference(
+            {s: r["filters_by_branch"][name] for s, r in zip(seed, runs, strict=True)},
+            {s: r["null_filters_by_branch"][name] for s, r in zip(seed, runs, strict=True)},
+        )
+        for name in branch_names
+    }
+    adjust_family(list(branches.values()))
+    permuted = [float(r[k]) for r in runs for k in ("filters_permuted", "pooled_features_permuted")]
+    return {
+        "encodes": float(np.mean(list(filters.values()))) >= ENCODES_R2,
+        "adapts": difference.resolved and (difference.mean or 0.0) > 0,
+        "difference": difference,
+        "branches": branches,
+        "overfitting": max(permuted) >= OVERFIT_R2,
+        "mean_share": float(
+            np.mean([float(r["filters"]) / float(r["pooled_features"]) for r in runs])
+        ),
+    }
