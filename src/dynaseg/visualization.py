@@ -621,6 +621,8 @@ def predict_samples(
     With ``capture`` each sample also holds the heads' adaptive internals
     (:func:`~dynaseg.models.heads.base.capture_internals`, on the CPU, batch dimension dropped).
     """
+    from torch.utils.data import default_collate
+
     from dynaseg.models.heads.base import capture_internals
 
     was_training = model.training
@@ -634,16 +636,21 @@ def predict_samples(
             raw_image, _ = dataset.load(int(i))
             label = item["label"]
             images = item["image"].unsqueeze(0).to(device)
+            # the per-image inputs a head reads (the zoom oracle's zoom), batched as a loader would
+            scene = {
+                k: default_collate([item[k]]).to(device) for k in getattr(net, "scene_inputs", ())
+            }
+            extra = {"scene": scene} if scene else {}
             internals: dict[str, dict[str, torch.Tensor]] = {}
             if capture:
                 with capture_internals(net) as recorded:
-                    logits = model(images, tuple(label.shape[-2:]))
+                    logits = model(images, tuple(label.shape[-2:]), **extra)
                 internals = {
                     head: {k: v[0].cpu() for k, v in values.items()}
                     for head, values in recorded.items()
                 }
             else:
-                logits = model(images, tuple(label.shape[-2:]))
+                logits = model(images, tuple(label.shape[-2:]), **extra)
             samples.append(
                 Sample(
                     name=item.get("name", str(i)),
