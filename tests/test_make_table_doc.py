@@ -34,6 +34,15 @@ def test_doc_sections_take_their_layout_from_a_table_prefix(tmp_path: Path) -> N
     assert second.startswith("DMNet Table 1")  # no prefix: found from the sweep's experiment
     assert "old" not in text
 
+    # --variant ends the headings; the sections written before stay (other headings)
+    assert main([str(sweep), "--doc", str(doc), "--variant", "end to end"]) == 0
+    headings = [line for line in doc.read_text().splitlines() if line.startswith("### ")]
+    assert len(headings) == 3 and headings[:2] == [
+        "### " + first.splitlines()[0],
+        "### " + second.splitlines()[0],
+    ]
+    assert headings[2] == headings[1] + ", end to end"
+
 
 def table_csv(args: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
     assert main([*args, "--paper", "dmnet-table1-mini", "--format", "csv"]) == 0

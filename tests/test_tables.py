@@ -117,6 +117,15 @@ def test_doc_section_and_update(sweep_dir: Path, tmp_path: Path) -> None:
     assert text.startswith("# Ablations\n\nintro") and text.endswith("end\n") and "old" not in text
     assert section.strip() in text
 
+    # a second call replaces the section with its heading in place and keeps the others
+    other = "### Another table (seeds 6–10)\n\n| a |\n"
+    update_doc(doc, [other])
+    update_doc(doc, [section.replace("| Regular conv |", "| Regular conv (new) |")])
+    text = doc.read_text()
+    assert text.count(section.splitlines()[0]) == 1 and "| Regular conv (new) |" in text
+    assert text.index(section.splitlines()[0]) < text.index("### Another table")
+    assert other.strip() in text and text.endswith("end\n")
+
 
 def test_not_a_sweep_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):

@@ -9,6 +9,7 @@
     python scripts/make_table.py mini-controls=A+B dmnet-table1-mini=B --doc docs/ablations.md
     python scripts/make_table.py DIR --by-backbone     # verdicts over backbones (protocol E4)
     python scripts/make_table.py DIR --at-step 300     # the validation after 300 steps (E3 (b))
+    python scripts/make_table.py DIR --doc docs/ablations.md --variant "end to end"  # E3 (a)
 
 ``python -m dynaseg.cli.make_table`` and ``dynaseg-make-table`` are the same command.
 
@@ -27,6 +28,10 @@ under the table.
 protocol E4); ``--at-step N`` reads each run's validation after N steps from its CSV log instead of
 the final one (:func:`dynaseg.analysis.learning_curve.at_step`, E3 (b)). Both: the step first. ``--at-step`` reads validations, no checkpoint's: it goes with
 ``--checkpoint last`` only.
+
+``--doc`` replaces the generated section with the same heading and keeps the others (their run
+directories may be gone); ``--variant`` ends each heading with the protocol change the sweeps
+made (e.g. "end to end"), so that sections of one table under different protocols stay apart.
 """
 
 from __future__ import annotations
@@ -115,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="read each run's validation after N steps (its CSV log) instead of the final one",
     )
+    parser.add_argument(
+        "--variant",
+        metavar="TEXT",
+        help="with --doc: end each section's heading with this protocol change, e.g. 'end to end'",
+    )
     args = parser.parse_args(argv)
     metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     groups = parse_class_groups(args.metric_classes)
@@ -124,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"checkpoint's: --checkpoint {args.checkpoint} does not apply (drop one of them)"
         )
     view, view_name = sweep_view(args.at_step, args.by_backbone)
+    if args.variant:
+        view_name = ", ".join(n for n in (args.variant.strip(), view_name) if n)
     text = make_table(
         args.sweep_dirs,
         args.paper,

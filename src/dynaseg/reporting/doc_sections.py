@@ -86,11 +86,32 @@ def _seed_span(seeds: Sequence[Any]) -> str:
 
 
 def update_doc(path: Path, sections: Sequence[str]) -> None:
-    """Replace the generated block of ``path`` (between the markers) with ``sections``."""
+    """Write ``sections`` into the generated block of ``path`` (between the markers). A section
+    replaces the block's section with the same heading (its ``### `` line) in place; the others
+    stay, so a section whose run directories are gone is kept; new headings are appended."""
     text = path.read_text() if path.is_file() else f"{DOC_BEGIN}\n{DOC_END}\n"
     if DOC_BEGIN not in text or DOC_END not in text:
         raise ConfigError(f"{path}: expected the markers {DOC_BEGIN!r} and {DOC_END!r}")
     head, rest = text.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
-    body = "\n".join(sections).rstrip() + "\n"
+    block, tail = rest.split(DOC_END, 1)
+    kept = {_heading(s): s.strip() for s in _split_sections(block)}
+    for section in sections:
+        kept[_heading(section)] = section.strip()  # same heading: same place, new text
+    body = "\n\n".join(kept.values()) + "\n"
     path.write_text(f"{head}{DOC_BEGIN}\n\n{body}\n{DOC_END}{tail}")
+
+
+def _heading(section: str) -> str:
+    return section.strip().splitlines()[0].strip()
+
+
+def _split_sections(block: str) -> list[str]:
+    """The block's sections, each from its ``### `` heading to the next (text before the first
+    heading is dropped: the block holds generated sections only)."""
+    parts: list[list[str]] = []
+    for line in block.splitlines():
+        if line.startswith("### "):
+            parts.append([line])
+        elif parts:
+            parts[-1].append(line)
+    return ["\n".join(p) for p in parts]
