@@ -153,7 +153,7 @@ MINI_HEADS = {
         "filter_type": "dynamic",
         "filter_sizes": [1, 3, 5, 7],
         "dilations": None,
-        "context_index": 4,
+        "context_index": "context",  # a role name since issue #30 (4 before)
     },
 }
 MINI_ZOOMS = {"zoom": [0.6, 1.6], "fixed": [1.0, 1.0]}

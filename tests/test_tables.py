@@ -13,7 +13,7 @@ from dynaseg.cli.make_table import main
 from dynaseg.errors import UserError
 from dynaseg.reporting.cell_text import format_cell
 from dynaseg.reporting.doc_sections import DOC_BEGIN, DOC_END, doc_section, update_doc
-from dynaseg.reporting.paper_tables import build_paper_table, find_spec, paper_specs
+from dynaseg.reporting.paper_tables import build_paper_table, find_spec, matches, paper_specs
 from dynaseg.reporting.rendering import render
 from dynaseg.reporting.sweeps import load_sweep
 from dynaseg.run.hydra_callbacks import MultirunSummary
@@ -94,6 +94,17 @@ def test_markdown_and_csv_never_drop_a_run(sweep_dir: Path) -> None:
 
     flat = list(csv.DictReader(io.StringIO(render(load_sweep(sweep_dir), "dmnet-table1", "csv"))))
     assert flat == rows
+
+
+def test_match_values_take_alternatives() -> None:
+    """``{one_of: [...]}``: a feature index written as a stage number (runs before issue #30) or
+    as its role name (since) selects the same row."""
+    assert matches(4, {"one_of": [4, "context"]}) and matches("context", {"one_of": [4, "context"]})
+    assert not matches(3, {"one_of": [4, "context"]}) and not matches(None, {"one_of": [4]})
+    assert matches([1, 3], [1, 3]) and not matches([1, 3], [1, 3, 5])  # lists compare whole
+    spec = paper_specs()["dmnet-table1-mini"]
+    dynamic = next(r for r in spec["rows"] if r["label"] == "Dynamic {1,3,5,7}")
+    assert dynamic["match"]["model.net.decode_head.context_index"] == {"one_of": [4, "context"]}
 
 
 def test_paper_numbers_are_rectangular() -> None:

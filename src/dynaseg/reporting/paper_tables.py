@@ -138,7 +138,7 @@ def build_paper_table(
             if cell.applicable:
                 match = {**(col.get("match") or {}), **(row.get("match") or {})}
                 for i, job in enumerate(sweep.jobs):
-                    if all(select(job.settings, k) == v for k, v in match.items()):
+                    if all(matches(select(job.settings, k), v) for k, v in match.items()):
                         used.add(i)
                         if classes is None:
                             value = job.metric(paths, checkpoint)
@@ -169,6 +169,15 @@ def build_paper_table(
     table.contrasts = reference_contrasts(table)
     table.orderings = paper_orderings(table)  # per table: a class group is its own family
     return table
+
+
+def matches(value: Any, expected: Any) -> bool:
+    """A job's setting against a row's or column's ``match`` value: equal, or, for
+    ``{one_of: [a, b]}``, equal to one of them (e.g. a feature index written as the stage number
+    before issue #30 and as its role name since: ``{one_of: [4, context]}``)."""
+    if isinstance(expected, dict) and set(expected) == {"one_of"}:
+        return any(value == option for option in expected["one_of"])
+    return value == expected
 
 
 def _clear_rerun(cell: Cell, sweep: Sweep) -> None:
