@@ -25,11 +25,13 @@ TEST = {
 }
 
 
-def write_sweep(root: Path) -> Path:
+def write_sweep(root: Path, name: str = "sweep", lrs: set[float] | None = None) -> Path:
     num = 0
     for (filter_type, lr), values in TEST.items():
+        if lrs is not None and lr not in lrs:
+            continue
         for seed, test in enumerate(values, start=1):
-            job = root / "sweep" / str(num)
+            job = root / name / str(num)
             (job / ".hydra").mkdir(parents=True)
             overrides = [f"seed={seed}", f"model.optimizer.lr={lr}"]
             OmegaConf.save(OmegaConf.create(overrides), job / ".hydra/overrides.yaml")
@@ -54,7 +56,7 @@ def write_sweep(root: Path) -> Path:
                 }
             (job / "metrics.json").write_text(json.dumps(payload))
             num += 1
-    return root / "sweep"
+    return root / name
 
 
 def test_each_arm_gets_the_best_held_out_candidate(tmp_path: Path) -> None:
@@ -87,3 +89,16 @@ def test_command_prints_choices_and_the_make_table_argument(
     assert out[-1] == f"{sweep}:2,3,6,7"
     with pytest.raises(UserError, match="nope.mIoU"):
         select_heldout.main([str(sweep), "--metric", "nope.mIoU"])
+
+
+def test_a_grid_run_as_two_sweeps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lr 0.05 in one sweep (the protocol's base runs), 0.025 and 0.1 in another: the same
+    choices, and a make_table argument per sweep."""
+    base = write_sweep(tmp_path, "base", {0.05})  # jobs 0-1 regular, 2-3 dynamic
+    grid = write_sweep(tmp_path, "grid", {0.025, 0.1})  # regular 0-3, dynamic 0.025: 4-5
+    joined = f"{base}+{grid}"
+    assert select_heldout.main([joined, "--by", "model.net.decode_head.filter_type"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("dynamic: model.optimizer.lr=0.025 (0.025: 61.00, 0.05: 61.00")
+    assert out[1].startswith("regular: model.optimizer.lr=0.05 (")
+    assert out[-1] == f"{base}:0,1+{grid}:4,5"

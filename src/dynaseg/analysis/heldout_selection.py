@@ -17,6 +17,7 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dynaseg.errors import UserError
@@ -74,9 +75,22 @@ def select_on_heldout(
 
 
 def selection_argument(sweep_dir: str, choices: Sequence[HeldoutChoice]) -> str:
-    """``DIR:job,job,...``: the chosen runs of every arm, for ``scripts/make_table.py``."""
-    jobs = sorted(
-        (j for c in choices for j in c.jobs),
-        key=lambda j: (not j.isdigit(), int(j) if j.isdigit() else 0, j),
-    )
-    return f"{sweep_dir}:{','.join(jobs)}"
+    """``DIR:job,job,...``: the chosen runs of every arm, for ``scripts/make_table.py``. Over
+    several sweeps joined as ``A+B`` (job labels ``<dir name>/<job>``), ``A:jobs+B:jobs``."""
+
+    def ordered(jobs: Sequence[str]) -> str:
+        return ",".join(
+            sorted(jobs, key=lambda j: (not j.isdigit(), int(j) if j.isdigit() else 0, j))
+        )
+
+    chosen = [j for c in choices for j in c.jobs]
+    parts = sweep_dir.split("+")
+    if len(parts) == 1:
+        return f"{sweep_dir}:{ordered(chosen)}"
+    out = []
+    for part in parts:
+        prefix = f"{Path(part.rstrip('/')).name}/"
+        jobs = [j.removeprefix(prefix) for j in chosen if j.startswith(prefix)]
+        if jobs:
+            out.append(f"{part}:{ordered(jobs)}")
+    return "+".join(out)

@@ -3,7 +3,7 @@
     python scripts/select_heldout.py SWEEP_DIR [--choose model.optimizer.lr] \
         [--by data.dataset.zoom_range model.net.decode_head] [--metric test.mIoU]
 
-SWEEP_DIR is a sweep over the grid of ``--choose`` whose runs were tested on the held-out split
+SWEEP_DIR is a sweep over the grid (``A+B``: several sweeps that together cover it) of ``--choose`` whose runs were tested on the held-out split
 (``data.test_split=test test=true``). Prints, per arm (the runs equal in every ``--by`` config
 path), the mean held-out metric of each candidate over the seeds all candidates ran and the chosen
 one (ties: the smaller), then the ``DIR:jobs`` argument that makes ``scripts/make_table.py`` build
@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line (``argv``, else ``sys.argv``), print the choices; user errors
     raise."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", help="the sweep over the grid")
+    parser.add_argument(
+        "sweep_dir", help="the sweep over the grid (A+B: a grid run as several sweeps)"
+    )
     parser.add_argument("--choose", default="model.optimizer.lr", help="the config path chosen")
     parser.add_argument(
         "--by",
@@ -37,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--metric", nargs="+", default=["test.mIoU"], help="held-out metric")
     args = parser.parse_args(argv)
-    choices = select_on_heldout(load_sweep(args.sweep_dir), args.choose, args.by, args.metric)
+    sweep = load_sweep(args.sweep_dir.split("+"))  # A+B: a grid run as several sweeps
+    choices = select_on_heldout(sweep, args.choose, args.by, args.metric)
     for c in choices:
         scores = ", ".join(f"{k}: {100 * v:.2f}" for k, v in sorted(c.scores.items()))
         seeds = ", ".join(map(str, c.seeds))
