@@ -15,7 +15,10 @@ Sections (``--only 1,4`` runs a subset):
    the growth of the whole-image time from 256² to 1024²;
 4. metric update: ``SegmentationMetric`` vs torchmetrics ``MulticlassJaccardIndex`` (150 classes,
    16×512×512), equal confusion matrices asserted;
-5. data pipeline images/s (:mod:`dynaseg.benchmarks.data_pipeline`).
+5. data pipeline images/s (:mod:`dynaseg.benchmarks.data_pipeline`);
+6. the CPU user's waits as whole processes: the quick start, one miniature job (against the
+   scene cache off, same run) and a miniature sweep on 2 cores, per job and scaled to the 50-job
+   Table 1 sweep (:mod:`dynaseg.benchmarks.waits`).
 
 Prints a markdown table per section and writes everything to ``--json``. The machine may be
 shared: only ratios measured in the same run mean anything, and ``min`` of N is the least disturbed
@@ -44,6 +47,7 @@ from tqdm import tqdm
 
 from dynaseg.benchmarks.measure import conv_closures, min_times, table
 from dynaseg.benchmarks.train_step import NUM_CLASSES, bench_train_step, build_dmnet
+from dynaseg.benchmarks.waits import WAIT_RUNS, bench_waits
 from dynaseg.environment import repo_root
 
 
@@ -280,13 +284,21 @@ SECTIONS: dict[int, tuple[str, Callable[[bool, tqdm], dict[str, Any]]]] = {
     3: ("Inference", bench_inference),
     4: ("Metric update", bench_metric),
     5: ("Data pipeline", bench_data),
+    6: ("The CPU user's waits: quick start, miniature job, miniature sweep", bench_waits),
 }
 
 
 def run_suite(quick: bool, chosen: list[int], json_path: Path | None = None) -> dict[str, Any]:
     """Run the ``chosen`` sections, print one markdown table each and write the report to
     ``json_path`` (default ``logs/benchmark/<UTC time>/benchmark.json`` under the repository)."""
-    units = {1: 8, 2: 3 * (1 if quick else 2), 3: 4 if quick else 6, 4: 1, 5: 1}
+    units = {
+        1: 8,
+        2: 3 * (1 if quick else 2),
+        3: 4 if quick else 6,
+        4: 1,
+        5: 1,
+        6: WAIT_RUNS[quick],
+    }
     now = datetime.now(timezone.utc)
     run_dir = repo_root() / "logs" / "benchmark" / now.strftime("%Y-%m-%d_%H-%M-%S")
     json_path = json_path or run_dir / "benchmark.json"

@@ -2,7 +2,7 @@
 
 The sections and what each measures: :mod:`dynaseg.benchmarks.suite` (``--help`` prints it).
 
-Usage: ``python scripts/benchmark.py [--quick] [--json out.json] [--only 1,2,3,4,5]`` (results go
+Usage: ``python scripts/benchmark.py [--quick] [--json out.json] [--only 1,2,3,4,5,6]`` (results go
 to ``logs/benchmark/<time>/benchmark.json`` unless ``--json`` names a file; also
 ``python -m dynaseg.cli.benchmark``, ``dynaseg-benchmark``)
 """
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="results file (default: logs/benchmark/<time>/benchmark.json, like a run dir)",
     )
-    ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated section numbers")
+    ap.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated section numbers")
     args = ap.parse_args(argv)
     try:
         chosen = sorted({int(s) for s in args.only.split(",") if s.strip()})

@@ -1,0 +1,63 @@
+"""dynaseg.benchmarks.waits (section 6 of scripts/benchmark.py): whole-process timing of the
+quick start, a miniature job against the scene cache off, and a miniature sweep."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from tqdm import tqdm
+
+from dynaseg.benchmarks.waits import WAIT_RUNS, bench_waits, time_process
+from helpers import TINY
+
+# two busy processes: the parent burns ~0.3 s CPU, its child (waited for) another ~0.3 s
+BURN = """
+import subprocess, sys, time
+def burn(s):
+    end = time.process_time() + s
+    while time.process_time() < end:
+        pass
+if len(sys.argv) > 1:
+    burn(0.3)
+else:
+    burn(0.3)
+    subprocess.run([sys.executable, __file__, "child"], check=True)
+"""
+
+
+def test_time_process_counts_the_process_and_its_waited_for_children(tmp_path: Path) -> None:
+    script = tmp_path / "burn.py"
+    script.write_text(BURN)
+    result = time_process([str(script)], tmp_path, {})
+    assert result["cpu_s"] >= 0.55  # both processes' CPU, not only the parent's
+    assert result["wall_s"] >= result["cpu_s"] * 0.5 and result["rss_mib"] > 1
+    script.write_text("import sys; print('boom'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match=r"(?s)failed \(3\).*boom"):
+        time_process([str(script)], tmp_path, {})
+
+
+@pytest.mark.slow
+def test_bench_waits_times_every_wait_on_a_tiny_run() -> None:
+    tiny = [o for o in TINY if not o.startswith("experiment=")]
+    with tqdm(total=WAIT_RUNS[True], file=io.StringIO()) as bar:
+        report = bench_waits(True, bar, extra=[*tiny, "data.num_workers=0"], max_steps=2)
+        assert bar.n == WAIT_RUNS[True]  # one progress unit per process started
+    results = report["results"]
+    assert set(results) == {
+        "quick start",
+        "miniature job",
+        "miniature job, no scene cache",
+        "miniature sweep, 2 jobs",
+    }
+    for name, r in results.items():
+        assert r["wall_s"] > 0 and r["cpu_s"] > 0 and r["rss_mib"] > 50, name
+    assert report["sweep_wall_per_job_s"] == pytest.approx(
+        results["miniature sweep, 2 jobs"]["wall_s"] / 2
+    )
+    assert report["cpu_ratio_vs_no_cache"] == pytest.approx(
+        results["miniature job"]["cpu_s"] / results["miniature job, no scene cache"]["cpu_s"]
+    )
+    assert "| miniature job, no scene cache |" in report["markdown"]
+    assert "× 50 jobs" in report["markdown"] and "(2-step jobs)" in report["markdown"]
