@@ -180,8 +180,10 @@ def write_mini_job(
         "data": {"dataset": {"zoom_range": MINI_ZOOMS[zoom]}},
         "experiment": MINI_EXPERIMENT,
     }
-    if backbone is not None:
-        config["backbone_seed"] = backbone
+    if backbone is not None:  # as runs up to 32e78a4 record it: in .hydra/config.yaml only
+        OmegaConf.save(
+            OmegaConf.create({**config, "backbone_seed": backbone}), job / ".hydra/config.yaml"
+        )
     val = {
         "mIoU": sum(per_class.values()) / len(per_class),
         "per_class": {c: {"IoU": v} for c, v in per_class.items()},

@@ -225,6 +225,20 @@ def _match_expected(expected: list[list[str]], found: dict[str, Path]) -> list[s
     return names + [n for n in found if n not in names]
 
 
+# top-level keys a table may match on that metrics.json's provenance config did not record (up to
+# commit 32e78a4): read from the job's .hydra/config.yaml
+OUTSIDE_PROVENANCE = ("backbone_seed",)
+
+
+def _outside_provenance(job_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in OUTSIDE_PROVENANCE if k not in settings]
+    config_path = job_dir / ".hydra/config.yaml"
+    if not missing or not config_path.is_file():
+        return {}
+    config = OmegaConf.load(config_path)
+    return {k: config[k] for k in missing if k in config}
+
+
 def _record_from_dir(job_dir: Path, label: str) -> JobRecord:
     metrics_path = job_dir / "metrics.json"
     metrics: dict[str, Any] | None = None
@@ -240,6 +254,7 @@ def _record_from_dir(job_dir: Path, label: str) -> JobRecord:
     if provenance.get("config"):
         settings = dict(provenance["config"])
         settings["seed"] = provenance.get("seed")
+        settings.update(_outside_provenance(job_dir, settings))
     elif (job_dir / ".hydra/config.yaml").is_file():
         settings = OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra/config.yaml"))
     else:

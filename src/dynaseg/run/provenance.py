@@ -94,6 +94,7 @@ def describe_run(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[
         "seed": cfg.get("seed"),
         "git": git_info(),
         "config": {
+            "backbone_seed": cfg.get("backbone_seed"),  # the miniature's backbone (E4)
             "model": {
                 "net": _container(model_cfg.get("net")),
                 "optimizer": _container(model_cfg.get("optimizer")),
