@@ -3,13 +3,13 @@
     python scripts/select_heldout.py SWEEP_DIR [--choose model.optimizer.lr] \
         [--by data.dataset.zoom_range model.net.decode_head] [--metric test.mIoU]
 
-SWEEP_DIR is a sweep over the grid (``A+B``: several sweeps that together cover it) of ``--choose`` whose runs were tested on the held-out split
-(``data.test_split=test test=true``). Prints, per arm (the runs equal in every ``--by`` config
-path), the mean held-out metric of each candidate over the seeds all candidates ran and the chosen
-one (ties: the smaller), then the ``DIR:jobs`` argument that makes ``scripts/make_table.py`` build
-the table from the chosen runs only (read on val). The logic is
-``dynaseg.analysis.heldout_selection``. Also ``python -m dynaseg.cli.select_heldout``,
-``dynaseg-select-heldout``.
+SWEEP_DIR is a sweep over the grid of ``--choose`` (``A+B``: several sweeps that together cover
+it) whose runs were tested on the held-out split (``data.test_split=test test=true``). Prints, per
+arm (the runs equal in every ``--by`` config path), the mean held-out metric of each candidate
+over the seeds all candidates ran and the chosen one (ties: the smaller), then the ``DIR:jobs``
+argument that makes ``scripts/make_table.py`` build the table from the chosen runs only (read on
+val). The logic is ``dynaseg.analysis.heldout_selection``. Also
+``python -m dynaseg.cli.select_heldout``, ``dynaseg-select-heldout``.
 """
 
 from __future__ import annotations
