@@ -73,6 +73,42 @@ def test_oracle_starts_as_a_plain_two_conv_head_and_trains_its_film() -> None:
     assert head.film[-1].weight.grad.abs().sum() > 0
 
 
+def test_extra_feature_is_film_modulated_by_its_own_gain_and_added_before_the_second_conv() -> None:
+    """R2: ``film_extra_index`` also reads that feature (by role: ``auxiliary`` = layer3)."""
+    heads = []
+    for adaptive in (True, False):
+        torch.manual_seed(3)
+        head = ZoomFiLMHead(CH, 5, channels=6, adaptive=adaptive, film_extra_index=3)
+        torch.manual_seed(4)
+        for mlp in (head.film, head.film_extra):
+            torch.nn.init.normal_(mlp[-1].weight, std=0.5)
+            torch.nn.init.normal_(mlp[-1].bias, std=0.5)
+        heads.append(head.eval())
+    oracle, twin = heads
+    x = feats()
+    x[3] = x[3][..., :3, :3]  # a coarser extra feature is resized to the main one
+    zoom = torch.tensor([0.6, 1.0, 1.6])
+    with torch.no_grad():
+        g, b = oracle.film(zoom.log()[:, None]).chunk(2, dim=1)
+        ge, be = oracle.film_extra(zoom.log()[:, None]).chunk(2, dim=1)
+        assert not torch.allclose(g, ge)
+        h = oracle.conv_in(x[4]) * (1 + g[:, :, None, None]) + b[:, :, None, None]
+        e = oracle.conv_extra(x[3]) * (1 + ge[:, :, None, None]) + be[:, :, None, None]
+        h = h + torch.nn.functional.interpolate(e, size=(6, 6), mode="bilinear")
+        torch.testing.assert_close(oracle(x, zoom), oracle.conv_seg(oracle.conv_out(h)))
+        torch.testing.assert_close(oracle(x, torch.ones(3)), twin(x), rtol=0, atol=0)
+    assert oracle.conv_extra.conv.in_channels == CH[3]
+    # without it the head is unchanged: same parameters drawn in the same order
+    torch.manual_seed(3)
+    plain = ZoomFiLMHead(CH, 5, channels=6)
+    assert not hasattr(plain, "conv_extra")
+    torch.manual_seed(3)
+    r2 = ZoomFiLMHead(CH, 5, channels=6, film_extra_index=3)
+    torch.testing.assert_close(plain.conv_in.conv.weight, r2.conv_in.conv.weight, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="film_extra_index"):
+        ZoomFiLMHead(CH, 5, channels=6, film_extra_index=7)
+
+
 @pytest.mark.parametrize(
     ("zoom", "match"),
     [(None, "needs each image's zoom"), (torch.tensor([1.0, 1.2]), "one positive zoom per image")],

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dynaseg.errors import check_arg
@@ -37,9 +38,17 @@ class ZoomFiLMHead(DecodeHead):
     ``γ, β`` (one per channel) come from a ``1 → film_hidden → 2·channels`` MLP of ``u = log zoom``
     whose last layer starts at zero, so the head starts as a plain two-conv head.
 
+    With ``film_extra_index`` (docs/ablations.md, R2: the zoom read at an earlier depth) the head
+    also reads that feature (e.g. ``auxiliary``, ResNet ``layer3``): a 3×3 conv-BN-ReLU of it,
+    FiLM-modulated by its own ``γ', β'`` MLP of the same ``u`` (also zero-initialised), resized to
+    the main feature's size if it differs, is added to the main branch before the second conv.
+    The twin (``adaptive=False``) has the same extra branch with ``u ≡ 0``.
+
     Args:
         in_channels, num_classes, in_index, channels, dropout_ratio: see :class:`DecodeHead`.
         film_hidden: width of the MLP's hidden layer.
+        film_extra_index: a second feature to read and FiLM-modulate (index or stage role), or
+            ``None`` (the default): the main feature only.
         adaptive: ``True``: the oracle, ``u`` is each image's log zoom (the batch must carry
             ``zoom``). ``False``: the zoom-blind twin: the same layers and initialisation with
             ``u ≡ 0 = log 1`` — a learnt constant scale and shift, no zoom; it reads nothing from
@@ -56,6 +65,7 @@ class ZoomFiLMHead(DecodeHead):
         film_hidden: int = 16,
         adaptive: bool = True,
         dropout_ratio: float = 0.1,
+        film_extra_index: int | None = None,
     ) -> None:
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         check_arg(
@@ -65,11 +75,16 @@ class ZoomFiLMHead(DecodeHead):
             "an integer ≥ 1",
         )
         self.conv_in = ConvNormAct(self.in_channels, channels, 3)
-        self.film = nn.Sequential(
-            nn.Linear(1, film_hidden), nn.ReLU(inplace=True), nn.Linear(film_hidden, 2 * channels)
+        self.film = film_mlp(film_hidden, channels)
+        self.film_extra_index = (
+            None
+            if film_extra_index is None
+            else self.feature_index("film_extra_index", film_extra_index)
         )
-        nn.init.zeros_(self.film[-1].weight)
-        nn.init.zeros_(self.film[-1].bias)
+        if self.film_extra_index is not None:
+            extra_channels = self.in_channels_all[self.film_extra_index]
+            self.conv_extra = ConvNormAct(extra_channels, channels, 3)
+            self.film_extra = film_mlp(film_hidden, channels)
         self.conv_out = ConvNormAct(channels, channels, 3)
         self.adaptive = bool(adaptive)
         self.scene_inputs = (ZOOM,) if self.adaptive else ()
@@ -101,6 +116,28 @@ class ZoomFiLMHead(DecodeHead):
         gamma, beta = self.film(u[:, None]).chunk(2, dim=1)
         record_internal(self, "film_gamma", gamma)  # see heads.base.capture_internals
         record_internal(self, "film_beta", beta)
-        h = self.conv_in(x)
-        h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+        h = film(self.conv_in(x), gamma, beta)
+        if self.film_extra_index is not None:
+            gamma_e, beta_e = self.film_extra(u[:, None]).chunk(2, dim=1)
+            record_internal(self, "film_extra_gamma", gamma_e)
+            e = film(self.conv_extra(features[self.film_extra_index]), gamma_e, beta_e)
+            if e.shape[-2:] != h.shape[-2:]:
+                e = F.interpolate(e, size=h.shape[-2:], mode="bilinear", align_corners=False)
+            h = h + e
         return self.cls_seg(self.conv_out(h))
+
+
+def film_mlp(hidden: int, channels: int) -> nn.Sequential:
+    """``u ↦ (γ, β)``: a ``1 → hidden → 2·channels`` MLP whose last layer starts at zero (so the
+    modulation starts as the identity)."""
+    mlp = nn.Sequential(
+        nn.Linear(1, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * channels)
+    )
+    nn.init.zeros_(mlp[-1].weight)
+    nn.init.zeros_(mlp[-1].bias)
+    return mlp
+
+
+def film(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """FiLM (arXiv:1709.07871, Eq. 1–2) as a residual gain: ``h · (1 + γ) + β`` per channel."""
+    return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
