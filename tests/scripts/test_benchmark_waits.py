@@ -61,3 +61,31 @@ def test_bench_waits_times_every_wait_on_a_tiny_run() -> None:
     )
     assert "| miniature job, no scene cache |" in report["markdown"]
     assert "× 50 jobs" in report["markdown"] and "(2-step jobs)" in report["markdown"]
+
+
+def test_quick_start_runs_as_the_user_starts_it_and_miniature_jobs_on_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``make train`` sets no thread count; a job of a 2-job sweep on 2 cores gets one thread."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake(args, cwd, env):  # noqa: ANN001, ANN202
+        calls.append((list(args), env))
+        return {
+            "wall_s": 2.0,
+            "cpu_s": 3.0 if "data.dataset.memory_cache_mb=0" in args else 1.5,
+            "rss_mib": 100.0,
+        }
+
+    monkeypatch.setattr("dynaseg.benchmarks.waits.time_process", fake)
+    with tqdm(total=WAIT_RUNS[True], file=io.StringIO()) as bar:
+        report = bench_waits(True, bar)
+    threads = {
+        ("quick" if "experiment=quickstart" in args else "mini", env.get("OMP_NUM_THREADS"))
+        for args, env in calls
+    }
+    assert threads == {("quick", None), ("mini", "1")}
+    assert len(calls) == WAIT_RUNS[True]
+    assert report["cpu_ratio_vs_no_cache"] == pytest.approx(0.5)
+    assert report["sweep_wall_per_job_s"] == pytest.approx(1.0)
