@@ -263,7 +263,7 @@ def only_run_dir(clone: Path, task: str) -> Path:
 def test_the_readme_commands_run_with_their_default_run_directory(tmp_path: Path) -> None:
     """README: ``python src/predict.py ckpt_path=<ckpt> inputs=photos/``, ``python src/eval.py
     ckpt_path=<ckpt>`` and ``python src/train.py experiment=quickstart`` (+ ``debug=fdr``, the
-    README's one-batch run; the full 1000 steps: the slow test below), nothing else given."""
+    README's one-batch run; the full recipe: the slow test below), nothing else given."""
     from PIL import Image
 
     from dynaseg.data.datasets.synthetic import SyntheticScenes
@@ -292,9 +292,9 @@ def test_the_readme_commands_run_with_their_default_run_directory(tmp_path: Path
 
 @pytest.mark.slow
 def test_make_train_command_runs_with_its_default_run_directory(tmp_path: Path) -> None:
-    """``make train`` is ``python src/train.py experiment=quickstart``: 1000 steps, then test."""
+    """``make train`` is ``python src/train.py experiment=quickstart``: 600 steps, then test."""
     clone = fresh_clone(tmp_path / "clone")
     run_in_clone(clone, "train.py", "experiment=quickstart")
     metrics = json.loads((only_run_dir(clone, "train") / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["global_step"] == 1000
+    assert metrics["status"] == "completed" and metrics["global_step"] == 600
     assert Path(metrics["best_checkpoint"]).is_relative_to(clone / "logs" / "train" / "runs")

@@ -82,7 +82,7 @@ def test_bad_manifest_names_the_problem() -> None:
 
 def test_train_records_the_manifest_in_metrics_json(tmp_path: Path) -> None:
     manifest = (
-        "manifest={paper: tiny, global_batch: 8, gpus: 4, max_steps: 1000, lr: 0.05,"
+        "manifest={paper: tiny, global_batch: 8, gpus: 4, max_steps: 600, lr: 0.002,"
         "published: {mIoU: 50.0, eval: ms+flip}}"
     )
     cfg = compose_config("train", [*TINY, *NO_FIGURES, "debug=fdr", manifest], output_dir=tmp_path)
@@ -91,5 +91,5 @@ def test_train_records_the_manifest_in_metrics_json(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["manifest"]["intended"]["published"] == {"mIoU": 50.0, "eval": "ms+flip"}
     assert metrics["manifest"]["actual"]["global_batch"] == 2
-    assert metrics["manifest"]["actual"]["max_steps"] == 1000
+    assert metrics["manifest"]["actual"]["max_steps"] == 600
     assert len(metrics["manifest"]["mismatches"]) == 1
