@@ -25,16 +25,18 @@ def feats(batch: int = 3, size: int = 6) -> list[torch.Tensor]:
     return [torch.randn(batch, c, size, size) for c in CH]
 
 
-def pair() -> tuple[ZoomFiLMHead, ZoomFiLMHead]:
-    """Oracle and twin from the same seed, with a non-zero FiLM output layer (as after
+def pair(**kwargs) -> tuple[ZoomFiLMHead, ZoomFiLMHead]:  # noqa: ANN003
+    """Oracle and twin from the same seed, with non-zero FiLM output layers (as after
     training), in eval mode (no dropout)."""
     heads = []
     for adaptive in (True, False):
         torch.manual_seed(3)
-        head = ZoomFiLMHead(CH, 5, channels=6, adaptive=adaptive)
+        head = ZoomFiLMHead(CH, 5, channels=6, adaptive=adaptive, **kwargs)
         torch.manual_seed(4)
-        torch.nn.init.normal_(head.film[-1].weight, std=0.5)
-        torch.nn.init.normal_(head.film[-1].bias, std=0.5)
+        for mlp in (head.film, getattr(head, "film_extra", None)):
+            if mlp is not None:
+                torch.nn.init.normal_(mlp[-1].weight, std=0.5)
+                torch.nn.init.normal_(mlp[-1].bias, std=0.5)
         heads.append(head.eval())
     return heads[0], heads[1]
 
@@ -75,16 +77,7 @@ def test_oracle_starts_as_a_plain_two_conv_head_and_trains_its_film() -> None:
 
 def test_extra_feature_is_film_modulated_by_its_own_gain_and_added_before_the_second_conv() -> None:
     """R2: ``film_extra_index`` also reads that feature (by role: ``auxiliary`` = layer3)."""
-    heads = []
-    for adaptive in (True, False):
-        torch.manual_seed(3)
-        head = ZoomFiLMHead(CH, 5, channels=6, adaptive=adaptive, film_extra_index=3)
-        torch.manual_seed(4)
-        for mlp in (head.film, head.film_extra):
-            torch.nn.init.normal_(mlp[-1].weight, std=0.5)
-            torch.nn.init.normal_(mlp[-1].bias, std=0.5)
-        heads.append(head.eval())
-    oracle, twin = heads
+    oracle, twin = pair(film_extra_index=3)
     x = feats()
     x[3] = x[3][..., :3, :3]  # a coarser extra feature is resized to the main one
     zoom = torch.tensor([0.6, 1.0, 1.6])
@@ -98,6 +91,10 @@ def test_extra_feature_is_film_modulated_by_its_own_gain_and_added_before_the_se
         torch.testing.assert_close(oracle(x, zoom), oracle.conv_seg(oracle.conv_out(h)))
         torch.testing.assert_close(oracle(x, torch.ones(3)), twin(x), rtol=0, atol=0)
     assert oracle.conv_extra.conv.in_channels == CH[3]
+    with capture_internals(oracle) as internals:
+        oracle(x, zoom)
+    assert torch.equal(internals[""]["film_extra_gamma"], ge)
+    assert torch.equal(internals[""]["film_extra_beta"], be)
     # without it the head is unchanged: same parameters drawn in the same order
     torch.manual_seed(3)
     plain = ZoomFiLMHead(CH, 5, channels=6)

@@ -120,6 +120,7 @@ class ZoomFiLMHead(DecodeHead):
         if self.film_extra_index is not None:
             gamma_e, beta_e = self.film_extra(u[:, None]).chunk(2, dim=1)
             record_internal(self, "film_extra_gamma", gamma_e)
+            record_internal(self, "film_extra_beta", beta_e)
             e = film(self.conv_extra(features[self.film_extra_index]), gamma_e, beta_e)
             if e.shape[-2:] != h.shape[-2:]:
                 e = F.interpolate(e, size=h.shape[-2:], mode="bilinear", align_corners=False)
