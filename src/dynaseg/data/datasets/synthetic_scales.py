@@ -31,6 +31,15 @@ every zoom separately.
 is at least 20 scene pixels, i.e. ≥ 12 output pixels = 1.5 cells of an output-stride-8 feature map
 at the lowest zoom 0.6 (``min_object_cells``).
 
+**A size pair matched in pixels** (``size_pair_pixel_radius``, off by default; docs/ablations.md,
+Evidence round 2, R3): with the default pair a bird's pixel radius is 7.5–32 and a balloon's 12–48,
+so an ellipse under 12 px is a bird and one over 32 px a balloon at any zoom, and pixel size alone
+decides about 72 % of them. With the option set to ``(low, high)`` pixels, every ellipse's pixel
+radius is drawn log-uniformly from that band whatever its class and the scene's zoom, and its class
+follows from its scene radius (pixel radius / zoom) against the same threshold. With a band half
+the zoom range wide in log (``[15, 25]`` for zooms 0.6–1.6) pixel size alone decides about 63 %,
+the zoom decides all of them, and at zoom 1 the pixel radius decides all of them (the control).
+
 **The control condition** is the same generator with the zoom fixed at 1 (``zoom_range: [1, 1]``,
 ``data=synthetic_scales_fixed``). DMNet's claim predicts an *interaction*: the advantage of dynamic
 over fixed filters should be larger with the zoom than without it. A generator merely tuned to
@@ -97,6 +106,10 @@ class SyntheticScaleScenes(SyntheticScenes):
     Args:
         zoom_range: ``(low, high)``; the zoom is log-uniform in it, per scene. ``[1, 1]`` is the
             control condition.
+        size_pair_pixel_radius: ``None`` (the default pair: bird and balloon radii drawn in scene
+            units), or ``(low, high)`` output pixels: every sky ellipse gets a pixel radius
+            log-uniform in it whatever its class, and its class follows from its scene radius
+            (the size pair matched in pixels; see the module docstring).
     """
 
     CLASSES = SyntheticScenes.CLASSES + ("sheep", "buoy")
@@ -116,6 +129,7 @@ class SyntheticScaleScenes(SyntheticScenes):
         zoom_range: Sequence[float] = (0.6, 1.6),
         cache_dir: str | Path | None = None,
         memory_cache_mb: float = 256.0,
+        size_pair_pixel_radius: Sequence[float] | None = None,
     ) -> None:
         low, high = (float(z) for z in zoom_range)
         if not 0 < low <= high:
@@ -124,13 +138,17 @@ class SyntheticScaleScenes(SyntheticScenes):
                 f"got {list(zoom_range)}"
             )
         self.zoom_range = (low, high)  # before the base class keys its cache by it
+        self.size_pair_pixel_radius = _pixel_band(size_pair_pixel_radius)
         super().__init__(
             split, transform, size, length, eval_length, seed, noise_std, cache_dir,
             memory_cache_mb,
         )  # fmt: skip
 
     def generator_args(self) -> dict[str, Any]:
-        return {**super().generator_args(), "zoom_range": list(self.zoom_range)}
+        args = {**super().generator_args(), "zoom_range": list(self.zoom_range)}
+        if self.size_pair_pixel_radius is not None:  # absent by default: the same cache key
+            args["size_pair_pixel_radius"] = list(self.size_pair_pixel_radius)
+        return args
 
     def _rng(self, index: int, stream: int) -> np.random.Generator:
         if not 0 <= index < self.length:
@@ -147,7 +165,9 @@ class SyntheticScaleScenes(SyntheticScenes):
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         zoom = self.zoom_of(index)
-        return generate_zoomed_scene(self._rng(index, 1), self.size, zoom, self.noise_std)
+        return generate_zoomed_scene(
+            self._rng(index, 1), self.size, zoom, self.noise_std, self.size_pair_pixel_radius
+        )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """The sample of :class:`SegmentationDataset` plus ``"zoom"``: the scene's zoom (float32
@@ -158,8 +178,39 @@ class SyntheticScaleScenes(SyntheticScenes):
         return sample
 
 
-def _render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Label and clean colour of one scene on an ``h × w`` canvas in scene units."""
+def _pixel_band(band: Sequence[float] | None) -> tuple[float, float] | None:
+    if band is None:
+        return None
+    values = [float(v) for v in band]
+    if len(values) != 2 or not 0 < values[0] <= values[1]:
+        raise ValueError(
+            "SyntheticScaleScenes: size_pair_pixel_radius must be null or [low, high] output "
+            f"pixels with 0 < low <= high, got {band}"
+        )
+    return values[0], values[1]
+
+
+def size_pair_ellipse(
+    rng: np.random.Generator, pixels_per_scene_unit: float, pixel_radius: tuple[float, float]
+) -> tuple[int, float]:
+    """Class and scene radius of one sky ellipse of the size pair matched in pixels: the pixel
+    radius is log-uniform in ``pixel_radius`` (the same for both classes at every zoom); the
+    class is decided by the scene radius against ``BIRD_BALLOON_THRESHOLD``."""
+    low, high = pixel_radius
+    scene_radius = float(np.exp(rng.uniform(np.log(low), np.log(high)))) / pixels_per_scene_unit
+    return (BIRD if scene_radius < BIRD_BALLOON_THRESHOLD else BALLOON), scene_radius
+
+
+def _render_scene(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    pixels_per_scene_unit: float = 1.0,
+    size_pair_pixel_radius: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label and clean colour of one scene on an ``h × w`` canvas in scene units (shown at
+    ``pixels_per_scene_unit`` output pixels per unit; it matters only for the size pair matched
+    in pixels, ``size_pair_pixel_radius``)."""
     label, ground, horizon, colour = stuff_with_buildings(rng, h, w)
     # Stuff textures with a fixed period in scene units: their pixel period reveals the zoom.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -216,7 +267,9 @@ def _render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray,
     # Size pair: identical ellipses in the sky; radius < threshold (scene px) → bird, else balloon.
     if horizon > 8:
         for _ in range(int(rng.integers(0, 4))):
-            if rng.uniform() < 0.5:
+            if size_pair_pixel_radius is not None:
+                cls, r = size_pair_ellipse(rng, pixels_per_scene_unit, size_pair_pixel_radius)
+            elif rng.uniform() < 0.5:
                 cls, r = BIRD, log_uniform(BIRD_RADIUS)
             else:
                 cls, r = BALLOON, log_uniform(BALLOON_RADIUS)
@@ -229,17 +282,22 @@ def _render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray,
 
 
 def generate_zoomed_scene(
-    rng: np.random.Generator, size: tuple[int, int], zoom: float, noise_std: float = 28.0
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    zoom: float,
+    noise_std: float = 28.0,
+    size_pair_pixel_radius: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One scene at ``zoom``: RGB uint8 image ``(h, w, 3)`` and uint8 label ``(h, w)``.
 
     The scene is rendered on a ``size / zoom`` canvas in scene units and resized to ``size``
     (area/linear for the colour, nearest for the label); the nuisances — illumination gain, colour
     cast, smooth shading and per-pixel noise — are added afterwards, at output resolution.
+    ``size_pair_pixel_radius``: the size pair matched in pixels (``SyntheticScaleScenes``).
     """
     h, w = size
     ch, cw = max(8, round(h / zoom)), max(8, round(w / zoom))
-    label, colour = _render_scene(rng, ch, cw)
+    label, colour = _render_scene(rng, ch, cw, w / cw, size_pair_pixel_radius)
     interp = cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR
     colour = cv2.resize(colour, (w, h), interpolation=interp)
     label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
