@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,16 @@ def test_every_scale_control_arm_trains(head: str, adaptive: bool, tmp_path: Pat
     results = train(compose_config("train", overrides, output_dir=tmp_path))
     assert 0.0 <= results["val"]["mIoU"] <= 1.0
     assert results["val"]["per_class"]["balloon"]["IoU"] is not None
+    # metrics.json keeps the val confusion matrix (rows: ground truth, classes in per_class's
+    # order), from which R3's pair confusion is read: it reproduces every per-class IoU.
+    written = json.loads((tmp_path / "metrics.json").read_text())["val"]
+    cm = np.array(written["confusion_matrix"], dtype=np.int64)
+    classes = list(written["per_class"])
+    assert cm.shape == (len(classes), len(classes)) and cm.sum() > 0
+    tp, union = np.diag(cm), cm.sum(0) + cm.sum(1) - np.diag(cm)
+    for i, name in enumerate(classes):
+        if union[i]:
+            assert written["per_class"][name]["IoU"] == pytest.approx(tp[i] / union[i], abs=1e-12)
 
 
 def test_example_predictions_hand_the_oracle_each_scene_zoom(

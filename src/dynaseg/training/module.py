@@ -343,7 +343,14 @@ class SegmentationModule(L.LightningModule):
             per_class[name] = {"IoU": iou, "Acc": acc}
             if not math.isnan(iou):
                 self.log(f"{stage}/IoU.{key}", iou)
-        self.last_results[stage] = {**scalars, "per_class": per_class}
+        # the matrix itself (rows: ground truth, columns: prediction, classes in per_class's
+        # order): pair confusions are read from it (docs/ablations.md, Evidence round 2, R3)
+        confusion = results["confmat"].tolist()
+        self.last_results[stage] = {
+            **scalars,
+            "per_class": per_class,
+            "confusion_matrix": confusion,
+        }
         if stage == "val":
             self.last_val_step = int(self.global_step)
         self._print_table(results, f"{stage} @ step {self.global_step}")
