@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from dynaseg.reporting.paper_tables import (
     find_spec,
     paper_specs,
     parse_class_groups,
+    parse_class_pairs,
 )
 from dynaseg.reporting.rendering import render
 from dynaseg.reporting.seed_stats import adjust_family, holm, paired_difference
@@ -454,3 +457,60 @@ def test_captions_state_the_interval_level_rule(stats_dir: Path) -> None:
     assert "at the level Holm's procedure tests it at" not in text
     same = paired_difference({"1": 2.0, "2": 3.0}, {"1": 1.0, "2": 2.0})
     assert format_difference(same) == "+1.00 (n=2, sd = 0: not tested)"
+
+
+def _add_pair_confusion(sweep_dir: Path, crossed_of: Callable[[int, int], int | None]) -> None:
+    """Give every job of a stats sweep a val confusion matrix over (sky, road, car, boat) whose
+    car/boat block has 100 pixels on its diagonal and ``crossed_of(job, seed)`` off it."""
+    for path in sorted(sweep_dir.glob("*/metrics.json")):
+        payload = json.loads(path.read_text())
+        job, seed = int(path.parent.name), payload["provenance"]["seed"]
+        crossed = crossed_of(job, seed)
+        if payload.get("status") != "completed" or crossed is None:
+            continue
+        matrix = [[500, 0, 3, 4], [0, 0, 0, 0], [7, 0, 60, crossed], [9, 0, 0, 40]]
+        payload["val"]["confusion_matrix"] = matrix
+        path.write_text(json.dumps(payload))
+
+
+def test_pair_accuracy_tables_read_the_confusion_matrix(tmp_path: Path) -> None:
+    sweep_dir = make_stats_sweep(tmp_path)
+    # car→boat confusions grow with the job number; job 0 ran before matrices were kept
+    _add_pair_confusion(sweep_dir, lambda job, seed: None if job == 0 else 2 * job + seed)
+    sweep = load_sweep(sweep_dir)
+    groups = {**parse_class_groups(["vehicles=car,boat"]), **parse_class_pairs(["pair=car,boat"])}
+    primary, vehicles, pair = build_tables(sweep, "dmnet-table1", class_groups=groups)
+    assert pair.group_metric == "pair accuracy" and vehicles.group_metric == "mIoU"
+    expected: dict[tuple[int, int], dict[str, float]] = {}
+    for path in sorted(sweep_dir.glob("*/metrics.json")):
+        payload = json.loads(path.read_text())
+        matrix = payload.get("val", {}).get("confusion_matrix")
+        if matrix is None:
+            continue
+        own = matrix[2][2] + matrix[3][3]
+        share = own / (own + matrix[2][3] + matrix[3][2])  # stray sky pixels are not the pair's
+        cell = next(
+            (r, c)
+            for r, line in enumerate(pair.cells)
+            for c, x in enumerate(line)
+            if path.parent.name in x.jobs
+        )
+        expected.setdefault(cell, {})[str(payload["provenance"]["seed"])] = 100 * share
+    assert expected
+    for (r, c), per_seed in expected.items():
+        assert pair.cells[r][c].per_seed == pytest.approx(per_seed)
+    # job 0, completed without a matrix: flagged in its cell, not counted as failed
+    flagged = [x for line in pair.cells for x in line if x.unscored]
+    assert [x.unscored for x in flagged] == [["0"]] and not flagged[0].failed
+    # the pair's orderings: a paired t over the seeds both cells have (scipy as the reference)
+    tested = [o for o in pair.orderings if o.diff.p is not None]
+    assert tested
+    for ordering in tested:
+        a, b = pair.cells[ordering.a[0]][ordering.a[1]], pair.cells[ordering.b[0]][ordering.b[1]]
+        seeds = ordering.diff.seeds
+        x, y = [a.per_seed[s] for s in seeds], [b.per_seed[s] for s in seeds]
+        assert ordering.diff.p == pytest.approx(stats.ttest_rel(x, y).pvalue)
+    text = render(sweep, "dmnet-table1", class_groups=groups)
+    assert "pair: pair accuracy of car vs boat" in text and "pair confusion is 100 − this" in text
+    with pytest.raises(ConfigError, match="expected NAME=CLASS_A,CLASS_B"):
+        parse_class_pairs(["pair=car,boat,sky"])

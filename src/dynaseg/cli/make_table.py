@@ -44,7 +44,7 @@ from typing import NoReturn
 from dynaseg.cli import exit_with
 from dynaseg.errors import UserError
 from dynaseg.reporting.command import make_table
-from dynaseg.reporting.paper_tables import paper_specs, parse_class_groups
+from dynaseg.reporting.paper_tables import paper_specs, parse_class_groups, parse_class_pairs
 from dynaseg.reporting.rendering import FORMATS
 from dynaseg.reporting.sweeps import CHECKPOINTS, Sweep
 
@@ -104,6 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also a table of mIoU over these classes (per_class in metrics.json); repeatable",
     )
     parser.add_argument(
+        "--metric-pairs",
+        action="append",
+        default=[],
+        metavar="NAME=CLS_A,CLS_B",
+        help="also a table of the pair accuracy of two classes (of the pixels labelled and "
+        "predicted as either, the share given their own class; from val.confusion_matrix in "
+        "metrics.json); repeatable",
+    )
+    parser.add_argument(
         "--doc",
         type=Path,
         help="write one section per argument (A+B:3 joins sweeps; TABLE=A+B sets that section's "
@@ -127,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     metric = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
-    groups = parse_class_groups(args.metric_classes)
+    groups = {**parse_class_groups(args.metric_classes), **parse_class_pairs(args.metric_pairs)}
     if args.at_step is not None and args.checkpoint != "last":
         raise UserError(
             f"--at-step {args.at_step} reads each run's validation after that many steps, no "

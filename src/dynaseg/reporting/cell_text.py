@@ -69,8 +69,15 @@ def checkpoint_note(checkpoint: str) -> str:
 def metric_title(table: PaperTable) -> str:
     if table.classes is None:
         return table.spec.get("title", table.name)
-    group = f"{table.group} classes" if table.group else "classes"
     title = table.spec.get("title", table.name)
+    if table.group_metric == "pair accuracy":
+        a, b = table.classes
+        return (
+            f"{title} — {table.group or 'pair'}: pair accuracy of {a} vs {b} (of the pixels "
+            f"labelled {a} or {b} and predicted {a} or {b}, the share predicted as their own "
+            "class; the pair confusion is 100 − this), %"
+        )
+    group = f"{table.group} classes" if table.group else "classes"
     return f"{title} — mIoU over {group} ({', '.join(table.classes)}), %"
 
 

@@ -105,6 +105,7 @@ class PaperTable:
     notes: dict[str, str]
     classes: list[str] | None = None  # a group metric: mIoU over these classes
     group: str | None = None  # the class group's name
+    group_metric: str = "mIoU"  # what a class group's cells hold (paper_tables.GROUP_METRICS)
     contrasts: list[Comparison] = field(default_factory=list)
     orderings: list[Comparison] = field(default_factory=list)
     commit: str | None = None  # the commit most of the table's runs come from

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dynaseg.reporting.doc_sections import doc_section, update_doc
 from dynaseg.reporting.paper_tables import paper_specs
@@ -18,7 +19,7 @@ def make_table(
     fmt: str = "markdown",
     runs: bool = True,
     metric: Sequence[str] | None = None,
-    class_groups: dict[str, list[str]] | None = None,
+    class_groups: dict[str, Any] | None = None,
     doc: Path | None = None,
     view: Callable[[Sweep], Sweep] | None = None,
     view_name: str | None = None,

@@ -27,7 +27,7 @@ def doc_section(
     paper: str | None = None,
     title: str | None = None,
     metric: Sequence[str] | None = None,
-    class_groups: dict[str, list[str]] | None = None,
+    class_groups: dict[str, Any] | None = None,
     view_name: str | None = None,
     checkpoint: str = "last",
 ) -> str:

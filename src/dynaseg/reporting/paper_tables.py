@@ -83,6 +83,55 @@ def class_group_mean(
     return None
 
 
+def pair_accuracy(
+    job: JobRecord, classes: Sequence[str], stages: Sequence[str], checkpoint: str = "last"
+) -> float | None:
+    """Of the pixels labelled one of the two ``classes`` and predicted as one of them, the share
+    predicted as their own class (1 − the pair confusion; docs/ablations.md, Evidence round 2,
+    R3), from the first of ``stages`` whose ``confusion_matrix`` (rows: ground truth, classes in
+    ``per_class``'s order) the run has for ``checkpoint``. ``None`` if it has none (a run from
+    before metrics.json kept the matrix) or no pixel of the pair was labelled and predicted so."""
+    if job.status != "completed":
+        return None
+    if len(classes) != 2:
+        raise ConfigError(f"pair accuracy: expected two classes, got {', '.join(classes)}")
+    for path in job.checkpoint_paths([f"{stage}.confusion_matrix" for stage in stages], checkpoint):
+        stage = path.removesuffix(".confusion_matrix")
+        matrix, per_class = (
+            select(job.metrics or {}, path),
+            select(job.metrics or {}, f"{stage}.per_class"),
+        )
+        if not isinstance(matrix, list) or not isinstance(per_class, dict):
+            continue
+        names = list(per_class)
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise ConfigError(
+                f"class pair {', '.join(classes)}: {', '.join(unknown)} not in {stage}.per_class "
+                f"of job {job.job} (its classes: {', '.join(names)})"
+            )
+        a, b = (names.index(c) for c in classes)
+        own, crossed = matrix[a][a] + matrix[b][b], matrix[a][b] + matrix[b][a]
+        return own / (own + crossed) if own + crossed else None
+    return None
+
+
+GROUP_METRICS = {"mIoU": class_group_mean, "pair accuracy": pair_accuracy}
+
+
+def class_group(value: Any) -> tuple[list[str], str]:
+    """A ``class_groups`` entry (spec or command line) as ``(classes, metric)``: a list of class
+    names is their mIoU; ``{pair_accuracy: [a, b]}`` is the pair accuracy of ``a`` vs ``b``."""
+    if isinstance(value, dict) and set(value) == {"pair_accuracy"}:
+        return list(value["pair_accuracy"]), "pair accuracy"
+    if isinstance(value, list | tuple) and all(isinstance(c, str) for c in value):
+        return list(value), "mIoU"
+    raise ConfigError(
+        f"class group {value!r}: expected a list of class names (their mIoU) or "
+        "{pair_accuracy: [CLASS_A, CLASS_B]}"
+    )
+
+
 def _commit_label(job: JobRecord) -> str:
     git = job.provenance.get("git") or {}
     commit = (git.get("commit") or "unknown")[:10]
@@ -97,21 +146,27 @@ def build_paper_table(
     classes: Sequence[str] | None = None,
     group: str | None = None,
     checkpoint: str = "last",
+    group_metric: str = "mIoU",
 ) -> PaperTable:
     """Lay the sweep's jobs out as the paper's table ``spec`` (see ``paper_tables.yaml``), with
     the statistics the spec declares (``reference``, ``contrasts``, ``orderings``).
 
     ``metric`` replaces the spec's metric paths; ``classes`` makes every cell the mIoU over those
     classes (``<stage>.per_class``, the stage of the metric paths), without paper numbers;
-    ``group`` names that class group; ``checkpoint`` (``last``, ``best``) whose scores the cells
+    ``group`` names that class group and ``group_metric`` says what its cells hold (``mIoU``
+    over the classes, or the ``pair accuracy`` of two: :data:`GROUP_METRICS`); ``checkpoint`` (``last``, ``best``) whose scores the cells
     hold (:meth:`~dynaseg.reporting.sweeps.JobRecord.checkpoint_paths`). A completed run without
     a score of the best checkpoint (from before metrics.json recorded it, or a score measured on
     the tested checkpoint only: pixel accuracy, test variants, per-class IoU) is flagged in its
-    cell, not counted as failed. A class group's table tests the same contrasts and orderings on
+    cell, not counted as failed; so is one without a pair accuracy (no confusion matrix in its
+    metrics.json, or no pixel of the pair). A class group's table tests the same contrasts and orderings on
     its own metric, Holm-corrected in its own family (docs/ablations.md, Evidence round 2, E2).
     """
     rows, cols = spec["rows"], spec["columns"]
     paper = (spec.get("paper") or []) if classes is None else []
+    # a completed run may lack the score without having failed: the best checkpoint's is its
+    # mIoU only, and runs from before metrics.json kept the confusion matrix have no pair's
+    unscorable = checkpoint != "last" or (classes is not None and group_metric != "mIoU")
     n_seeds = max(1, len(sweep.seeds))
     used: set[int] = set()
     cells: list[list[Cell]] = []
@@ -143,10 +198,11 @@ def build_paper_table(
                         if classes is None:
                             value = job.metric(paths, checkpoint)
                         else:
-                            value = class_group_mean(job, classes, stages, checkpoint)
+                            score = GROUP_METRICS[group_metric]
+                            value = score(job, classes, stages, checkpoint)
                         if job.status == "missing":
                             cell.missing.append(job.job)
-                        elif job.status == "completed" and value is None and checkpoint != "last":
+                        elif job.status == "completed" and value is None and unscorable:
                             cell.unscored.append(job.job)
                         elif job.status != "completed" or value is None:  # failed, interrupted
                             cell.failed.append(job.job)
@@ -164,7 +220,7 @@ def build_paper_table(
     )
     table.checkpoint = checkpoint
     if classes is not None:
-        table.classes, table.group = list(classes), group
+        table.classes, table.group, table.group_metric = list(classes), group, group_metric
     _flag_commits(table)
     table.contrasts = reference_contrasts(table)
     table.orderings = paper_orderings(table)  # per table: a class group is its own family
@@ -207,7 +263,9 @@ def _flag_commits(table: PaperTable) -> None:
             cell.other_commits = sorted({c for c in cell.commits if c != table.commit})
 
 
-def parse_class_groups(items: Iterable[str]) -> dict[str, list[str]]:
+def parse_class_groups(
+    items: Iterable[str], option: str = "--metric-classes"
+) -> dict[str, list[str]]:
     """``["context=car,boat", ...]`` (``--metric-classes``) → ``{"context": ["car", "boat"]}``."""
     groups: dict[str, list[str]] = {}
     for item in items:
@@ -215,22 +273,36 @@ def parse_class_groups(items: Iterable[str]) -> dict[str, list[str]]:
         names = [c.strip() for c in classes.split(",") if c.strip()]
         if not sep or not name.strip() or not names:
             raise ConfigError(
-                f"--metric-classes {item!r}: expected NAME=CLASS1,CLASS2 (class names as in "
+                f"{option} {item!r}: expected NAME=CLASS1,CLASS2 (class names as in "
                 "metrics.json's val.per_class)"
             )
         groups[name.strip()] = names
     return groups
 
 
+def parse_class_pairs(items: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """``["size pair=bird,balloon"]`` (``--metric-pairs``) → ``{"size pair": {"pair_accuracy":
+    ["bird", "balloon"]}}``: class groups whose tables hold the pair accuracy."""
+    pairs = {}
+    for name, classes in parse_class_groups(items, "--metric-pairs").items():
+        if len(classes) != 2:
+            raise ConfigError(
+                f"--metric-pairs {name}={','.join(classes)}: expected NAME=CLASS_A,CLASS_B "
+                "(two classes)"
+            )
+        pairs[name] = {"pair_accuracy": classes}
+    return pairs
+
+
 def build_tables(
     sweep: Sweep,
     paper: str | None = None,
     metric: Sequence[str] | None = None,
-    class_groups: dict[str, list[str]] | None = None,
+    class_groups: dict[str, Any] | None = None,
     checkpoint: str = "last",
 ) -> list[PaperTable]:
     """The paper table of the sweep (primary metric) and one table per class group: the spec's
-    ``class_groups`` updated by ``class_groups``, each with the spec's contrasts and orderings in
+    ``class_groups`` updated by ``class_groups`` (:func:`class_group`), each with the spec's contrasts and orderings in
     its own Holm family; cells hold ``checkpoint``'s scores. Empty if the sweep is no paper
     table."""
     found = find_spec(paper, sweep.experiment)
@@ -239,8 +311,9 @@ def build_tables(
     name, spec = found
     tables = [build_paper_table(sweep, name, spec, metric, checkpoint=checkpoint)]
     groups = {**(spec.get("class_groups") or {}), **(class_groups or {})}
-    for group, classes in groups.items():
+    for group, value in groups.items():
+        classes, group_metric = class_group(value)
         tables.append(
-            build_paper_table(sweep, name, spec, metric, list(classes), group, checkpoint)
+            build_paper_table(sweep, name, spec, metric, classes, group, checkpoint, group_metric)
         )
     return tables

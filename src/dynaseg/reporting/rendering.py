@@ -79,7 +79,11 @@ def paper_table_rows(table: PaperTable) -> list[dict[str, Any]]:
             out.append(
                 {
                     "table": table.name,
-                    "metric": "mIoU" if table.classes is None else f"mIoU over {table.group}",
+                    "metric": (
+                        "mIoU"
+                        if table.classes is None
+                        else f"{table.group_metric} over {table.group}"
+                    ),
                     "classes": " ".join(table.classes or []),
                     "row": label,
                     "column": col,
@@ -188,7 +192,7 @@ def render(
     fmt: str = "markdown",
     runs: bool = True,
     metric: Sequence[str] | None = None,
-    class_groups: dict[str, list[str]] | None = None,
+    class_groups: dict[str, Any] | None = None,
     checkpoint: str = "last",
 ) -> str:
     """The paper table (``paper`` name, or found from the sweep's experiment) with its
