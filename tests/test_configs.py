@@ -324,3 +324,21 @@ def test_miniature_arms_load_the_backbone_of_their_backbone_seed() -> None:
         "mini_backbones/synthetic_scales_fixed-seed2/checkpoints/backbone.ckpt"
     )
     assert paths["data=synthetic_scales_fixed"] == paths["trained"].replace("-seed2", "-seed0")
+
+
+def test_size_matched_generators_differ_from_the_default_in_the_size_pair_only() -> None:
+    """R3's generators (docs/ablations.md, Evidence round 2, fourth session) change the bird /
+    balloon pair and nothing else; their zoom-1 twin changes the zoom as well."""
+
+    def data(name: str) -> dict:
+        return OmegaConf.to_container(compose_config("train", [f"data={name}"]).data)
+
+    default, fixed = data("synthetic_scales"), data("synthetic_scales_fixed")
+    matched, matched_fixed = (
+        data("synthetic_scales_size_matched"),
+        data("synthetic_scales_size_matched_fixed"),
+    )
+    assert matched["dataset"].pop("size_pair_pixel_radius") == [15.0, 25.0]
+    assert matched_fixed["dataset"].pop("size_pair_pixel_radius") == [15.0, 25.0]
+    assert matched == default and matched_fixed == fixed
+    assert matched_fixed["dataset"]["zoom_range"] == [1.0, 1.0]
