@@ -512,5 +512,6 @@ def test_pair_accuracy_tables_read_the_confusion_matrix(tmp_path: Path) -> None:
         assert ordering.diff.p == pytest.approx(stats.ttest_rel(x, y).pvalue)
     text = render(sweep, "dmnet-table1", class_groups=groups)
     assert "pair: pair accuracy of car vs boat" in text and "pair confusion is 100 − this" in text
+    assert "Paper orderings on the pair (pair accuracy) (9 declared)" in text
     with pytest.raises(ConfigError, match="expected NAME=CLASS_A,CLASS_B"):
         parse_class_pairs(["pair=car,boat,sky"])

@@ -107,6 +107,8 @@ def ordering_summary(table: PaperTable) -> str:
         return ""
     counts = ordering_counts(table)
     on = f" on the {table.group} classes" if table.group else ""
+    if table.group_metric != "mIoU":
+        on = f" on the {table.group or ', '.join(table.classes or [])} ({table.group_metric})"
     family = " (their own Holm family)" if table.classes is not None else ""
     return (
         f"Paper orderings{on} ({len(table.orderings)} declared): "
