@@ -70,3 +70,22 @@ def test_metric_section_writes_json_and_table(tmp_path) -> None:
     section = report["sections"]["4"]
     assert section["equal"] is True and section["speedup"] > 1
     assert "MulticlassJaccardIndex" in section["markdown"]
+
+
+def test_top_ops_table_puts_the_variants_side_by_side() -> None:
+    from dynaseg.benchmarks.train_step import top_ops_table
+
+    results = {
+        "current": {"top_ops": [["aten::convolution", 900.0, 10], ["aten::bmm", 50.0, 2]]},
+        "lean": {"top_ops": [["aten::convolution", 700.0, 10], ["aten::mkldnn_conv", 90.0, 4]]},
+        "lean+checkpointing": {},  # not profiled: no column
+    }
+    lines = top_ops_table(results).strip().splitlines()
+    assert lines[0] == "| operator (self CPU ms, one step) | current | lean |"
+    # largest first, by the larger of the two variants' times; blank where not among the top
+    assert lines[2:5] == [
+        "| `aten::convolution` | 900 | 700 |",
+        "| `aten::mkldnn_conv` |  | 90 |",
+        "| `aten::bmm` | 50 |  |",
+    ]
+    assert top_ops_table({"current": {}}) == ""

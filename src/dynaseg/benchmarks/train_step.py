@@ -27,6 +27,7 @@ from dynaseg.benchmarks.measure import (
 )
 
 NUM_CLASSES = 150
+TOP_OPS = 12  # operators listed per profiled variant
 
 VARIANTS = {
     "current": {
@@ -126,6 +127,9 @@ def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict
             split[categorise(event.key)] += event.self_cpu_time_total
         total = sum(split.values()) or 1.0
         out["split"] = {k: v / total for k, v in split.items()}
+        # the operators behind the split: self CPU ms of one step and calls, largest first
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        out["top_ops"] = [[e.key, e.self_cpu_time_total / 1e3, e.count] for e in events[:TOP_OPS]]
     return out
 
 
@@ -186,6 +190,7 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
         ],
         rows,
     )
+    md += top_ops_table(results)
     lean = results["lean"]
     md += (
         f"\n\nStep FLOPs {useful_gflop:.0f} GFLOP (`torch.utils.flop_counter`); fp32 matmul peak "
@@ -193,6 +198,24 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
         f"model {lean['rss_after_build_mb']:.0f} MB."
     )
     return {"size": size, "variants": results, "markdown": md}
+
+
+def top_ops_table(results: dict[str, dict[str, Any]]) -> str:
+    """Self CPU ms per step of the operators that cost most in any profiled variant, side by side
+    (where the variants' times differ); empty if none was profiled."""
+    profiled = {name: res["top_ops"] for name, res in results.items() if res.get("top_ops")}
+    if not profiled:
+        return ""
+    ops: dict[str, dict[str, float]] = {}
+    for name, top in profiled.items():
+        for key, ms, _ in top:
+            ops.setdefault(key, {})[name] = ms
+    order = sorted(ops, key=lambda k: max(ops[k].values()), reverse=True)
+    rows = [
+        [f"`{k}`", *(f"{ops[k][n]:.0f}" if n in ops[k] else "" for n in profiled)] for k in order
+    ]
+    head = ["operator (self CPU ms, one step)", *profiled]
+    return "\n\n" + table(head, rows) + "\n\n(blank: not among that variant's top operators)"
 
 
 def worker_main(argv: list[str] | None = None) -> int:
