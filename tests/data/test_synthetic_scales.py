@@ -230,7 +230,7 @@ def _best_threshold_accuracy(x: np.ndarray, is_bird: np.ndarray) -> float:
 
 def test_size_matched_pair_leaves_the_decision_to_the_zoom() -> None:
     ds = SyntheticScaleScenes(
-        "val", eval_length=160, size_pair_pixel_radius=(15, 25), memory_cache_mb=0
+        "val", eval_length=120, size_pair_pixel_radius=(15, 25), memory_cache_mb=0
     )
     assert ds.generator_args()["size_pair_pixel_radius"] == [15.0, 25.0]
     radius, scene_radius, is_bird = _ellipse_radii(ds)
@@ -244,7 +244,7 @@ def test_size_matched_pair_leaves_the_decision_to_the_zoom() -> None:
     assert _best_threshold_accuracy(radius, is_bird) < 0.75
     assert _best_threshold_accuracy(scene_radius, is_bird) > 0.9
     fixed = SyntheticScaleScenes(
-        "val", eval_length=160, zoom_range=(1, 1), size_pair_pixel_radius=(15, 25),
+        "val", eval_length=120, zoom_range=(1, 1), size_pair_pixel_radius=(15, 25),
         memory_cache_mb=0,
     )  # fmt: skip
     radius, _, is_bird = _ellipse_radii(fixed)
