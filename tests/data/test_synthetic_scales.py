@@ -92,6 +92,30 @@ def touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
+def ellipse_radii(
+    ds: SyntheticScaleScenes, scenes: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel radius, scene radius and class (bird?) of every sky ellipse away from the border
+    (``scenes``: the dataset's, loaded here if not given)."""
+    radius, scene_radius, is_bird = [], [], []
+    for i in range(len(ds)):
+        lab = scenes[i][1] if scenes is not None else ds.load(i)[1]
+        for cls in (BIRD, BALLOON):
+            for c in components(lab == cls):
+                if touches_border(c):
+                    continue
+                r = float(c.any(0).sum()) / 0.85 / 2  # horizontal semi-axis is 0.85 r
+                radius.append(r)
+                scene_radius.append(r / ds.zoom_of(i))
+                is_bird.append(cls == BIRD)
+    return np.array(radius), np.array(scene_radius), np.array(is_bird)
+
+
+def best_threshold_accuracy(x: np.ndarray, is_bird: np.ndarray) -> float:
+    """The share of ellipses the best single threshold on ``x`` classifies right."""
+    return max(np.mean((x < t) == is_bird) for t in np.unique(x))
+
+
 def test_noise_is_added_after_the_zoom() -> None:
     # Pixel-to-pixel differences inside flat sky measure the noise: the same at every zoom. Noise
     # drawn before an up-/down-sampling would be smoothed (zoom > 1) or averaged away (zoom < 1).
@@ -124,28 +148,14 @@ def test_noise_is_added_after_the_zoom() -> None:
 
 def test_bird_balloon_threshold_lies_inside_the_zoom_range(val_scenes) -> None:
     ds, scenes = val_scenes
-    radius, scene_radius, is_bird = [], [], []
-    for i, (_, lab) in enumerate(scenes):
-        for cls in (BIRD, BALLOON):
-            for c in components(lab == cls):
-                if touches_border(c):
-                    continue
-                r = float(c.any(0).sum()) / 0.85 / 2  # horizontal semi-axis is 0.85 r
-                radius.append(r)
-                scene_radius.append(r / ds.zoom_of(i))
-                is_bird.append(cls == BIRD)
-    radius, scene_radius, is_bird = map(np.array, (radius, scene_radius, is_bird))
+    radius, scene_radius, is_bird = ellipse_radii(ds, scenes)
     assert is_bird.sum() >= 15 and (~is_bird).sum() >= 15
     # In pixels the classes overlap: the threshold's pixel size 0.6 T .. 1.6 T cuts both.
     assert radius[is_bird].max() > radius[~is_bird].min()
     assert radius[is_bird].max() > 1.2 * BIRD_BALLOON_THRESHOLD > radius[~is_bird].min()
-
-    def best_threshold_accuracy(x: np.ndarray) -> float:
-        return max(np.mean((x < t) == is_bird) for t in np.unique(x))
-
     # No pixel-size threshold separates them well; the scene-size threshold does.
-    assert best_threshold_accuracy(radius) < 0.85
-    assert best_threshold_accuracy(scene_radius) > 0.9  # occlusion blurs the measured size
+    assert best_threshold_accuracy(radius, is_bird) < 0.85
+    assert best_threshold_accuracy(scene_radius, is_bird) > 0.9  # occlusion blurs the size
 
 
 def test_context_decides_car_boat_and_sheep_buoy(val_scenes) -> None:
@@ -209,31 +219,12 @@ def test_size_pair_ellipse_draws_one_pixel_band_for_both_classes() -> None:
     assert {size_pair_ellipse(rng, 1.6, (15.0, 25.0))[0] for _ in range(200)} == {BIRD}
 
 
-def _ellipse_radii(ds: SyntheticScaleScenes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    radius, scene_radius, is_bird = [], [], []
-    for i in range(len(ds)):
-        _, lab = ds.load(i)
-        for cls in (BIRD, BALLOON):
-            for c in components(lab == cls):
-                if touches_border(c):
-                    continue
-                r = float(c.any(0).sum()) / 0.85 / 2
-                radius.append(r)
-                scene_radius.append(r / ds.zoom_of(i))
-                is_bird.append(cls == BIRD)
-    return np.array(radius), np.array(scene_radius), np.array(is_bird)
-
-
-def _best_threshold_accuracy(x: np.ndarray, is_bird: np.ndarray) -> float:
-    return max(np.mean((x < t) == is_bird) for t in np.unique(x))
-
-
 def test_size_matched_pair_leaves_the_decision_to_the_zoom() -> None:
     ds = SyntheticScaleScenes(
         "val", eval_length=120, size_pair_pixel_radius=(15, 25), memory_cache_mb=0
     )
     assert ds.generator_args()["size_pair_pixel_radius"] == [15.0, 25.0]
-    radius, scene_radius, is_bird = _ellipse_radii(ds)
+    radius, scene_radius, is_bird = ellipse_radii(ds)
     assert is_bird.sum() >= 20 and (~is_bird).sum() >= 20
     # One pixel band for both classes (occlusion shrinks a measured ellipse; two of one class
     # that overlap merge into one component) ...
@@ -241,14 +232,14 @@ def test_size_matched_pair_leaves_the_decision_to_the_zoom() -> None:
     assert np.percentile(radius, 90) < 26.5
     # ... so pixel size decides fewer than the default pair's (test above: < 0.85, ≈ 0.72 in
     # theory; here ≈ 0.63), the scene size nearly all.
-    assert _best_threshold_accuracy(radius, is_bird) < 0.75
-    assert _best_threshold_accuracy(scene_radius, is_bird) > 0.9
+    assert best_threshold_accuracy(radius, is_bird) < 0.75
+    assert best_threshold_accuracy(scene_radius, is_bird) > 0.9
     fixed = SyntheticScaleScenes(
         "val", eval_length=120, zoom_range=(1, 1), size_pair_pixel_radius=(15, 25),
         memory_cache_mb=0,
     )  # fmt: skip
-    radius, _, is_bird = _ellipse_radii(fixed)
-    assert _best_threshold_accuracy(radius, is_bird) > 0.9  # at zoom 1 the pixel size decides
+    radius, _, is_bird = ellipse_radii(fixed)
+    assert best_threshold_accuracy(radius, is_bird) > 0.9  # at zoom 1 the pixel size decides
 
 
 def test_size_matched_band_is_checked() -> None:
