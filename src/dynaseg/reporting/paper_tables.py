@@ -93,8 +93,6 @@ def pair_accuracy(
     before metrics.json kept the matrix) or no pixel of the pair was labelled and predicted so."""
     if job.status != "completed":
         return None
-    if len(classes) != 2:
-        raise ConfigError(f"pair accuracy: expected two classes, got {', '.join(classes)}")
     for path in job.checkpoint_paths([f"{stage}.confusion_matrix" for stage in stages], checkpoint):
         stage = path.removesuffix(".confusion_matrix")
         matrix, per_class = (
@@ -122,7 +120,11 @@ GROUP_METRICS = {"mIoU": class_group_mean, "pair accuracy": pair_accuracy}
 def class_group(value: Any) -> tuple[list[str], str]:
     """A ``class_groups`` entry (spec or command line) as ``(classes, metric)``: a list of class
     names is their mIoU; ``{pair_accuracy: [a, b]}`` is the pair accuracy of ``a`` vs ``b``."""
-    if isinstance(value, dict) and set(value) == {"pair_accuracy"}:
+    if (
+        isinstance(value, dict)
+        and set(value) == {"pair_accuracy"}
+        and len(value["pair_accuracy"]) == 2
+    ):
         return list(value["pair_accuracy"]), "pair accuracy"
     if isinstance(value, list | tuple) and all(isinstance(c, str) for c in value):
         return list(value), "mIoU"
