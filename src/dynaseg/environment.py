@@ -24,8 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT_ENV = "DYNASEG_ROOT"
 # /proc/cpuinfo flags that select kernels in torch (ATen's CPU capability), oneDNN and MKL
 KERNEL_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni")
@@ -86,7 +84,11 @@ def kernel_flags(flags: str) -> list[str]:
 
 def library_versions(config: str | None = None) -> dict[str, str | None]:
     """oneDNN and MKL versions from torch's build description (``torch.__config__.show()``)."""
-    text = torch.__config__.show() if config is None else config
+    if config is None:
+        import torch  # here, not at the top: every entry script imports this module first
+
+        config = torch.__config__.show()
+    text = config
     onednn = re.search(r"(?:MKL-DNN|oneDNN) v([\w.]+)", text)
     mkl = re.search(r"Math Kernel Library Version ([\w.]+)", text)
     return {"onednn": onednn.group(1) if onednn else None, "mkl": mkl.group(1) if mkl else None}
@@ -98,6 +100,7 @@ def hardware_info() -> dict[str, Any]:
     torch's CPU capability; torch / Lightning / oneDNN / MKL versions; the thread settings;
     accelerators (``gpus``: device names, ``cuda``: the CUDA version, both empty on a CPU)."""
     import lightning
+    import torch
 
     info = cpuinfo()
     gpus = (

@@ -19,7 +19,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dynaseg.errors import exit_on_user_error, exit_with_message
-from dynaseg.reporting.rendering import render
 from dynaseg.reporting.sweeps import load_sweep, shell_quote
 from dynaseg.run.directories import check_output_paths
 
@@ -97,6 +96,9 @@ class MultirunSummary(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if not _training_sweep(config):
             return
+        # imported when a sweep ends, not at every launch: rendering pulls in scipy.stats (≈ 1 s)
+        from dynaseg.reporting.rendering import render
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             sweep = load_sweep(sweep_dir)
