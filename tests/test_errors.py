@@ -462,6 +462,19 @@ def test_unusable_output_location_names_the_key(script: str, override: str, key:
     )
 
 
+def test_a_config_error_is_reported_before_torch_is_imported() -> None:
+    """The checks that run before the task (``dynaseg.run.entry``, the Hydra callbacks) import
+    neither torch nor the table renderer, so a mistyped path or value is reported in well under
+    a second instead of after the 5 s of importing torch, Lightning and scipy."""
+    code = (
+        "import sys, dynaseg.run.entry, dynaseg.run.hydra_callbacks, dynaseg.config_schema; "
+        "print(sorted(m for m in ('torch', 'lightning', 'scipy') if m in sys.modules))"
+    )
+    proc = run_python("-c", code, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_unusable_sweep_directory_names_the_key() -> None:
     proc = run_python(
         "src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep", timeout=300
