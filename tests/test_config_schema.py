@@ -90,6 +90,11 @@ WRONG = [
         "callbacks.fault_tolerance.every_n_steps=-1",
         "callbacks.fault_tolerance.every_n_steps=-1: expected an integer ≥ 0",
     ),
+    (
+        "train",
+        "callbacks.frozen_feature_cache={directory:cache,max_gb:0}",
+        "callbacks.frozen_feature_cache.max_gb=0: expected gigabytes > 0",
+    ),
     ("train", "test_checkpoint=first", "test_checkpoint='first': expected one of last, best"),
     ("train", "paths.data_dir=5", "paths.data_dir=5: expected a directory path"),
     # src/eval.py

@@ -326,10 +326,25 @@ class FaultToleranceSchema(BaseModel):
     ] = None
 
 
+class FrozenFeatureCacheSchema(BaseModel):
+    """``callbacks.frozen_feature_cache.*`` (dynaseg.training.feature_cache; +scale=mini)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    directory: Annotated[
+        StrictStr, _expect("a directory path for the frozen backbone's feature cache")
+    ] = None
+    max_gb: Annotated[
+        Number,
+        Field(gt=0, description="gigabytes > 0 the cache may hold (least recently used go first)"),
+    ] = None
+
+
 class CallbacksSchema(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
     fault_tolerance: FaultToleranceSchema | None = None
+    frozen_feature_cache: FrozenFeatureCacheSchema | None = None
 
 
 class SubmissionSchema(BaseModel):

@@ -48,18 +48,21 @@ def test_bench_waits_times_every_wait_on_a_tiny_run() -> None:
     assert set(results) == {
         "quick start",
         "miniature job",
-        "miniature job, no scene cache",
-        "miniature sweep, 2 jobs",
+        "miniature job, no caches",
+        "miniature sweep, 5 jobs",
+        "miniature sweep, 5 jobs, no feature cache",
     }
     for name, r in results.items():
         assert r["wall_s"] > 0 and r["cpu_s"] > 0 and r["rss_mib"] > 50, name
-    assert report["sweep_wall_per_job_s"] == pytest.approx(
-        results["miniature sweep, 2 jobs"]["wall_s"] / 2
+    sweep = results["miniature sweep, 5 jobs"]["wall_s"]
+    assert report["sweep_wall_per_job_s"] == pytest.approx(sweep / 5)
+    assert report["sweep_wall_ratio_vs_no_feature_cache"] == pytest.approx(
+        sweep / results["miniature sweep, 5 jobs, no feature cache"]["wall_s"]
     )
     assert report["cpu_ratio_vs_no_cache"] == pytest.approx(
-        results["miniature job"]["cpu_s"] / results["miniature job, no scene cache"]["cpu_s"]
+        results["miniature job"]["cpu_s"] / results["miniature job, no caches"]["cpu_s"]
     )
-    assert "| miniature job, no scene cache |" in report["markdown"]
+    assert "| miniature job, no caches |" in report["markdown"]
     assert "× 50 jobs" in report["markdown"] and "(2-step jobs)" in report["markdown"]
 
 
@@ -88,4 +91,8 @@ def test_quick_start_runs_as_the_user_starts_it_and_miniature_jobs_on_one_thread
     assert threads == {("quick", None), ("mini", "1")}
     assert len(calls) == WAIT_RUNS[True]
     assert report["cpu_ratio_vs_no_cache"] == pytest.approx(0.5)
-    assert report["sweep_wall_per_job_s"] == pytest.approx(1.0)
+    assert report["sweep_wall_per_job_s"] == pytest.approx(2.0 / 5)
+    assert report["sweep_wall_ratio_vs_no_feature_cache"] == pytest.approx(1.0)
+    sweeps = [args for args, _ in calls if "-m" in args]
+    assert len(sweeps) == 2 and "callbacks.frozen_feature_cache=null" in sweeps[1]
+    assert all("seed=1" in a and "data=synthetic_scales" in a for a in sweeps)

@@ -7,7 +7,10 @@ on, and must give the same metrics (exact floats) and the same final weights:
 - scenes kept once generated (``data.dataset.memory_cache_mb``, ``data.dataset.cache_dir``;
   the "on" miniature run reads a disk cache filled beforehand, as a sweep's later jobs do);
 - max-pooling in ``channels_last`` when no gradient is needed
-  (:class:`~dynaseg.models.layers.ChannelsLastMaxPool2d`; "off" runs ``nn.MaxPool2d``'s kernel).
+  (:class:`~dynaseg.models.layers.ChannelsLastMaxPool2d`; "off" runs ``nn.MaxPool2d``'s kernel);
+- the frozen backbone's features kept on disk (``callbacks.frozen_feature_cache``,
+  :mod:`dynaseg.models.feature_cache`): the miniature job runs once to fill the cache and once
+  more reading every batch's features from it, as the later arms of a sweep do.
 
 The miniature preset's third change, no figures, runs after its only validation, at the end.
 """
@@ -21,13 +24,18 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from dynaseg.models.feature_cache import FeatureCache
 from dynaseg.models.layers import ChannelsLastMaxPool2d
 from dynaseg.run.recipes import train
 from helpers import TINY, compose_config, tiny_checkpoint
 
 TINY_DATA = [o for o in TINY if not o.startswith("experiment=")]
 QUIET = ["~logger", "callbacks.lr_monitor=null", "callbacks.rich_progress_bar=null"]
-CACHE_OFF = ["data.dataset.memory_cache_mb=0", "data.dataset.cache_dir=null"]
+CACHE_OFF = [
+    "data.dataset.memory_cache_mb=0",
+    "data.dataset.cache_dir=null",
+    "callbacks.frozen_feature_cache=null",
+]
 MINI = [
     "experiment=dmnet_table1_kernel_sets_mini",
     "seed=1",
@@ -64,7 +72,7 @@ def test_miniature_job_is_unchanged_by_the_pure_speed_changes(tmp_path, monkeypa
     backbone = tiny_checkpoint(tmp_path / "backbone.ckpt")
     job = [*MINI, f"model.init_from.path={backbone}", f"paths.data_dir={tmp_path / 'data'}"]
     job += ["callbacks.fault_tolerance.every_n_steps=5"]  # last.ckpt: the final weights
-    cfg = compose_config("train", job, output_dir=tmp_path / "warm")
+    cfg = compose_config("train", job, output_dir=tmp_path / "compose")
     assert cfg.data.dataset.cache_dir == str(tmp_path / "data" / "scene_cache")
     for split in ("train", "val"):  # an earlier job of the sweep made the scenes
         dataset = instantiate(cfg.data.dataset)(split=split)
@@ -73,9 +81,25 @@ def test_miniature_job_is_unchanged_by_the_pure_speed_changes(tmp_path, monkeypa
     assert len(list((tmp_path / "data" / "scene_cache").glob("*/train/*.npy"))) == 6
 
     off = run([*job, *CACHE_OFF], tmp_path / "off", fast=False, monkeypatch=monkeypatch)
-    on = run(job, tmp_path / "on", fast=True, monkeypatch=monkeypatch)
-    assert_identical(off, on)
-    assert 0.0 <= on["val"]["mIoU"] <= 1.0 and on["test"] is None  # test=false in the miniature
+    reads: list[bool] = []  # per batch: were the backbone's features read from the cache?
+    read = FeatureCache._read
+
+    def counted(self: FeatureCache, *args: object) -> object:
+        stored = read(self, *args)
+        reads.append(stored is not None)
+        return stored
+
+    monkeypatch.setattr(FeatureCache, "_read", counted)
+    cold = run(job, tmp_path / "cold", fast=True, monkeypatch=monkeypatch)
+    batches = len(reads)  # 5 training batches (random crops: all new), then the validation's
+    assert batches > 5 and not any(reads)
+    reads.clear()
+    warm = run(job, tmp_path / "warm", fast=True, monkeypatch=monkeypatch)
+    assert reads == [True] * batches  # the same batches again: every backbone forward skipped
+    assert len(list((tmp_path / "data" / "feature_cache").glob("*/*.pt"))) == batches
+    assert_identical(off, cold)
+    assert_identical(off, warm)
+    assert 0.0 <= warm["val"]["mIoU"] <= 1.0 and warm["test"] is None  # test=false in the mini
 
 
 @pytest.mark.slow  # fast: the miniature job above; the two changes' own tests (test_scene_cache.py,

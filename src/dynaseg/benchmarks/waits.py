@@ -8,12 +8,17 @@ exists:
 - **quick start**: ``experiment=quickstart`` (``make train``); ``--quick``: its first 100 steps,
   one validation;
 - **miniature job**: one job of the DMNet Table 1 miniature (dynamic {1,3,5,7}, seed 1, frozen
-  backbone: the random one, since the time does not depend on the weights), the current path
-  against the scene cache switched off (``data.dataset.memory_cache_mb=0
-  data.dataset.cache_dir=null``, every scene generated again as before the cache); the cache is
-  filled by one unmeasured run first, as a sweep's first job does; ``--quick``: 100 steps;
-- **miniature sweep**: the same jobs as a Hydra multirun on 2 cores (``hydra/launcher=joblib``),
-  its wall time per job × 50 = the 50-job Table 1 sweep; ``--quick``: 2 jobs of 100 steps.
+  backbone: the random one, since the time does not depend on the weights), after one unmeasured
+  run of it has filled the scene and feature caches, as a sweep's first job does for the later
+  arms: the current path (both caches warm), the path before the caches (scenes generated again
+  and no feature cache: ``data.dataset.memory_cache_mb=0 data.dataset.cache_dir=null
+  callbacks.frozen_feature_cache=null``), and a job that shares no batches with an earlier one
+  (scene cache warm, feature cache off); ``--quick``: 100 steps;
+- **miniature sweep**: the Table 1 sweep's jobs of head seed 1 as a Hydra multirun on 2 cores
+  (``hydra/launcher=joblib``; its five arms in both conditions, 10 jobs, in the sweep's order, so
+  the arms of a condition share batches as in the 50-job sweep), with an empty feature cache and
+  without one; wall time per job × 50 = the 50-job Table 1 sweep; ``--quick``: the five arms with
+  the zoom, 100 steps.
 
 The DMNet-R50-D8 train step against mmseg's is section 2 (:mod:`dynaseg.benchmarks.train_step`).
 The quick start runs in the caller's environment, as ``make train`` does (torch's default threads:
@@ -46,9 +51,10 @@ MINI_ARM = [
     "model.net.decode_head={filter_type:dynamic,filter_sizes:[1,3,5,7]}",
     "model.init_from=null",  # the time does not depend on the frozen weights
 ]
-CACHE_OFF = ["data.dataset.memory_cache_mb=0", "data.dataset.cache_dir=null"]
+FEATURES_OFF = ["callbacks.frozen_feature_cache=null"]
+CACHES_OFF = ["data.dataset.memory_cache_mb=0", "data.dataset.cache_dir=null", *FEATURES_OFF]
 
-WAIT_RUNS = {True: 5, False: 8}  # processes started by bench_waits (quick, full): progress units
+WAIT_RUNS = {True: 6, False: 11}  # processes started by bench_waits (quick, full): progress units
 
 
 def time_process(args: Sequence[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
@@ -95,7 +101,7 @@ def bench_waits(
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         logs = f"paths.log_dir={tmp}/logs"
-        data = f"paths.data_dir={tmp}/data"  # the scene cache, filled by the warm-up run
+        data = f"paths.data_dir={tmp}/data"  # the scene and feature caches (warm-up run)
 
         def run(
             name: str,
@@ -115,38 +121,50 @@ def bench_waits(
         )
         job = [*MINI_ARM, "seed=1", "hydra.mode=RUN", *steps]
         run("miniature job, cache warm-up", job)
-        current, before = [], []
-        for _ in range(repeats):  # A B A B: both paths see the same machine
+        current, before, unshared = [], [], []
+        for _ in range(repeats):  # A B C A B C: every path sees the same machine
             current.append(run("miniature job", job))
-            before.append(run("miniature job, no scene cache", [*job, *CACHE_OFF]))
+            before.append(run("miniature job, no caches", [*job, *CACHES_OFF]))
+            if not quick:
+                unshared.append(run("miniature job, no feature cache", [*job, *FEATURES_OFF]))
         results["miniature job"] = _best(current)
-        results["miniature job, no scene cache"] = _best(before)
-        jobs = 2 if quick else 4
+        results["miniature job, no caches"] = _best(before)
+        if unshared:
+            results["miniature job, no feature cache"] = _best(unshared)
+        jobs = 5 if quick else 10
         sweep = [
-            *MINI_ARM,
-            f"seed={','.join(str(s) for s in range(1, jobs + 1))}",
+            "experiment=dmnet_table1_kernel_sets_mini",
+            "model.init_from=null",
+            "seed=1",
+            *(["data=synthetic_scales"] if quick else []),
             "hydra/launcher=joblib",
-            f"hydra.sweep.dir={tmp}/sweep",
             *steps,
         ]
-        sweep_time = run(f"miniature sweep, {jobs} jobs", sweep, multirun=True)
-        results[f"miniature sweep, {jobs} jobs"] = sweep_time | {"runs": 1}
+        name = f"miniature sweep, {jobs} jobs"
+        sweep_time = run(name, [*sweep, f"hydra.sweep.dir={tmp}/sweep"], multirun=True)
+        results[name] = sweep_time | {"runs": 1}
+        no_features = [*sweep, *FEATURES_OFF, f"hydra.sweep.dir={tmp}/sweep_nf"]
+        results[f"{name}, no feature cache"] = run(
+            f"{name}, no feature cache", no_features, multirun=True
+        ) | {"runs": 1}
     per_job = sweep_time["wall_s"] / jobs
-    ratio = results["miniature job"]["cpu_s"] / results["miniature job, no scene cache"]["cpu_s"]
+    ratio = results["miniature job"]["cpu_s"] / results["miniature job, no caches"]["cpu_s"]
+    sweep_ratio = sweep_time["wall_s"] / results[f"{name}, no feature cache"]["wall_s"]
     rows = [
         [name, f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['rss_mib']:.0f}", str(r["runs"])]
         for name, r in results.items()
     ]
     md = table(["wait (whole process)", "wall s (min)", "CPU s", "peak RSS MiB", "runs"], rows)
     md += (
-        f"\n\nminiature job CPU, current / no scene cache (same run): {ratio:.3f}; sweep: "
+        f"\n\nminiature job CPU, current / no caches (same run): {ratio:.3f}; sweep: "
         f"{per_job:.1f} s wall per job on {os.cpu_count()} cores, × 50 jobs = "
-        f"{per_job * 50 / 60:.1f} min for the Table 1 miniature"
-        + (f" ({max_steps}-step jobs)" if max_steps else "")
+        f"{per_job * 50 / 60:.1f} min for the Table 1 miniature; sweep wall, current / no "
+        f"feature cache: {sweep_ratio:.3f}" + (f" ({max_steps}-step jobs)" if max_steps else "")
     )
     return {
         "results": results,
         "cpu_ratio_vs_no_cache": ratio,
         "sweep_wall_per_job_s": per_job,
+        "sweep_wall_ratio_vs_no_feature_cache": sweep_ratio,
         "markdown": md,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,6 +14,9 @@ from dynaseg.models.backbones import resolve_feature_index
 from dynaseg.models.heads.base import DecodeHead
 from dynaseg.models.layers import checkpointed, resize
 from dynaseg.models.recompute import expanding_pointwise_convs, recomputed_outputs
+
+if TYPE_CHECKING:
+    from dynaseg.models.feature_cache import FeatureCache
 
 HeadFactory = Callable[..., DecodeHead]
 CONFIG_KEY = "model.net"  # where the segmentor lives in the composed config (for messages)
@@ -138,6 +142,8 @@ class Segmentor(nn.Module):
         self._recomputed: list[nn.Conv2d] = (
             expanding_pointwise_convs(self) if recompute_convs else []
         )
+        # Set by a run's frozen_feature_cache callback (dynaseg.models.feature_cache); never saved.
+        self.feature_cache: FeatureCache | None = None
         self.grad_checkpointing = grad_checkpointing
         if grad_checkpointing:
             if not hasattr(backbone, "set_grad_checkpointing"):
@@ -156,6 +162,14 @@ class Segmentor(nn.Module):
         for head in (self.decode_head, *self.auxiliary_head):
             names += [k for k in head.scene_inputs if k not in names]
         return tuple(names)
+
+    @property
+    def feature_indices(self) -> tuple[int, ...]:
+        """The backbone features some head reads (non-negative indices, sorted)."""
+        used: set[int] = set()
+        for head in (self.decode_head, *self.auxiliary_head):
+            used |= head.feature_indices
+        return tuple(sorted(used))
 
     def run_head(
         self,
@@ -179,6 +193,8 @@ class Segmentor(nn.Module):
     def extract_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"Segmentor expects images (B, 3, H, W), got {tuple(images.shape)}")
+        if self.feature_cache is not None:
+            return self.feature_cache.features(self.backbone, images, self.feature_indices)
         return self.backbone(images)
 
     def forward_train(

@@ -47,6 +47,8 @@ class DecodeHead(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels_all = list(in_channels)
+        # every feature this head reads, as non-negative indices (recorded by feature_index)
+        self.feature_indices: set[int] = set()
         for key, value in (("channels", channels), ("num_classes", num_classes)):
             check_arg(isinstance(value, int) and value >= 1, key, value, "an integer ≥ 1")
         check_arg(0 <= dropout_ratio < 1, "dropout_ratio", dropout_ratio, "a value in [0, 1)")
@@ -69,7 +71,9 @@ class DecodeHead(nn.Module):
 
     def feature_index(self, key: str, index: int) -> int:
         """Check that ``index`` (the head argument ``key``, e.g. ``context_index``) picks one of
-        the backbone's features; every head checks its feature indices through here."""
+        the backbone's features, and record it in ``feature_indices``: every head names the
+        features it reads through here (a frozen backbone's cache keeps only those,
+        :mod:`dynaseg.models.feature_cache`)."""
         n = len(self.in_channels_all)
         # the segmentor puts the head's key path in front (model.net.decode_head.<key>=…)
         check_arg(
@@ -79,6 +83,7 @@ class DecodeHead(nn.Module):
             f"a feature index in 0..{n - 1} (the backbone "
             f"gives {n} features, channels {self.in_channels_all})",
         )
+        self.feature_indices.add(index % n)
         return index
 
     def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
