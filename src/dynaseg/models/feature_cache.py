@@ -113,7 +113,7 @@ class FeatureCache:
     ) -> list[torch.Tensor | None]:
         """``backbone(images)`` with only ``indices`` kept (the rest ``None``), read from the
         cache when it holds them, else computed (and stored when the result cannot differ)."""
-        reason = why_not_cacheable(backbone, images)
+        reason = why_not_cacheable(backbone, images) if indices else "no head names a feature"
         if reason is not None:
             if reason not in self._warned:
                 self._warned.add(reason)
