@@ -475,6 +475,26 @@ def test_a_config_error_is_reported_before_torch_is_imported() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_a_missing_checkpoint_is_reported_before_torch_is_imported(tmp_path: Path) -> None:
+    """``ckpt_path`` is checked with the config (dynaseg.run.entry.validated), before the task
+    imports the model stack: ``src/eval.py ckpt_path=<typo>`` answers in well under a second."""
+    missing = tmp_path / "missing.ckpt"
+    code = (
+        "import sys; from omegaconf import OmegaConf; "
+        "from dynaseg.run.entry import validated\n"
+        "task = validated(lambda cfg: print('the task ran'))\n"
+        f"try: task(OmegaConf.create({{'ckpt_path': {str(missing)!r}}}))\n"
+        "except Exception as err: print(type(err).__name__, err)\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'scipy') if m in sys.modules))"
+    )
+    proc = run_python("-c", code, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"CheckpointNotFoundError ckpt_path='{missing}' does not exist (expected a .ckpt file)",
+        "[]",
+    ]
+
+
 def test_unusable_sweep_directory_names_the_key() -> None:
     proc = run_python(
         "src/train.py", "-m", "seed=1,2", "hydra.sweep.dir=/proc/x/sweep", timeout=300

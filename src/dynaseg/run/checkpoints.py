@@ -21,25 +21,11 @@ from torch import nn
 
 from dynaseg.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from dynaseg.models.state_dicts import diff_state_dicts
+from dynaseg.run.directories import checkpoint_file
 from dynaseg.training.module import SegmentationModule
 
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
-
-_SHOWN = 4  # .ckpt files named when a directory is given
-
-
-def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
-    """``path`` as an existing file; names ``key`` and what was found otherwise."""
-    ckpt = Path(path).expanduser()
-    if ckpt.is_dir():
-        found = sorted(p.name for p in ckpt.rglob("*.ckpt"))[:_SHOWN]
-        hint = f"; it holds {', '.join(found)}" if found else "; it holds no .ckpt file"
-        raise CheckpointError(f"{key}='{ckpt}' is a directory; expected a .ckpt file{hint}")
-    if not ckpt.is_file():
-        raise CheckpointNotFoundError(f"{key}='{ckpt}' does not exist (expected a .ckpt file)")
-    return ckpt
-
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """Load a Lightning checkpoint on the CPU (``weights_only``, memory-mapped) after checking it is

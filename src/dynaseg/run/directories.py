@@ -10,6 +10,9 @@ composes the config.
 :func:`check_output_paths` creates the directories a run writes to before Hydra does, so
 ``paths.log_dir=/proc/x`` ends in one line naming the key instead of a ``FileNotFoundError``
 traceback from inside Hydra (called by :class:`dynaseg.run.hydra_callbacks.CheckOutputPaths`).
+:func:`check_input_paths` checks the checkpoint a run reads (``ckpt_path``) before the task
+imports torch (called by :func:`dynaseg.run.entry.validated`), so a mistyped path costs well
+under a second, not the seconds of importing the model stack.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dynaseg.errors import ConfigError
+from dynaseg.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
 RUN_SUFFIX = secrets.token_hex(3)
+_SHOWN = 4  # .ckpt files named when a directory is given
 
 
 def register_resolvers() -> None:
@@ -77,3 +81,22 @@ def check_output_paths(cfg: DictConfig, run_dir_key: str) -> None:
         checks.append((run_dir_key, run_dir))
     for key, path in checks:
         make_output_dir(key, path)
+
+
+def checkpoint_file(path: str | Path, key: str = "ckpt_path") -> Path:
+    """``path`` as an existing file; names ``key`` and what was found otherwise."""
+    ckpt = Path(path).expanduser()
+    if ckpt.is_dir():
+        found = sorted(p.name for p in ckpt.rglob("*.ckpt"))[:_SHOWN]
+        hint = f"; it holds {', '.join(found)}" if found else "; it holds no .ckpt file"
+        raise CheckpointError(f"{key}='{ckpt}' is a directory; expected a .ckpt file{hint}")
+    if not ckpt.is_file():
+        raise CheckpointNotFoundError(f"{key}='{ckpt}' does not exist (expected a .ckpt file)")
+    return ckpt
+
+
+def check_input_paths(cfg: DictConfig) -> None:
+    """The checkpoint a run reads (``ckpt_path`` of train, eval and predict), if one is set, is
+    an existing file (:func:`checkpoint_file`'s messages); its contents are checked on loading."""
+    if ckpt := _resolved(cfg, "ckpt_path"):
+        checkpoint_file(ckpt, "ckpt_path")

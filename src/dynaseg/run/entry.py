@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from dynaseg.environment import ROOT_ENV, repo_root
 from dynaseg.errors import exit_on_user_error
-from dynaseg.run.directories import register_resolvers
+from dynaseg.run.directories import check_input_paths, register_resolvers
 
 T = TypeVar("T")
 
@@ -60,13 +60,15 @@ def entry_point(
 
 def validated(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """``task`` preceded by the check of the composed config's values against their typed schemas
-    (:func:`dynaseg.config_schema.validate_config`): a wrong type or range is one ``error:`` line
-    before anything is built."""
+    (:func:`dynaseg.config_schema.validate_config`) and of the checkpoint it reads
+    (:func:`~dynaseg.run.directories.check_input_paths`): a wrong type, range or path is one
+    ``error:`` line before anything is built."""
 
     def run(cfg: DictConfig) -> T:
         from dynaseg.config_schema import validate_config
 
         validate_config(cfg)
+        check_input_paths(cfg)
         return task(cfg)
 
     return run
