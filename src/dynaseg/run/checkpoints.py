@@ -27,6 +27,7 @@ from dynaseg.training.module import SegmentationModule
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
 
+
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """Load a Lightning checkpoint on the CPU (``weights_only``, memory-mapped) after checking it is
     one: a dict with ``state_dict`` and ``hyper_parameters``."""
