@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dynaseg.cache_files import write_atomically
 from dynaseg.config_schema import check_values
 from dynaseg.data.datasets.files import FileSegDataset, SampleReport
 from dynaseg.errors import DatasetError
@@ -123,9 +124,7 @@ def check_split(
         if cache_path is not None:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(cache))
-                os.replace(tmp, cache_path)
+                write_atomically(cache_path, lambda tmp: tmp.write_text(json.dumps(cache)))
             except OSError:  # a read-only cache location only costs the next run time
                 pass
     counts = np.zeros(ds.num_classes + 1, np.int64)

@@ -20,11 +20,9 @@ The values returned are the generator's, byte for byte (tests/data/test_scene_ca
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -33,6 +31,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from dynaseg.cache_files import write_atomically
 
 Scene = tuple[np.ndarray, np.ndarray]  # RGB uint8 (h, w, 3), label uint8 (h, w)
 
@@ -125,19 +125,18 @@ class SceneCache:
     def _write(self, index: int, packed: np.ndarray) -> None:
         if self.directory is None:
             return
-        path = self._path(index)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.save(fh, packed, allow_pickle=False)
+
         try:
             if not self.directory.is_dir():
                 self.directory.mkdir(parents=True, exist_ok=True)
                 key_file = self.directory.parent / "key.json"
                 if not key_file.exists():
-                    key_tmp = key_file.with_name(f"key.{os.getpid()}.tmp")
-                    key_tmp.write_text(self.key_text + "\n")
-                    os.replace(key_tmp, key_file)
-            with tmp.open("wb") as fh:
-                np.save(fh, packed, allow_pickle=False)
-            os.replace(tmp, path)
+                    write_atomically(key_file, lambda tmp: tmp.write_text(self.key_text + "\n"))
+            write_atomically(self._path(index), save)
         except OSError as err:  # an unwritable cache only costs time: keep going without it
             warnings.warn(
                 f"scene cache: cannot write under {self.directory} ({err}); "
@@ -145,5 +144,3 @@ class SceneCache:
                 stacklevel=2,
             )
             self.directory = None
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)

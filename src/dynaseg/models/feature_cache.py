@@ -45,6 +45,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dynaseg.cache_files import write_atomically
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".pt"
@@ -168,13 +170,11 @@ class FeatureCache:
     def _write(self, path: Path, stored: dict[int, torch.Tensor]) -> None:
         if path.parent in self._unwritable:
             return
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
         try:
             if not path.parent.is_dir():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 (path.parent / "key.json").write_text(self._key_texts[path.parent] + "\n")
-            torch.save({i: t.detach() for i, t in stored.items()}, tmp)
-            os.replace(tmp, path)
+            write_atomically(path, lambda tmp: torch.save(stored, tmp))
         except OSError as err:  # an unwritable cache only costs time: keep going without it
             warnings.warn(
                 f"frozen feature cache: cannot write under {path.parent} ({err}); the backbone "
@@ -182,8 +182,6 @@ class FeatureCache:
                 stacklevel=3,
             )
             self._unwritable.add(path.parent)
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             return
         self._account(path.stat().st_size)
 
