@@ -89,3 +89,31 @@ def test_top_ops_table_puts_the_variants_side_by_side() -> None:
         "| `aten::bmm` | 50 |  |",
     ]
     assert top_ops_table({"current": {}}) == ""
+
+
+def test_paired_speedup_is_the_geometric_mean_of_the_rounds_with_its_t_interval() -> None:
+    import math
+
+    from scipy import stats
+
+    from dynaseg.benchmarks.train_step import paired_speedup, train_step_units
+
+    current, lean = [17.3, 16.2, 16.9, 18.0], [14.7, 15.8, 15.1, 15.0]
+    got = paired_speedup(current, lean)
+    logs = [math.log(c / x) for c, x in zip(current, lean, strict=True)]
+    mean, sem = sum(logs) / 4, stats.sem(logs)
+    low, high = stats.t.interval(0.95, 3, loc=mean, scale=sem)
+    assert got["rounds"] == 4
+    assert got["ratios"] == pytest.approx([c / x for c, x in zip(current, lean, strict=True)])
+    assert got["geometric_mean"] == pytest.approx(math.exp(mean))
+    assert got["interval95"] == pytest.approx([math.exp(low), math.exp(high)])
+    assert paired_speedup([16.0], [15.0])["interval95"] is None  # one round: no interval
+    # worker processes: current and lean every round, lean+checkpointing in the first two
+    assert [train_step_units(False, r) for r in (None, 1, 2, 8)] == [6, 3, 6, 18]
+    assert train_step_units(True, None) == 3
+
+
+def test_cli_rejects_zero_rounds(capsys) -> None:
+    with pytest.raises(SystemExit):
+        benchmark_main(["--only", "2", "--rounds", "0"])
+    assert "--rounds takes a number of rounds >= 1; got 0" in capsys.readouterr().err

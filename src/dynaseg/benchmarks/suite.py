@@ -46,7 +46,12 @@ import torch
 from tqdm import tqdm
 
 from dynaseg.benchmarks.measure import conv_closures, min_times, table
-from dynaseg.benchmarks.train_step import NUM_CLASSES, bench_train_step, build_dmnet
+from dynaseg.benchmarks.train_step import (
+    NUM_CLASSES,
+    bench_train_step,
+    build_dmnet,
+    train_step_units,
+)
 from dynaseg.benchmarks.waits import WAIT_RUNS, bench_waits
 from dynaseg.environment import repo_root
 
@@ -288,12 +293,18 @@ SECTIONS: dict[int, tuple[str, Callable[[bool, tqdm], dict[str, Any]]]] = {
 }
 
 
-def run_suite(quick: bool, chosen: list[int], json_path: Path | None = None) -> dict[str, Any]:
+def run_suite(
+    quick: bool,
+    chosen: list[int],
+    json_path: Path | None = None,
+    train_step_rounds: int | None = None,
+) -> dict[str, Any]:
     """Run the ``chosen`` sections, print one markdown table each and write the report to
-    ``json_path`` (default ``logs/benchmark/<UTC time>/benchmark.json`` under the repository)."""
+    ``json_path`` (default ``logs/benchmark/<UTC time>/benchmark.json`` under the repository).
+    ``train_step_rounds``: section 2's rounds (:func:`bench_train_step`; None: its default)."""
     units = {
         1: 8,
-        2: 3 * (1 if quick else 2),
+        2: train_step_units(quick, train_step_rounds),
         3: 4 if quick else 6,
         4: 1,
         5: 1,
@@ -315,7 +326,10 @@ def run_suite(quick: bool, chosen: list[int], json_path: Path | None = None) -> 
     with tqdm(total=sum(units[s] for s in chosen), desc="benchmark", unit="step") as bar:
         for number in chosen:
             title, fn = SECTIONS[number]
-            result = fn(quick, bar)
+            if number == 2:
+                result = bench_train_step(quick, bar, train_step_rounds)
+            else:
+                result = fn(quick, bar)
             result["title"] = title
             report["sections"][str(number)] = result
     report["wall_s"] = time.perf_counter() - start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from typing import Any
@@ -133,11 +134,37 @@ def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict
     return out
 
 
-def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
-    size, steps, rounds = (128, 1, 1) if quick else (512, 2, 2)
+def paired_speedup(current_s: list[float], lean_s: list[float]) -> dict[str, Any]:
+    """Throughput of lean over current from paired rounds (each round ran both, back to back):
+    the per-round ratios, their geometric mean and its 95 % t interval (on the log ratios, so
+    drift that slows a whole round cancels in its pair)."""
+    from dynaseg.reporting.seed_stats import paired_difference
+
+    logs = paired_difference(
+        {str(r): math.log(c) for r, c in enumerate(current_s)},
+        {str(r): math.log(x) for r, x in enumerate(lean_s)},
+    )
+    interval = logs.interval
+    return {
+        "rounds": logs.n,
+        "ratios": [c / x for c, x in zip(current_s, lean_s, strict=True)],
+        "geometric_mean": math.exp(logs.mean) if logs.mean is not None else None,
+        "interval95": [math.exp(v) for v in interval] if interval else None,
+    }
+
+
+def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[str, Any]:
+    """Section 2. ``rounds``: how often current and lean each run in a fresh process, alternating
+    (default 2, ``--quick`` 1); lean+checkpointing runs in the first two only. The table shows the
+    minimum over every round's steps; with 2 or more rounds the paired per-round ratios follow."""
+    size, steps = (128, 1) if quick else (512, 2)
+    rounds = rounds or (1 if quick else 2)
     results: dict[str, dict[str, Any]] = {}
+    per_round: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for r in range(rounds):  # alternate the variants so drift hits all of them alike
         for name in VARIANTS:
+            if name == "lean+checkpointing" and r >= 2:
+                continue
             bar.set_postfix_str(f"train step {name} {size}² ({r + 1}/{rounds})")
             cmd = [sys.executable, "-m", __name__, name, str(size), str(steps)]
             cmd += ["--extras"] if r == 0 and name != "lean+checkpointing" else []
@@ -145,6 +172,7 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
             if proc.returncode != 0:
                 raise RuntimeError(f"train-step worker {name} failed:\n{proc.stderr[-3000:]}")
             res = json.loads(proc.stdout.strip().splitlines()[-1])
+            per_round[name].append(res["step_s"])
             prev = results.get(name)
             if prev is None:
                 results[name] = res
@@ -153,6 +181,8 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
                 for key in ("peak_rss_mb", "first_step_peak_rss_mb"):
                     prev[key] = min(prev[key], res[key])
             bar.update(1)
+    for name, times in per_round.items():
+        results[name]["step_s_per_round"] = times
     cur = results["current"]
     # The same network in every variant: count its FLOPs once, from the lean variant (the flop
     # counter does not see the compiled dynamic conv, a few GFLOP; it counts the grouped reference
@@ -197,7 +227,23 @@ def bench_train_step(quick: bool, bar: tqdm) -> dict[str, Any]:
         f"{lean['matmul_peak_gflops']:.0f} GFLOP/s (2048², same process); RSS after building the "
         f"model {lean['rss_after_build_mb']:.0f} MB."
     )
-    return {"size": size, "variants": results, "markdown": md}
+    speedup = None
+    if rounds >= 2:
+        speedup = paired_speedup(per_round["current"], per_round["lean"])
+        low, high = speedup["interval95"] or (math.nan, math.nan)
+        md += (
+            f"\n\nLean vs current, paired by round ({rounds} rounds, min of {steps} steps each): "
+            f"per-round throughput × {', '.join(f'{x:.2f}' for x in speedup['ratios'])}; "
+            f"geometric mean **{speedup['geometric_mean']:.3f}×**, 95 % t interval "
+            f"[{low:.3f}, {high:.3f}]."
+        )
+    return {"size": size, "variants": results, "paired_speedup": speedup, "markdown": md}
+
+
+def train_step_units(quick: bool, rounds: int | None) -> int:
+    """Worker processes :func:`bench_train_step` starts (the progress bar's units)."""
+    rounds = rounds or (1 if quick else 2)
+    return 2 * rounds + min(rounds, 2)
 
 
 def top_ops_table(results: dict[str, dict[str, Any]]) -> str:
