@@ -191,3 +191,24 @@ def test_a_process_forked_after_the_handlers_leaves_the_signal_to_the_main_proce
         for signum, handler in before.items():
             signal.signal(signum, handler)
     assert capfd.readouterr().err.count("received: finishing the current step") == 1
+
+
+def test_each_step_reseeds_the_generator_it_draws_from(tmp_path: Path) -> None:
+    """Step k's randomness is a function of (seed, k, rank) alone; on the CPU only torch's
+    default generator is re-seeded, with the value torch.manual_seed would give it."""
+    from types import SimpleNamespace
+
+    from dynaseg.data.sampling import mix_seed
+    from dynaseg.run.fault_tolerance import FaultTolerance
+
+    callback = FaultTolerance(tmp_path)
+    callback.seed = 7
+    trainer = SimpleNamespace(global_step=12, global_rank=1)
+    module = SimpleNamespace(device=torch.device("cpu"))
+    torch.manual_seed(0)
+    torch.rand(5)  # whatever ran before
+    callback.on_train_batch_start(trainer, module, None, 0)
+    drawn = torch.rand(5)
+    torch.manual_seed(mix_seed(7, 12, 1))
+    assert torch.equal(drawn, torch.rand(5))
+    assert torch.initial_seed() == mix_seed(7, 12, 1)
