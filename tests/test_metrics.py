@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from dynaseg.metrics import SegmentationMetric, format_metrics_table
+from dynaseg.metrics import SegmentationMetric, format_metrics_table, predicted_labels
 
 
 def numpy_reference(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255):
@@ -135,3 +135,18 @@ def test_deterministic_mode_avoids_bincount_and_gives_the_same_counts(monkeypatc
         torch.use_deterministic_algorithms(was)
     assert torch.equal(metric.confmat, expected.confmat)
     assert int(metric.confmat.sum()) == 2 * 16 * 16 - 16
+
+
+def test_predicted_labels_equal_argmax_with_ties_and_nans() -> None:
+    """The label map is ``argmax(1)`` exactly: first index on a tie, a NaN counts as highest."""
+    gen = torch.Generator().manual_seed(0)
+    for classes in (1, 2, 9, 150):
+        scores = torch.randint(-2, 3, (3, classes, 17, 23), generator=gen).float()  # many ties
+        scores[0, :, 0, 0] = float("nan")  # all NaN
+        scores[1, classes - 1, 2, 3] = float("nan")  # a NaN after ties
+        scores[2, 0, 5, 5] = float("inf")
+        scores = scores[:, :, :, ::2]  # strided input too
+        expected = scores.argmax(1)
+        got = predicted_labels(scores)
+        assert got.dtype == torch.int64 and torch.equal(got, expected)
+    assert predicted_labels(torch.zeros(2, 4, 3, 3)).eq(0).all()  # all tied: the first class

@@ -8,6 +8,15 @@ import torch
 from torchmetrics import Metric
 
 
+def predicted_labels(scores: torch.Tensor) -> torch.Tensor:
+    """The label map of ``(B, C, H, W)`` class scores: ``(B, H, W)``, the index of each pixel's
+    highest score — the first one on a tie, a NaN counting as the highest, exactly as
+    ``scores.argmax(1)``. Computed as ``scores.max(1).indices``, whose CPU kernel reduces over the
+    strided class axis 3–5× faster than ``argmax``'s for the few classes of the synthetic data
+    (8×9×160×160: 5 ms against 27 ms, one thread); ``tests/test_metrics.py`` holds them equal."""
+    return scores.max(1).indices
+
+
 class SegmentationMetric(Metric):
     """Accumulates a ``C×C`` int64 confusion matrix (rows = ground truth, columns = prediction).
 
@@ -47,7 +56,7 @@ class SegmentationMetric(Metric):
         1-D ``scatter_add_``, which CUDA runs deterministically — never a pixels × classes one-hot.
         """
         if preds.dim() == target.dim() + 1:
-            preds = preds.argmax(1)
+            preds = predicted_labels(preds)
         if preds.shape != target.shape:
             raise ValueError(
                 f"SegmentationMetric: prediction {tuple(preds.shape)} and target "

@@ -18,7 +18,8 @@ evaluate (mmseg's ``EncoderDecoder.whole_inference`` / ``slide_inference`` / ``a
   scales 0.5, 0.75, …, 1.75.
 
 The single-pass modes return *logits*; the multi-pass modes return *mean probabilities*. Either
-way ``argmax(1)`` is the prediction, which is all the metric and the predictor use.
+way the class of the highest score is the prediction (:func:`dynaseg.metrics.predicted_labels`),
+which is all the metric and the predictor use.
 
 The mode is the ``model.inference`` config (an argument of
 :class:`~dynaseg.training.module.SegmentationModule`, stored in its hyper-parameters):

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from dynaseg.data.datasets.cityscapes import CITYSCAPES_LABELS
 from dynaseg.data.transforms import build_eval_transform
 from dynaseg.errors import ConfigError, UserError
+from dynaseg.metrics import predicted_labels
 from dynaseg.palettes import colorize, indexed_image, model_palette, overlay, voc_colormap
 from dynaseg.run.checkpoints import checkpoint_file, load_module
 from dynaseg.training.module import SegmentationModule
@@ -290,7 +291,7 @@ def predict_images(
             continue
         tensor = transform(image=image)["image"].float().unsqueeze(0).to(device)
         scores = model(tensor, image.shape[:2])
-        label = scores.argmax(1)[0].cpu().numpy()
+        label = predicted_labels(scores)[0].cpu().numpy()
         if submission is None:
             label_path = output_dir / f"{name}.png"
             label_image(label, palette).save(label_path)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from dynaseg.metrics import predicted_labels
+
 if TYPE_CHECKING:
     from dynaseg.data.base import SegmentationDataset
 
@@ -73,7 +75,7 @@ def predict_samples(
                     name=item.get("name", str(i)),
                     image=raw_image,
                     label=label.numpy().astype(np.int64),
-                    prediction=logits.argmax(1)[0].cpu().numpy().astype(np.int64),
+                    prediction=predicted_labels(logits)[0].cpu().numpy().astype(np.int64),
                     internals=internals,
                 )
             )
