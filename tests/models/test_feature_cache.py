@@ -176,3 +176,17 @@ def test_a_run_detaches_its_cache(tmp_path: Path) -> None:
     assert module.net.feature_cache is callback.cache
     callback.teardown(None, module, "fit")
     assert module.net.feature_cache is None
+
+
+def test_a_batch_is_named_by_the_sha256_of_its_layout_and_bytes() -> None:
+    import hashlib
+
+    x = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    expected = hashlib.sha256(repr(((2, 3, 4), (12, 4, 1), "torch.float32")).encode())
+    expected.update(x.numpy().tobytes())
+    assert tensor_digest(x).hexdigest() == expected.hexdigest()
+    # the same values in another layout are another input (strides are part of the key)
+    other = x.transpose(1, 2).contiguous().transpose(1, 2)
+    assert torch.equal(other, x) and tensor_digest(other).hexdigest() != expected.hexdigest()
+    halves = torch.tensor([1.5, -2.0], dtype=torch.bfloat16)  # numpy has no bfloat16
+    assert tensor_digest(halves).hexdigest() != tensor_digest(halves.float()).hexdigest()
