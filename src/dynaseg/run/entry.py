@@ -6,13 +6,18 @@
   config directory, the composed config checked against its typed schemas before the task runs
   (:func:`validated`, :mod:`dynaseg.config_schema`), and a user error printed as one
   ``error: …`` line with exit code 1 (:func:`~dynaseg.errors.exit_on_user_error`).
+- At the process's exit the interpreter's final garbage collections are skipped
+  (:func:`freeze_at_exit`): they only traverse the libraries' objects and took ≈ 1.2 s of every
+  run here.
 - :func:`compose` composes ``conf/`` with overrides, as the entry points do, for the scripts,
   notebooks and tests (no run directory, no logging set-up).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +36,24 @@ def conf_dir() -> Path:
     return repo_root() / "conf"
 
 
+def freeze_at_exit() -> None:
+    """Register :func:`gc.freeze` to run at exit, after the exit handlers registered later.
+
+    When a process that imported torch, Lightning and their dependencies (``torch._dynamo``,
+    sympy, scipy, matplotlib) ends, the interpreter's last garbage collections walk the millions
+    of objects those imports created: ≈ 1.2 s of CPU and wall here (a process that only imports
+    them exits in 6.5 s instead of 5.3 s), 4 % of a miniature job. Frozen objects are left out of
+    those collections; they are still freed by reference counting as the modules are cleared. What
+    a run writes is written and closed before (Lightning's teardown shuts the loggers and the
+    loader workers; W&B's, multiprocessing's and Lightning's exit handlers are registered later,
+    when the task imports them, so they run first; ``logging`` flushes its files after). Only
+    garbage in reference cycles that is left at exit keeps its ``__del__`` from running, as it
+    would if the process were killed. Registered once per process."""
+    if not getattr(freeze_at_exit, "registered", False):
+        atexit.register(gc.freeze)
+        freeze_at_exit.registered = True  # type: ignore[attr-defined]
+
+
 def entry_point(
     script: str, config_name: str
 ) -> Callable[[Callable[[DictConfig], T]], Callable[[], T | None]]:
@@ -43,6 +66,7 @@ def entry_point(
     root = Path(script).resolve().parents[1]
     os.environ.setdefault(ROOT_ENV, str(root))
     register_resolvers()
+    freeze_at_exit()
 
     def decorate(task: Callable[[DictConfig], T]) -> Callable[[], T | None]:
         import hydra
