@@ -141,12 +141,16 @@ def test_predicted_labels_equal_argmax_with_ties_and_nans() -> None:
     """The label map is ``argmax(1)`` exactly: first index on a tie, a NaN counts as highest."""
     gen = torch.Generator().manual_seed(0)
     for classes in (1, 2, 9, 150):
-        scores = torch.randint(-2, 3, (3, classes, 17, 23), generator=gen).float()  # many ties
+        full = torch.randint(-2, 3, (3, classes, 17, 23), generator=gen).float()  # many ties
+        scores = full[:, :, :, ::2]  # strided input too
         scores[0, :, 0, 0] = float("nan")  # all NaN
-        scores[1, classes - 1, 2, 3] = float("nan")  # a NaN after ties
-        scores[2, 0, 5, 5] = float("inf")
-        scores = scores[:, :, :, ::2]  # strided input too
+        scores[1, :, 2, 3] = 2.0  # all tied at the top ...
+        scores[1, classes - 1, 2, 3] = float("nan")  # ... then a NaN in the last class
+        scores[2, :, 5, 5] = float("-inf")
+        scores[2, classes - 1, 5, 5] = float("inf")
+        scores[2, :, 6, 6] = float("-inf")  # all -inf
         expected = scores.argmax(1)
         got = predicted_labels(scores)
         assert got.dtype == torch.int64 and torch.equal(got, expected)
+        assert got[0, 0, 0] == 0 and got[1, 2, 3] == classes - 1 and got[2, 5, 5] == classes - 1
     assert predicted_labels(torch.zeros(2, 4, 3, 3)).eq(0).all()  # all tied: the first class

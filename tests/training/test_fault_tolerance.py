@@ -205,10 +205,12 @@ def test_each_step_reseeds_the_generator_it_draws_from(tmp_path: Path) -> None:
     callback.seed = 7
     trainer = SimpleNamespace(global_step=12, global_rank=1)
     module = SimpleNamespace(device=torch.device("cpu"))
-    torch.manual_seed(0)
-    torch.rand(5)  # whatever ran before
-    callback.on_train_batch_start(trainer, module, None, 0)
-    drawn = torch.rand(5)
-    torch.manual_seed(mix_seed(7, 12, 1))
-    assert torch.equal(drawn, torch.rand(5))
-    assert torch.initial_seed() == mix_seed(7, 12, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.rand(5)  # whatever ran before
+        callback.on_train_batch_start(trainer, module, None, 0)
+        drawn = torch.rand(5)
+        seeded_with = torch.initial_seed()
+        torch.manual_seed(mix_seed(7, 12, 1))
+        expected = torch.rand(5)
+    assert torch.equal(drawn, expected) and seeded_with == mix_seed(7, 12, 1)

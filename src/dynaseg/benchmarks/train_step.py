@@ -230,12 +230,17 @@ def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[
     speedup = None
     if rounds >= 2:
         speedup = paired_speedup(per_round["current"], per_round["lean"])
-        low, high = speedup["interval95"] or (math.nan, math.nan)
+        interval = speedup["interval95"]
+        spread = (
+            f"95 % t interval [{interval[0]:.3f}, {interval[1]:.3f}]"
+            if interval
+            else "no interval (every round gave the same ratio)"
+        )
         md += (
-            f"\n\nLean vs current, paired by round ({rounds} rounds, min of {steps} steps each): "
-            f"per-round throughput × {', '.join(f'{x:.2f}' for x in speedup['ratios'])}; "
-            f"geometric mean **{speedup['geometric_mean']:.3f}×**, 95 % t interval "
-            f"[{low:.3f}, {high:.3f}]."
+            f"\n\nLean vs current, paired by round ({rounds} rounds, min of {steps} "
+            f"step{'s' if steps > 1 else ''} each): per-round throughput × "
+            f"{', '.join(f'{x:.2f}' for x in speedup['ratios'])}; geometric mean "
+            f"**{speedup['geometric_mean']:.3f}×**, {spread}."
         )
     return {"size": size, "variants": results, "paired_speedup": speedup, "markdown": md}
 

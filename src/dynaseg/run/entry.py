@@ -37,18 +37,24 @@ def conf_dir() -> Path:
 
 
 def freeze_at_exit() -> None:
-    """Register :func:`gc.freeze` to run at exit, after the exit handlers registered later.
+    """Register :func:`gc.freeze` to run at exit, after every exit handler registered later.
 
     When a process that imported torch, Lightning and their dependencies (``torch._dynamo``,
     sympy, scipy, matplotlib) ends, the interpreter's last garbage collections walk the millions
     of objects those imports created: ≈ 1.2 s of CPU and wall here (a process that only imports
     them exits in 6.5 s instead of 5.3 s), 4 % of a miniature job. Frozen objects are left out of
-    those collections; they are still freed by reference counting as the modules are cleared. What
-    a run writes is written and closed before (Lightning's teardown shuts the loggers and the
-    loader workers; W&B's, multiprocessing's and Lightning's exit handlers are registered later,
-    when the task imports them, so they run first; ``logging`` flushes its files after). Only
-    garbage in reference cycles that is left at exit keeps its ``__del__`` from running, as it
-    would if the process were killed. Registered once per process."""
+    those collections; objects outside reference cycles are still freed by reference counting as
+    the modules are cleared. Exit handlers run last-registered first, and an entry point registers
+    this one before the task imports anything that registers its own (``logging``, W&B,
+    multiprocessing's, Lightning's), so all of those run before it; loggers and loader workers
+    are closed even earlier, by Lightning's teardown.
+
+    What it gives up: an object that is still in a reference cycle at exit is never finalized,
+    so a file it holds open and unflushed loses its buffered data, and a ``NamedTemporaryFile``
+    it holds stays on disk — as when the process is killed, and as Python itself does not
+    promise otherwise. The package writes its files in ``with`` blocks or with
+    :func:`dynaseg.cache_files.write_atomically` and closes them before the run returns.
+    Registered once per process."""
     if not getattr(freeze_at_exit, "registered", False):
         atexit.register(gc.freeze)
         freeze_at_exit.registered = True  # type: ignore[attr-defined]
