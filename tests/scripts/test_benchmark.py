@@ -117,3 +117,35 @@ def test_cli_rejects_zero_rounds(capsys) -> None:
     with pytest.raises(SystemExit):
         benchmark_main(["--only", "2", "--rounds", "0"])
     assert "--rounds takes a number of rounds >= 1; got 0" in capsys.readouterr().err
+
+
+def test_section_options_reach_the_train_step_and_its_units_count_the_workers(
+    tmp_path, monkeypatch
+) -> None:
+    """``--rounds 3`` → ``run_suite(options={2: {"rounds": 3}})`` → three paired rounds; the
+    progress bar's units equal the worker processes started (workers replaced by a stub)."""
+    import subprocess
+
+    from dynaseg.benchmarks import suite, train_step
+
+    result = {"step_s": 2.0, "peak_rss_mb": 10.0, "first_step_peak_rss_mb": 9.0}
+    result |= {"rss_after_build_mb": 5.0, "matmul_peak_gflops": 100.0, "first_loss": 1.0}
+    started: list[str] = []
+    real_run = subprocess.run
+
+    def worker(cmd, **kwargs):
+        if "-m" not in cmd:  # not a train-step worker (e.g. platform's own probe)
+            return real_run(cmd, **kwargs)
+        started.append(cmd[3])
+        step = 3.0 if cmd[3] == "current" else 2.0  # lean 1.5x faster in every round
+        out = json.dumps(result | {"variant": cmd[3], "step_s": step, "step_gflop": 1.0})
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    monkeypatch.setattr(train_step.subprocess, "run", worker)
+    report = suite.run_suite(True, [2], tmp_path / "b.json", {2: {"rounds": 3}})
+    section = report["sections"]["2"]
+    assert started.count("current") == started.count("lean") == 3
+    assert started.count("lean+checkpointing") == 2
+    assert len(started) == train_step.train_step_units(True, 3) == 8
+    assert section["paired_speedup"]["ratios"] == [1.5, 1.5, 1.5]
+    assert "no interval (every round gave the same ratio)" in section["markdown"]

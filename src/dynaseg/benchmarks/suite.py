@@ -37,7 +37,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,7 @@ def bench_data(quick: bool, bar: tqdm) -> dict[str, Any]:
     return {"images_per_s": {k: max(v) for k, v in results.items()}, "markdown": md}
 
 
-SECTIONS: dict[int, tuple[str, Callable[[bool, tqdm], dict[str, Any]]]] = {
+SECTIONS: dict[int, tuple[str, Callable[..., dict[str, Any]]]] = {
     1: ("Dynamic depthwise convolution: fast vs grouped reference", bench_dynamic_conv),
     2: ("DMNet-R50-D8 train step", bench_train_step),
     3: ("Inference", bench_inference),
@@ -297,14 +297,16 @@ def run_suite(
     quick: bool,
     chosen: list[int],
     json_path: Path | None = None,
-    train_step_rounds: int | None = None,
+    options: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the ``chosen`` sections, print one markdown table each and write the report to
     ``json_path`` (default ``logs/benchmark/<UTC time>/benchmark.json`` under the repository).
-    ``train_step_rounds``: section 2's rounds (:func:`bench_train_step`; None: its default)."""
+    ``options``: keyword arguments of a section's function by its number (``{2: {"rounds": 8}}``,
+    :func:`bench_train_step`)."""
+    options = options or {}
     units = {
         1: 8,
-        2: train_step_units(quick, train_step_rounds),
+        2: train_step_units(quick, **options.get(2, {})),
         3: 4 if quick else 6,
         4: 1,
         5: 1,
@@ -326,10 +328,7 @@ def run_suite(
     with tqdm(total=sum(units[s] for s in chosen), desc="benchmark", unit="step") as bar:
         for number in chosen:
             title, fn = SECTIONS[number]
-            if number == 2:
-                result = bench_train_step(quick, bar, train_step_rounds)
-            else:
-                result = fn(quick, bar)
+            result = fn(quick, bar, **options.get(number, {}))
             result["title"] = title
             report["sections"][str(number)] = result
     report["wall_s"] = time.perf_counter() - start

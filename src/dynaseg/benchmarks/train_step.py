@@ -158,7 +158,7 @@ def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[
     (default 2, ``--quick`` 1); lean+checkpointing runs in the first two only. The table shows the
     minimum over every round's steps; with 2 or more rounds the paired per-round ratios follow."""
     size, steps = (128, 1) if quick else (512, 2)
-    rounds = rounds or (1 if quick else 2)
+    rounds = _rounds(quick, rounds)
     results: dict[str, dict[str, Any]] = {}
     per_round: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for r in range(rounds):  # alternate the variants so drift hits all of them alike
@@ -245,9 +245,13 @@ def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[
     return {"size": size, "variants": results, "paired_speedup": speedup, "markdown": md}
 
 
-def train_step_units(quick: bool, rounds: int | None) -> int:
+def _rounds(quick: bool, rounds: int | None) -> int:
+    return rounds or (1 if quick else 2)
+
+
+def train_step_units(quick: bool, rounds: int | None = None) -> int:
     """Worker processes :func:`bench_train_step` starts (the progress bar's units)."""
-    rounds = rounds or (1 if quick else 2)
+    rounds = _rounds(quick, rounds)
     return 2 * rounds + min(rounds, 2)
 
 

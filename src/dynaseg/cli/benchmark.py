@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only takes section numbers like 1,4; got {args.only!r}")
     if not chosen or not set(chosen) <= set(suite.SECTIONS):
         ap.error(f"--only: sections are {sorted(suite.SECTIONS)}; got {args.only!r}")
-    suite.run_suite(args.quick, chosen, args.json, args.rounds)
+    options = {2: {"rounds": args.rounds}} if args.rounds is not None else {}
+    suite.run_suite(args.quick, chosen, args.json, options)
     return 0
 
 

@@ -30,6 +30,7 @@ from dynaseg.errors import exit_on_user_error
 from dynaseg.run.directories import check_input_paths, register_resolvers
 
 T = TypeVar("T")
+_FREEZE_REGISTERED = False  # freeze_at_exit has registered gc.freeze in this process
 
 
 def conf_dir() -> Path:
@@ -55,9 +56,10 @@ def freeze_at_exit() -> None:
     promise otherwise. The package writes its files in ``with`` blocks or with
     :func:`dynaseg.cache_files.write_atomically` and closes them before the run returns.
     Registered once per process."""
-    if not getattr(freeze_at_exit, "registered", False):
+    global _FREEZE_REGISTERED
+    if not _FREEZE_REGISTERED:  # the first registration is the one that runs last
         atexit.register(gc.freeze)
-        freeze_at_exit.registered = True  # type: ignore[attr-defined]
+        _FREEZE_REGISTERED = True
 
 
 def entry_point(
