@@ -1,4 +1,5 @@
-"""The fast dynamic depthwise convolution against the grouped-convolution reference.
+"""The compiled CPU kernels against their references: the fast dynamic depthwise convolution
+against the grouped-convolution formulation, adaptive average pooling against PyTorch's bit for bit.
 
 ``impl="fast"`` has two paths: the compiled CPU kernel (``native``) and, where that cannot run
 (GPU, bf16, ``torch.compile``, no C compiler), the custom backward made of forward convolutions
@@ -12,8 +13,14 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from dynaseg.models.ops import dynamic_depthwise_conv2d, grouped_dynamic_depthwise_conv2d, native
+from dynaseg.models.ops import (
+    adaptive_avg_pool2d,
+    dynamic_depthwise_conv2d,
+    grouped_dynamic_depthwise_conv2d,
+    native,
+)
 
 needs_compiler = pytest.mark.skipif(
     shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler"
@@ -87,7 +94,9 @@ def test_missing_compiler_warns_once_and_falls_back(monkeypatch, tmp_path) -> No
         warnings.simplefilter("error")  # only once
         x, filters = torch.randn(1, 2, 6, 6), torch.randn(1, 2, 3, 3)
         out = dynamic_depthwise_conv2d(x, filters)
+        pooled = adaptive_avg_pool2d(x, 4)
     assert torch.allclose(out, grouped_dynamic_depthwise_conv2d(x, filters), atol=1e-6)
+    assert torch.equal(pooled, F.adaptive_avg_pool2d(x, 4))
 
 
 @needs_compiler
@@ -96,8 +105,119 @@ def test_kernel_is_compiled_into_the_cache_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(native, "_library", None)
     monkeypatch.setenv("DYNASEG_CACHE_DIR", str(tmp_path))
     assert native.native_kernel() is not None
-    built = list(tmp_path.glob("dynamic_depthwise-*"))
+    built = list(tmp_path.glob("dynaseg-kernels-*"))
     assert len(built) == 1 and built[0].stat().st_size > 0
+
+
+def hard_values(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """Values over seven orders of magnitude, with +0, -0, ±inf and NaN among them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    x *= 10.0 ** torch.randint(-3, 4, shape, generator=g).to(dtype)
+    x[x.abs() < 0.05] = 0.0
+    flat = x.view(-1)
+    flat[:: max(1, flat.numel() // 7)] = -0.0
+    if flat.numel() > 40:
+        flat[11], flat[23], flat[37] = float("inf"), float("-inf"), float("nan")
+    return x
+
+
+def same_floats(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit: the same values, NaN where the other has NaN, the same signed zeros."""
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and torch.equal(a.isnan(), b.isnan())
+        and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+        and torch.equal(a.signbit(), b.signbit())
+    )
+
+
+def native_pool_calls(monkeypatch) -> list[tuple[int, int]]:
+    """Record the output sizes :func:`native.adaptive_avg_pool2d` is called with."""
+    calls: list[tuple[int, int]] = []
+    pool = native.adaptive_avg_pool2d
+
+    def counted(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        calls.append((out_h, out_w))
+        return pool(x, out_h, out_w)
+
+    monkeypatch.setattr(native, "adaptive_avg_pool2d", counted)
+    return calls
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("shape", "bins"),
+    [
+        ((8, 64, 16, 16), 3),  # the miniature's context, DMNet's k = 3, 5, 7
+        ((8, 64, 16, 16), 5),
+        ((8, 64, 16, 16), 7),
+        ((2, 21, 13, 9), 6),  # PSP's bins on a ragged map; planes not a multiple of 16
+        ((1, 3, 20, 20), (3, 5)),
+        ((3, 17, 7, 11), (None, 2)),  # None: the input's height
+        ((2, 5, 4, 3), (9, 12)),  # more bins than pixels: they overlap
+        ((1, 40, 64, 64), 2),
+    ],
+)
+def test_native_adaptive_pool_equals_pytorch_bit_for_bit(shape, bins, dtype, monkeypatch) -> None:
+    calls = native_pool_calls(monkeypatch)
+    for seed in range(4):
+        x = hard_values(shape, dtype, seed)
+        assert same_floats(adaptive_avg_pool2d(x, bins), F.adaptive_avg_pool2d(x, bins))
+    assert len(calls) == 4  # the kernel, not PyTorch, made them
+
+
+@needs_compiler
+def test_native_adaptive_pool_is_the_same_on_any_number_of_threads(monkeypatch) -> None:
+    x = hard_values((4, 37, 16, 16), torch.float32, 0)
+    reference = F.adaptive_avg_pool2d(x, 5)
+    calls = native_pool_calls(monkeypatch)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            assert same_floats(adaptive_avg_pool2d(x, 5), reference)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 3
+
+
+@needs_compiler
+def test_bit_equality_check_sees_another_order_of_summation() -> None:
+    """Control: the same bins summed column by column (a transposed input) differ in some float,
+    so the equality above is about the order of summation, not only the bins."""
+    x = torch.randn(8, 64, 16, 16, generator=torch.Generator().manual_seed(1))
+    column_major = F.adaptive_avg_pool2d(x.transpose(-1, -2), 7).transpose(-1, -2)
+    torch.testing.assert_close(column_major, F.adaptive_avg_pool2d(x, 7))
+    assert not same_floats(column_major, F.adaptive_avg_pool2d(x, 7))
+    assert same_floats(adaptive_avg_pool2d(x, 7), F.adaptive_avg_pool2d(x, 7))
+
+
+@needs_compiler
+def test_adaptive_pool_leaves_to_pytorch_what_the_kernel_does_not_take(monkeypatch) -> None:
+    calls = native_pool_calls(monkeypatch)
+    x = hard_values((2, 16, 12, 12), torch.float32, 2).nan_to_num(0.0, 0.0, 0.0)
+    for other in (
+        x.contiguous(memory_format=torch.channels_last),  # PyTorch's NHWC kernel
+        x.bfloat16(),
+        x[:, :, ::2],  # strided
+        x[0],  # (C, H, W)
+    ):
+        assert same_floats(adaptive_avg_pool2d(other, 3), F.adaptive_avg_pool2d(other, 3))
+    assert same_floats(adaptive_avg_pool2d(x, 1), x.mean((-2, -1), keepdim=True))  # a mean
+    assert calls == []
+    # a gradient needed: PyTorch's autograd, the same values and gradient as F's
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a, out_b = adaptive_avg_pool2d(a, 5), F.adaptive_avg_pool2d(b, 5)
+    grad = torch.randn_like(out_a)
+    out_a.backward(grad)
+    out_b.backward(grad)
+    assert same_floats(out_a, out_b) and same_floats(a.grad, b.grad) and calls == []
+    with torch.no_grad():  # no gradient needed after all: the kernel
+        assert same_floats(adaptive_avg_pool2d(a, 5), out_b.detach())
+    assert calls == [(5, 5)]
 
 
 def test_fast_dynamic_conv_passes_gradcheck(fast_path: str) -> None:

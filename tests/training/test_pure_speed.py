@@ -8,6 +8,8 @@ on, and must give the same metrics (exact floats) and the same final weights:
   the "on" miniature run reads a disk cache filled beforehand, as a sweep's later jobs do);
 - max-pooling in ``channels_last`` when no gradient is needed
   (:class:`~dynaseg.models.layers.ChannelsLastMaxPool2d`; "off" runs ``nn.MaxPool2d``'s kernel);
+- DMNet's ``k×k`` context pooled by the compiled kernel
+  (:func:`dynaseg.models.ops.native.adaptive_avg_pool2d`; "off" runs ``F.adaptive_avg_pool2d``);
 - the frozen backbone's features kept on disk (``callbacks.frozen_feature_cache``,
   :mod:`dynaseg.models.feature_cache`): the miniature job runs once to fill the cache and once
   more reading every batch's features from it, as the later arms of a sweep do.
@@ -26,6 +28,7 @@ from torch import nn
 
 from dynaseg.models.feature_cache import FeatureCache
 from dynaseg.models.layers import ChannelsLastMaxPool2d
+from dynaseg.models.ops import native
 from dynaseg.run.recipes import train
 from helpers import TINY, compose_config, tiny_checkpoint
 
@@ -55,11 +58,21 @@ QUICKSTART += ["seed=3", "callbacks.segmentation_logging.num_images=0", *QUIET]
 def run(overrides: list[str], out: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> dict:
     """Train; return the val/test metrics and the final weights."""
     with monkeypatch.context() as patch:
-        if not fast:
+        pooled: list[tuple[int, int]] = []
+        if fast:
+            pool = native.adaptive_avg_pool2d
+
+            def counted(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+                pooled.append((out_h, out_w))
+                return pool(x, out_h, out_w)
+
+            patch.setattr(native, "adaptive_avg_pool2d", counted)
+        else:
             patch.setattr(ChannelsLastMaxPool2d, "forward", nn.MaxPool2d.forward)
+            patch.setattr(native, "can_pool", lambda x: False)
         results = train(compose_config("train", overrides, output_dir=out))
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    return {"val": results["val"], "test": results.get("test"), "state": state}
+    return {"val": results["val"], "test": results.get("test"), "state": state, "pooled": pooled}
 
 
 def assert_identical(off: dict, on: dict) -> None:
@@ -100,6 +113,8 @@ def test_miniature_job_is_unchanged_by_the_pure_speed_changes(tmp_path, monkeypa
     assert_identical(off, cold)
     assert_identical(off, warm)
     assert 0.0 <= warm["val"]["mIoU"] <= 1.0 and warm["test"] is None  # test=false in the mini
+    if native.native_kernel() is not None:  # the kernel pooled the 3×3, 5×5 and 7×7 contexts
+        assert {(3, 3), (5, 5), (7, 7)} <= set(warm["pooled"]) and off["pooled"] == []
 
 
 @pytest.mark.slow  # fast: the miniature job above; the two changes' own tests (test_scene_cache.py,

@@ -1,13 +1,17 @@
-"""The CPU kernel of the dynamic depthwise convolution, compiled on first use.
+"""The CPU kernels, compiled on first use: the dynamic depthwise convolution and adaptive average
+pooling.
 
-``csrc/dynamic_depthwise.c`` is plain C (no Python or torch headers), so the system C compiler
-builds it for this CPU (``-march=native``) in about a second; the shared library is cached under ``$DYNASEG_CACHE_DIR`` (default
-``$XDG_CACHE_HOME/dynaseg`` or ``~/.cache/dynaseg``), keyed by the source, flags and machine, and
-called through :mod:`ctypes` on the tensors' memory. Nothing here touches the network.
+``csrc/*.c`` is plain C (no Python or torch headers), so the system C compiler builds it for this
+CPU (``-march=native``) in about a second into one shared library, cached under
+``$DYNASEG_CACHE_DIR`` (default ``$XDG_CACHE_HOME/dynaseg`` or ``~/.cache/dynaseg``), keyed by the
+sources, flags and machine, and called through :mod:`ctypes` on the tensors' memory. Nothing here
+touches the network.
 
 If there is no C compiler (or ``DYNASEG_NATIVE_KERNELS=0``), :func:`native_kernel` returns ``None``
-once with a warning and :func:`dynaseg.models.ops.dynamic_depthwise_conv2d` uses its
-grouped-convolution formulation instead: same numbers, slower backward.
+once with a warning and the callers use PyTorch's operators instead:
+:func:`dynaseg.models.ops.dynamic_depthwise_conv2d` its grouped-convolution formulation (same
+numbers, slower backward), :func:`dynaseg.models.ops.adaptive_avg_pool2d`
+``F.adaptive_avg_pool2d`` (the same numbers bit for bit).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from pathlib import Path
 
 import torch
 
-SOURCE_NAME = "dynamic_depthwise.c"
+# compiled together into one library; split_planes.h is the header both include
+SOURCE_NAMES = ("dynamic_depthwise.c", "adaptive_avg_pool.c")
+HEADER_NAMES = ("split_planes.h",)
+LIBRARY_NAME = "dynaseg-kernels"
 CFLAGS = ("-O3", "-shared", "-fPIC", "-pthread", "-std=c11")
 # the kernel is built where it runs, so it may use every vector instruction this CPU has (3× on
 # AVX-512 vs the baseline x86-64 instructions); a compiler that refuses the flag gets CFLAGS alone
@@ -64,37 +71,44 @@ def _cpu_signature() -> str:
         return platform.processor()
 
 
-def _build(source: bytes, compiler: str) -> Path:
-    """Compile ``source`` into the cache (atomically: concurrent processes may race here)."""
+def _build(files: dict[str, bytes], compiler: str) -> Path:
+    """Compile the C sources among ``files`` (name → text, headers included) into one library in
+    the cache (atomically: concurrent processes may race here)."""
     signature = " ".join((compiler, *CFLAGS, *ARCH_FLAGS, platform.machine(), platform.system()))
-    key = hashlib.sha256(source + signature.encode() + _cpu_signature().encode()).hexdigest()[:16]
+    digest = hashlib.sha256(signature.encode() + _cpu_signature().encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
     suffix = ".dylib" if platform.system() == "Darwin" else ".so"
-    target = cache_dir() / f"dynamic_depthwise-{key}{suffix}"
+    target = cache_dir() / f"{LIBRARY_NAME}-{digest.hexdigest()[:16]}{suffix}"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / SOURCE_NAME
-        src.write_bytes(source)
+        for name, text in files.items():
+            (Path(tmp) / name).write_bytes(text)
+        sources = [str(Path(tmp) / name) for name in files if name.endswith(".c")]
         out = Path(tmp) / target.name
         for flags in ((*CFLAGS, *ARCH_FLAGS), CFLAGS):
             proc = subprocess.run(
-                [compiler, *flags, str(src), "-o", str(out)], capture_output=True, text=True
+                [compiler, *flags, *sources, "-o", str(out)], capture_output=True, text=True
             )
             if proc.returncode == 0:
                 break
         if proc.returncode != 0:
-            raise RuntimeError(f"{compiler} failed on {SOURCE_NAME}:\n{proc.stderr.strip()}")
+            raise RuntimeError(
+                f"{compiler} failed on {', '.join(SOURCE_NAMES)}:\n{proc.stderr.strip()}"
+            )
         os.replace(out, target)
     return target
 
 
 def _load() -> ctypes.CDLL:
-    source = resources.files("dynaseg.models.ops").joinpath("csrc", SOURCE_NAME).read_bytes()
+    csrc = resources.files("dynaseg.models.ops").joinpath("csrc")
+    files = {name: csrc.joinpath(name).read_bytes() for name in (*SOURCE_NAMES, *HEADER_NAMES)}
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
-    lib = ctypes.CDLL(str(_build(source, compiler)))
+    lib = ctypes.CDLL(str(_build(files, compiler)))
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     for suffix in ("f32", "f64"):
         forward = getattr(lib, f"dyn_dw_forward_{suffix}")
@@ -103,6 +117,9 @@ def _load() -> ctypes.CDLL:
         backward = getattr(lib, f"dyn_dw_backward_{suffix}")
         backward.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, *[i32] * 8]
         backward.restype = i32
+        pool = getattr(lib, f"adaptive_avg_pool2d_{suffix}")
+        pool.argtypes = [ptr, ptr, i64, *[i32] * 5]
+        pool.restype = i32
     return lib
 
 
@@ -119,9 +136,10 @@ def native_kernel() -> ctypes.CDLL | None:
                     _library = _load()
                 except (OSError, RuntimeError, AttributeError) as err:
                     warnings.warn(
-                        "dynaseg: could not build the native dynamic depthwise convolution kernel "
-                        f"({err}); using the grouped-convolution formulation (same results, "
-                        "slower backward). Install a C compiler or set CC to enable it.",
+                        f"dynaseg: could not build the native CPU kernels ({err}); using the "
+                        "grouped-convolution formulation of the dynamic depthwise convolution "
+                        "(same results, slower backward) and PyTorch's adaptive average pooling. "
+                        "Install a C compiler or set CC to enable them.",
                         RuntimeWarning,
                         stacklevel=2,
                     )
@@ -146,9 +164,7 @@ def _suffix(dtype: torch.dtype) -> str:
 
 def _check(status: int, what: str) -> None:
     if status != 0:
-        raise MemoryError(
-            f"dynamic depthwise convolution {what}: the native kernel ran out of memory"
-        )
+        raise MemoryError(f"{what}: the native kernel ran out of memory")
 
 
 def _shape_args(x: torch.Tensor, filters: torch.Tensor, geometry: tuple[int, int, int]) -> tuple:
@@ -176,7 +192,7 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
         status = getattr(lib, f"dyn_dw_forward_{_suffix(x.dtype)}")(
             x.data_ptr(), filters.data_ptr(), out.data_ptr(), *_shape_args(x, filters, ctx.geometry)
         )
-        _check(status, "forward")
+        _check(status, "dynamic depthwise convolution forward")
         return out
 
     @staticmethod
@@ -195,5 +211,33 @@ class NativeDynamicDepthwiseConv(torch.autograd.Function):
             None if grad_filters is None else grad_filters.data_ptr(),
             *_shape_args(x, filters, ctx.geometry),
         )
-        _check(status, "backward")
+        _check(status, "dynamic depthwise convolution backward")
         return grad_x, grad_filters, None, None, None
+
+
+def can_pool(x: torch.Tensor) -> bool:
+    """Whether :func:`adaptive_avg_pool2d` can take ``x``: a non-empty contiguous ``(B, C, H, W)``
+    CPU tensor of float32/float64 whose gradient is not needed (the kernel has no backward; a
+    frozen backbone's context, validation and inference need none)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in NATIVE_DTYPES
+        and x.dim() == 4
+        and x.numel() > 0
+        and x.is_contiguous()
+        and not (x.requires_grad and torch.is_grad_enabled())
+        and native_kernel() is not None
+    )
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, (out_h, out_w))`` with the compiled kernel, equal bit for bit
+    (``csrc/adaptive_avg_pool.c``: the same bins and order of summation, several planes at once);
+    ``x`` as :func:`can_pool` accepts."""
+    b, c, h, w = x.shape
+    out = x.new_empty(b, c, out_h, out_w)
+    status = getattr(native_kernel(), f"adaptive_avg_pool2d_{_suffix(x.dtype)}")(
+        x.data_ptr(), out.data_ptr(), b * c, h, w, out_h, out_w, torch.get_num_threads()
+    )
+    _check(status, "adaptive average pooling")
+    return out

@@ -17,10 +17,11 @@
  *   d_in[y, x]  = sum_ij w[i, j] * g[y - d*i + top, x - d*j + left]
  *   d_w[i, j]   = sum_yx g[y, x] * in[y + d*i - top, x + d*j - left]
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "split_planes.h"
 
 
 /* GCC/Clang vector extensions: 32-byte vectors (one AVX register, two SSE/NEON registers), and
@@ -32,11 +33,10 @@ typedef double f64_vec __attribute__((vector_size(DYN_VBYTES)));
 typedef double f64_uvec __attribute__((vector_size(DYN_VBYTES), aligned(sizeof(double))));
 
 typedef struct {
+    plane_range range; /* first: see split_planes.h */
     const void *x, *w, *g;
     void *out, *grad_x, *grad_w;
-    int64_t begin, end;
     int h, wd, kh, kw, dil, top, left;
-    int status; /* set to -1 by a job that could not finish */
 } dyn_job;
 
 /*
@@ -57,7 +57,7 @@ typedef struct {
             orow[x] = s;                                                                           \
         }                                                                                          \
     }                                                                                              \
-    /* d_w of one row of taps (i fixed), summed over the whole plane: one vector accumulator per  \
+    /* d_w of one row of taps (i fixed), summed over the whole plane: one vector accumulator per   \
      * tap kept in registers, the output gradient loaded once per vector of pixels. */             \
     static inline void wgrad_taps_##SUFFIX##_##KW(T *restrict dw, const T *restrict g,             \
                                                   const T *restrict pad, int h, int wd, int pw,    \
@@ -70,7 +70,7 @@ typedef struct {
             tail[j] = 0;                                                                           \
         }                                                                                          \
         for (int y = 0; y < h; ++y) {                                                              \
-            const T *grow = g + (int64_t)y * wd, *prow = pad + (int64_t)y * pw;                   \
+            const T *grow = g + (int64_t)y * wd, *prow = pad + (int64_t)y * pw;                    \
             int x = 0;                                                                             \
             for (; x + V <= wd; x += V) {                                                          \
                 const SUFFIX##_vec gv = *(const SUFFIX##_uvec *)(grow + x);                        \
@@ -114,7 +114,7 @@ typedef struct {
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    /* d_w of taps row i: pad points at padded row d*i, the scalar loop covers kw > 7 */          \
+    /* d_w of taps row i: pad points at padded row d*i, the scalar loop covers kw > 7 */           \
     static void wgrad_taps_##SUFFIX(T *restrict dw, const T *restrict g, const T *restrict pad,    \
                                     int h, int wd, int pw, int kw, int d) {                        \
         switch (kw) {                                                                              \
@@ -146,7 +146,7 @@ typedef struct {
     }                                                                                              \
                                                                                                    \
     /* out (h x wd) = correlation of the padded plane with wt (kh x kw), flipped if asked */       \
-    static void correlate_##SUFFIX(T *restrict out, const T *restrict pad,              \
+    static void correlate_##SUFFIX(T *restrict out, const T *restrict pad,                         \
                                               const T *restrict wt, int h, int wd, int pw,         \
                                               int kh, int kw, int d, int flip, T *wrow) {          \
         for (int y = 0; y < h; ++y) {                                                              \
@@ -164,7 +164,7 @@ typedef struct {
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
-    static void wgrad_plane_##SUFFIX(T *restrict dw, const T *restrict g,               \
+    static void wgrad_plane_##SUFFIX(T *restrict dw, const T *restrict g,                          \
                                                 const T *restrict pad, int h, int wd, int pw,      \
                                                 int kh, int kw, int d) {                           \
         for (int i = 0; i < kh; ++i)                                                               \
@@ -178,13 +178,13 @@ typedef struct {
         const int ph = h + span_h, pw = wd + span_w;                                               \
         const int64_t plane = (int64_t)h * wd;                                                     \
         const int unpadded = span_h == 0 && span_w == 0; /* 1x1: the plane is its own padding */   \
-        T *pad = (T *)malloc(sizeof(T) * ((size_t)ph * pw + kw));           \
+        T *pad = (T *)malloc(sizeof(T) * ((size_t)ph * pw + kw));                                  \
         if (!pad) {                                                                                \
-            j->status = -1;                                                                        \
+            j->range.status = -1;                                                                  \
             return;                                                                                \
         }                                                                                          \
-        T *wrow = pad + (size_t)ph * pw;                        \
-        for (int64_t p = j->begin; p < j->end; ++p) {                                              \
+        T *wrow = pad + (size_t)ph * pw;                                                           \
+        for (int64_t p = j->range.begin; p < j->range.end; ++p) {                                  \
             const T *in = (const T *)j->x + p * plane;                                             \
             const T *wt = (const T *)j->w + p * kh * kw;                                           \
             if (!backward) {                                                                       \
@@ -211,11 +211,11 @@ typedef struct {
         free(pad);                                                                                 \
     }                                                                                              \
                                                                                                    \
-    static void *forward_thread_##SUFFIX(void *arg) {                                             \
+    static void *forward_thread_##SUFFIX(void *arg) {                                              \
         run_planes_##SUFFIX((dyn_job *)arg, 0);                                                    \
         return NULL;                                                                               \
     }                                                                                              \
-    static void *backward_thread_##SUFFIX(void *arg) {                                            \
+    static void *backward_thread_##SUFFIX(void *arg) {                                             \
         run_planes_##SUFFIX((dyn_job *)arg, 1);                                                    \
         return NULL;                                                                               \
     }
@@ -223,47 +223,17 @@ typedef struct {
 DYN_KERNELS(float, f32)
 DYN_KERNELS(double, f64)
 
-#define MAX_THREADS 256
-
-/* Split planes [0, planes) into nthreads contiguous ranges and run fn on each (a range whose
- * thread could not be started runs on the calling thread); returns 0, or -1 if a range could not
- * be computed (out of memory), so the caller raises instead of using unwritten output. */
-static int run_split(void *(*fn)(void *), dyn_job base, int64_t planes, int nthreads) {
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
-    if (nthreads > planes) nthreads = (int)(planes > 0 ? planes : 1);
-    dyn_job jobs[MAX_THREADS];
-    pthread_t threads[MAX_THREADS];
-    int started[MAX_THREADS];
-    for (int t = 0; t < nthreads; ++t) {
-        jobs[t] = base;
-        jobs[t].begin = planes * t / nthreads;
-        jobs[t].end = planes * (t + 1) / nthreads;
-        started[t] = 0;
-    }
-    for (int t = 1; t < nthreads; ++t)
-        started[t] = pthread_create(&threads[t], NULL, fn, &jobs[t]) == 0;
-    fn(&jobs[0]);
-    for (int t = 1; t < nthreads; ++t) {
-        if (started[t]) pthread_join(threads[t], NULL);
-        else fn(&jobs[t]); /* run the range here rather than leave it unwritten */
-    }
-    for (int t = 0; t < nthreads; ++t)
-        if (jobs[t].status != 0) return -1;
-    return 0;
-}
-
 #define DYN_ENTRY(T, SUFFIX)                                                                       \
     int dyn_dw_forward_##SUFFIX(const T *x, const T *w, T *out, int64_t planes, int h, int wd,     \
                                 int kh, int kw, int dil, int top, int left, int nthreads) {        \
-        dyn_job job = {x, w, NULL, out, NULL, NULL, 0, 0, h, wd, kh, kw, dil, top, left, 0};          \
-        return run_split(forward_thread_##SUFFIX, job, planes, nthreads);                          \
+        dyn_job job = {{0, 0, 0}, x, w, NULL, out, NULL, NULL, h, wd, kh, kw, dil, top, left};     \
+        return run_split(forward_thread_##SUFFIX, &job, sizeof job, planes, nthreads);             \
     }                                                                                              \
     int dyn_dw_backward_##SUFFIX(const T *x, const T *w, const T *g, T *grad_x, T *grad_w,         \
                                  int64_t planes, int h, int wd, int kh, int kw, int dil, int top,  \
                                  int left, int nthreads) {                                         \
-        dyn_job job = {x, w, g, NULL, grad_x, grad_w, 0, 0, h, wd, kh, kw, dil, top, left, 0};        \
-        return run_split(backward_thread_##SUFFIX, job, planes, nthreads);                         \
+        dyn_job job = {{0, 0, 0}, x, w, g, NULL, grad_x, grad_w, h, wd, kh, kw, dil, top, left};   \
+        return run_split(backward_thread_##SUFFIX, &job, sizeof job, planes, nthreads);            \
     }
 
 DYN_ENTRY(float, f32)
