@@ -33,7 +33,7 @@ def fast_path(request, monkeypatch) -> str:
         if native.native_kernel() is None:
             pytest.skip("the native kernel could not be built here")
     else:
-        monkeypatch.setattr(native, "supports", lambda x, filters: False)
+        monkeypatch.setattr(native, "supports", lambda *tensors: False)
     return request.param
 
 
@@ -218,6 +218,20 @@ def test_adaptive_pool_leaves_to_pytorch_what_the_kernel_does_not_take(monkeypat
     with torch.no_grad():  # no gradient needed after all: the kernel
         assert same_floats(adaptive_avg_pool2d(a, 5), out_b.detach())
     assert calls == [(5, 5)]
+
+
+@needs_compiler
+def test_traced_ops_do_not_record_the_native_kernels() -> None:
+    """A ctypes call is invisible to ``torch.jit.trace``: its output would be a constant of the
+    example input. While tracing both ops take PyTorch's path, so the trace follows new inputs."""
+
+    def net(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+        return adaptive_avg_pool2d(dynamic_depthwise_conv2d(x, filters), 3)
+
+    example = (torch.randn(2, 16, 9, 9), torch.randn(2, 16, 3, 3))
+    traced = torch.jit.trace(net, example, check_trace=False)
+    x, filters = torch.randn(2, 16, 9, 9), torch.randn(2, 16, 3, 3)
+    torch.testing.assert_close(traced(x, filters), net(x, filters))
 
 
 def test_fast_dynamic_conv_passes_gradcheck(fast_path: str) -> None:

@@ -171,7 +171,7 @@ def dynamic_depthwise_conv2d(
         x, filters = x.to(dtype), filters.to(dtype)
     else:
         filters = filters.to(x.dtype)
-    if not torch.compiler.is_compiling() and native.supports(x, filters):
+    if native.supports(x, filters):
         left, _, top, _ = same_padding(*filters.shape[-2:], dilation)
         return native.NativeDynamicDepthwiseConv.apply(x, filters, dilation, left, top)
     if filters.shape[-2:] == (1, 1):

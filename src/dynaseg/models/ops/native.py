@@ -147,13 +147,16 @@ def native_kernel() -> ctypes.CDLL | None:
     return _library
 
 
-def supports(x: torch.Tensor, filters: torch.Tensor) -> bool:
-    """Whether the native kernel can take these tensors (CPU, float32/float64, same dtype)."""
+def supports(*tensors: torch.Tensor) -> bool:
+    """Whether the native kernels can take these tensors: CPU, one dtype of ``NATIVE_DTYPES``, not
+    while ``torch.compile`` or ``torch.jit.trace`` records the graph (a ctypes call is invisible
+    to both), and the library built."""
+    dtype = tensors[0].dtype
     return (
-        x.device.type == "cpu"
-        and filters.device.type == "cpu"
-        and x.dtype in NATIVE_DTYPES
-        and filters.dtype == x.dtype
+        dtype in NATIVE_DTYPES
+        and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
         and native_kernel() is not None
     )
 
@@ -220,13 +223,11 @@ def can_pool(x: torch.Tensor) -> bool:
     CPU tensor of float32/float64 whose gradient is not needed (the kernel has no backward; a
     frozen backbone's context, validation and inference need none)."""
     return (
-        x.device.type == "cpu"
-        and x.dtype in NATIVE_DTYPES
-        and x.dim() == 4
+        x.dim() == 4
         and x.numel() > 0
         and x.is_contiguous()
         and not (x.requires_grad and torch.is_grad_enabled())
-        and native_kernel() is not None
+        and supports(x)
     )
 
 

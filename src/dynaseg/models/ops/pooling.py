@@ -59,7 +59,7 @@ def adaptive_avg_pool2d(x: torch.Tensor, output_size: OutputSize) -> torch.Tenso
     ONNX, a mean for global pooling and :func:`matmul_adaptive_avg_pool2d` for any other bins
     (same values up to float rounding)."""
     if not torch.onnx.is_in_onnx_export():
-        if x.dim() == 4 and not torch.compiler.is_compiling() and not torch.jit.is_tracing():
+        if x.dim() == 4:
             out_h, out_w = _output_hw(output_size, int(x.shape[-2]), int(x.shape[-1]))
             # 1×1 is a mean in PyTorch (another order of summation): left to it
             if out_h > 0 and out_w > 0 and (out_h, out_w) != (1, 1) and native.can_pool(x):
