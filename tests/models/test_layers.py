@@ -221,6 +221,7 @@ def test_adaptive_pool_leaves_to_pytorch_what_the_kernel_does_not_take(monkeypat
 
 
 @needs_compiler
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the shape checks, as expected
 def test_traced_ops_do_not_record_the_native_kernels() -> None:
     """A ctypes call is invisible to ``torch.jit.trace``: its output would be a constant of the
     example input. While tracing both ops take PyTorch's path, so the trace follows new inputs."""
