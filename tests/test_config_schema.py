@@ -97,6 +97,8 @@ WRONG = [
     ),
     ("train", "test_checkpoint=first", "test_checkpoint='first': expected one of last, best"),
     ("train", "paths.data_dir=5", "paths.data_dir=5: expected a directory path"),
+    ("train", "extras.cpu_memory_reuse=maybe", "extras.cpu_memory_reuse='maybe': expected true"),
+    ("eval", "extras.print_config=1", "extras.print_config=1: expected true or false"),
     # src/eval.py
     ("eval", "model.inference.crop_size=[0,512]", "model.inference.crop_size=[0, 512]: expected"),
     ("eval", "model.inference.flip=maybe", "model.inference.flip='maybe': expected true or false"),

@@ -361,6 +361,18 @@ class SubmissionSchema(BaseModel):
     archive: Annotated[StrictStr, _expect("a .zip file path")] = None
 
 
+class ExtrasSchema(BaseModel):
+    """``extras.*`` (conf/extras/; dynaseg.run.recipes.start_run)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    print_config: Annotated[StrictBool, _expect("true or false")] = None
+    cpu_memory_reuse: Annotated[
+        StrictBool,
+        _expect("true (keep freed CPU memory for the next step) or false (the C library's way)"),
+    ] = None
+
+
 class RunSchema(BaseModel):
     """The composed config of ``train``, ``eval`` and ``predict`` (each has some of these)."""
 
@@ -372,6 +384,7 @@ class RunSchema(BaseModel):
     trainer: TrainerSchema | None = None
     paths: PathsSchema | None = None
     callbacks: CallbacksSchema | None = None
+    extras: ExtrasSchema | None = None
     test: Annotated[StrictBool, _expect("true or false")] = None
     test_checkpoint: _choice(
         TEST_CHECKPOINTS,

@@ -108,9 +108,10 @@ def test_paired_speedup_is_the_geometric_mean_of_the_rounds_with_its_t_interval(
     assert got["geometric_mean"] == pytest.approx(math.exp(mean))
     assert got["interval95"] == pytest.approx([math.exp(low), math.exp(high)])
     assert paired_speedup([16.0], [15.0])["interval95"] is None  # one round: no interval
-    # worker processes: current and lean every round, lean+checkpointing in the first two
-    assert [train_step_units(False, r) for r in (None, 1, 2, 8)] == [6, 3, 6, 18]
-    assert train_step_units(True, None) == 3
+    # worker processes: current, lean and current+reuse every round, lean+checkpointing in the
+    # first two
+    assert [train_step_units(False, r) for r in (None, 1, 2, 8)] == [8, 4, 8, 26]
+    assert train_step_units(True, None) == 4
 
 
 def test_cli_rejects_zero_rounds(capsys) -> None:
@@ -137,7 +138,8 @@ def test_section_options_reach_the_train_step_and_its_units_count_the_workers(
         if "-m" not in cmd:  # not a train-step worker (e.g. platform's own probe)
             return real_run(cmd, **kwargs)
         started.append(cmd[3])
-        step = 3.0 if cmd[3] == "current" else 2.0  # lean 1.5x faster in every round
+        # lean 1.5x faster than current and 1.25x faster than current+reuse in every round
+        step = {"current": 3.0, "current+reuse": 2.5}.get(cmd[3], 2.0)
         out = json.dumps(result | {"variant": cmd[3], "step_s": step, "step_gflop": 1.0})
         return subprocess.CompletedProcess(cmd, 0, out, "")
 
@@ -145,7 +147,10 @@ def test_section_options_reach_the_train_step_and_its_units_count_the_workers(
     report = suite.run_suite(True, [2], tmp_path / "b.json", {2: {"rounds": 3}})
     section = report["sections"]["2"]
     assert started.count("current") == started.count("lean") == 3
+    assert started.count("current+reuse") == 3
     assert started.count("lean+checkpointing") == 2
-    assert len(started) == train_step.train_step_units(True, 3) == 8
+    assert len(started) == train_step.train_step_units(True, 3) == 11
     assert section["paired_speedup"]["ratios"] == [1.5, 1.5, 1.5]
+    assert section["paired_speedup_same_allocator"]["ratios"] == [1.25, 1.25, 1.25]
+    assert "Lean vs current+reuse (both with freed memory reused)" in section["markdown"]
     assert "no interval (every round gave the same ratio)" in section["markdown"]

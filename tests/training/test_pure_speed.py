@@ -10,6 +10,8 @@ on, and must give the same metrics (exact floats) and the same final weights:
   (:class:`~dynaseg.models.layers.ChannelsLastMaxPool2d`; "off" runs ``nn.MaxPool2d``'s kernel);
 - DMNet's ``k×k`` context pooled by the compiled kernel
   (:func:`dynaseg.models.ops.native.adaptive_avg_pool2d`; "off" runs ``F.adaptive_avg_pool2d``);
+- freed CPU memory kept for reuse (``extras.cpu_memory_reuse``, :mod:`dynaseg.run.cpu_memory`;
+  "off" runs with glibc's default mmap and trim limits);
 - the frozen backbone's features kept on disk (``callbacks.frozen_feature_cache``,
   :mod:`dynaseg.models.feature_cache`): the miniature job runs once to fill the cache and once
   more reading every batch's features from it, as the later arms of a sweep do.
@@ -29,6 +31,7 @@ from torch import nn
 from dynaseg.models.feature_cache import FeatureCache
 from dynaseg.models.layers import ChannelsLastMaxPool2d
 from dynaseg.models.ops import native
+from dynaseg.run import cpu_memory
 from dynaseg.run.recipes import train
 from helpers import TINY, compose_config, tiny_checkpoint
 
@@ -70,7 +73,11 @@ def run(overrides: list[str], out: Path, fast: bool, monkeypatch: pytest.MonkeyP
         else:
             patch.setattr(ChannelsLastMaxPool2d, "forward", nn.MaxPool2d.forward)
             patch.setattr(native, "can_pool", lambda x: False)
-        results = train(compose_config("train", overrides, output_dir=out))
+            overrides = [*overrides, "extras.cpu_memory_reuse=false"]
+            cpu_memory.restore_glibc_defaults()  # an earlier run in this process switched it on
+        cfg = compose_config("train", overrides, output_dir=out)
+        assert cfg.extras.cpu_memory_reuse is fast
+        results = train(cfg)
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     return {"val": results["val"], "test": results.get("test"), "state": state, "pooled": pooled}
 

@@ -7,8 +7,9 @@ Sections (``--only 1,4`` runs a subset):
    the CPU the compiled kernel of ``dynaseg.models.ops.native``) vs the grouped-convolution reference
    (``impl="grouped"``), timed alternately;
 2. DMNet-R50-D8 train step (forward + backward + SGD, 150 classes): the current path (grouped
-   dynamic conv, literal upsample + cross-entropy) vs the lean one (fast conv, band-wise loss) vs
-   lean + activation checkpointing, each in a fresh process for its peak RSS; FLOP/s of the step
+   dynamic conv, literal upsample + cross-entropy, the C library's allocator) vs the lean one (the
+   defaults: fast conv, band-wise loss, freed CPU memory reused) vs lean + activation
+   checkpointing vs the current path with freed memory reused, each in a fresh process for its peak RSS; FLOP/s of the step
    (``torch.utils.flop_counter``) as a fraction of the fp32 matrix-multiply peak measured in the
    same process; time split conv / norm / resize+loss / other (``torch.profiler``);
 3. inference images/s for whole, slide and multi-scale + flip at 512² (``model.inference``), and

@@ -1,6 +1,8 @@
 """Section 2 of the performance suite: the DMNet-R50-D8 train step (forward + backward + SGD,
-150 classes) in three variants — the current path (grouped dynamic conv, literal upsample +
-cross-entropy), the lean one (fast conv, band-wise loss) and lean + activation checkpointing —
+150 classes) in four variants — the current path (grouped dynamic conv, literal upsample +
+cross-entropy, the C library's allocator: mmseg's model as mmseg runs it), the lean one (the
+defaults: fast conv, band-wise loss, freed CPU memory reused), lean + activation checkpointing,
+and the current path with freed memory reused (how much of lean's lead is the allocator) —
 each in a fresh process (``python -m dynaseg.benchmarks.train_step VARIANT SIZE STEPS``) so its
 peak RSS is its own; FLOP/s of the step as a fraction of the fp32 matmul peak measured in the same
 process; time split conv / norm / resize+loss / other (``torch.profiler``).
@@ -37,6 +39,7 @@ VARIANTS = {
         "lean_loss": False,
         "recompute_convs": False,
         "grad_checkpointing": False,
+        "cpu_memory_reuse": False,
     },
     "lean": {
         "dynamic_conv": "fast",
@@ -44,6 +47,7 @@ VARIANTS = {
         "lean_loss": True,
         "recompute_convs": True,
         "grad_checkpointing": False,
+        "cpu_memory_reuse": True,
     },
     "lean+checkpointing": {
         "dynamic_conv": "fast",
@@ -51,6 +55,15 @@ VARIANTS = {
         "lean_loss": True,
         "recompute_convs": True,
         "grad_checkpointing": True,
+        "cpu_memory_reuse": True,
+    },
+    "current+reuse": {
+        "dynamic_conv": "grouped",
+        "split_bottleneck": False,
+        "lean_loss": False,
+        "recompute_convs": False,
+        "grad_checkpointing": False,
+        "cpu_memory_reuse": True,
     },
 }
 
@@ -78,7 +91,12 @@ def train_worker(variant_name: str, size: int, steps: int, extras: bool) -> dict
     """One variant's train step in this (fresh) process: time, peak RSS, FLOPs, time split."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    module = build_dmnet(VARIANTS[variant_name]).train()
+    from dynaseg.run.cpu_memory import keep_freed_memory
+
+    variant = VARIANTS[variant_name]
+    if variant["cpu_memory_reuse"] and not keep_freed_memory():
+        raise RuntimeError(f"{variant_name}: freed-memory reuse needs glibc (mallopt)")
+    module = build_dmnet(variant).train()
     optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(2, 3, size, size, generator=gen)
@@ -154,9 +172,10 @@ def paired_speedup(current_s: list[float], lean_s: list[float]) -> dict[str, Any
 
 
 def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[str, Any]:
-    """Section 2. ``rounds``: how often current and lean each run in a fresh process, alternating
-    (default 2, ``--quick`` 1); lean+checkpointing runs in the first two only. The table shows the
-    minimum over every round's steps; with 2 or more rounds the paired per-round ratios follow."""
+    """Section 2. ``rounds``: how often current, lean and current+reuse each run in a fresh
+    process, alternating (default 2, ``--quick`` 1); lean+checkpointing runs in the first two only.
+    The table shows the minimum over every round's steps; with 2 or more rounds the paired
+    per-round ratios follow (lean vs current, and lean vs current+reuse)."""
     size, steps = (128, 1) if quick else (512, 2)
     rounds = _rounds(quick, rounds)
     results: dict[str, dict[str, Any]] = {}
@@ -230,19 +249,36 @@ def bench_train_step(quick: bool, bar: tqdm, rounds: int | None = None) -> dict[
     speedup = None
     if rounds >= 2:
         speedup = paired_speedup(per_round["current"], per_round["lean"])
-        interval = speedup["interval95"]
-        spread = (
-            f"95 % t interval [{interval[0]:.3f}, {interval[1]:.3f}]"
-            if interval
-            else "no interval (every round gave the same ratio)"
-        )
+        same_allocator = paired_speedup(per_round["current+reuse"], per_round["lean"])
+        each = f"{rounds} rounds, min of {steps} step{'s' if steps > 1 else ''} each"
+        md += f"\n\nLean vs current, paired by round ({each}): {describe_paired(speedup)}."
         md += (
-            f"\n\nLean vs current, paired by round ({rounds} rounds, min of {steps} "
-            f"step{'s' if steps > 1 else ''} each): per-round throughput × "
-            f"{', '.join(f'{x:.2f}' for x in speedup['ratios'])}; geometric mean "
-            f"**{speedup['geometric_mean']:.3f}×**, {spread}."
+            "\n\nLean vs current+reuse (both with freed memory reused), paired by round: "
+            f"{describe_paired(same_allocator)}."
         )
-    return {"size": size, "variants": results, "paired_speedup": speedup, "markdown": md}
+    else:
+        same_allocator = None
+    return {
+        "size": size,
+        "variants": results,
+        "paired_speedup": speedup,
+        "paired_speedup_same_allocator": same_allocator,
+        "markdown": md,
+    }
+
+
+def describe_paired(speedup: dict[str, Any]) -> str:
+    """Per-round ratios, geometric mean and interval of :func:`paired_speedup`, in words."""
+    interval = speedup["interval95"]
+    spread = (
+        f"95 % t interval [{interval[0]:.3f}, {interval[1]:.3f}]"
+        if interval
+        else "no interval (every round gave the same ratio)"
+    )
+    return (
+        f"per-round throughput × {', '.join(f'{x:.2f}' for x in speedup['ratios'])}; "
+        f"geometric mean **{speedup['geometric_mean']:.3f}×**, {spread}"
+    )
 
 
 def _rounds(quick: bool, rounds: int | None) -> int:
@@ -252,7 +288,7 @@ def _rounds(quick: bool, rounds: int | None) -> int:
 def train_step_units(quick: bool, rounds: int | None = None) -> int:
     """Worker processes :func:`bench_train_step` starts (the progress bar's units)."""
     rounds = _rounds(quick, rounds)
-    return 2 * rounds + min(rounds, 2)
+    return 3 * rounds + min(rounds, 2)
 
 
 def top_ops_table(results: dict[str, dict[str, Any]]) -> str:

@@ -46,6 +46,7 @@ from dynaseg.errors import ConfigError, UserError
 from dynaseg.metrics import predicted_labels
 from dynaseg.palettes import colorize, indexed_image, model_palette, overlay, voc_colormap
 from dynaseg.run.checkpoints import checkpoint_file, load_module
+from dynaseg.run.cpu_memory import apply_cpu_memory_policy
 from dynaseg.training.module import SegmentationModule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -333,6 +334,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     if cfg.get("ids_file"):
         paths = keep_listed(paths, cfg.ids_file)
 
+    apply_cpu_memory_policy(cfg.get("extras", {}).get("cpu_memory_reuse", False))
     model = load_module(ckpt_path)
     server = (cfg.get("submission") or {}).get("format")
     submission = submission_format(server, model.hparams.num_classes, paths) if server else None

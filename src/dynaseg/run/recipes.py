@@ -40,6 +40,7 @@ from dynaseg.run.console import (
     save_config,
     silence_upstream_noise,
 )
+from dynaseg.run.cpu_memory import apply_cpu_memory_policy
 from dynaseg.run.fault_tolerance import RUN_STATE_KEY, FaultTolerance
 from dynaseg.run.manifest import actual_run, check_recipe
 from dynaseg.run.provenance import RunClock, describe_run
@@ -52,10 +53,12 @@ from dynaseg.training.logging_callback import finish_loggers
 from dynaseg.training.module import SegmentationModule
 
 
-def start_console(cfg: DictConfig) -> None:
-    """Quiet upstream noise, save the composed config in the run directory, print it only if
-    asked (``extras.print_config=true``)."""
+def start_run(cfg: DictConfig) -> None:
+    """Quiet upstream noise, keep freed CPU memory for reuse unless
+    ``extras.cpu_memory_reuse=false`` (:mod:`dynaseg.run.cpu_memory`), save the composed config in
+    the run directory, print it only if asked (``extras.print_config=true``)."""
     silence_upstream_noise()
+    apply_cpu_memory_policy(cfg.get("extras", {}).get("cpu_memory_reuse", False))
     if rank_zero_only.rank == 0 and cfg.get("paths", {}).get("output_dir"):
         save_config(cfg, Path(cfg.paths.output_dir))
     if cfg.get("extras", {}).get("print_config"):
@@ -278,7 +281,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
-    start_console(cfg)
+    start_run(cfg)
     resolve_test_checkpoint(cfg)  # a typo fails now, not after fitting
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -351,7 +354,7 @@ def _fit_and_test(cfg: DictConfig, clock: RunClock) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` on the test split; prints the table, writes ``eval_metrics.json``."""
-    start_console(cfg)
+    start_run(cfg)
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
         raise ConfigError(
