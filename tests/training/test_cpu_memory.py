@@ -9,8 +9,9 @@ import resource
 
 import pytest
 import torch
+from PIL import Image
 
-from dynaseg.run import cpu_memory
+from dynaseg.run import cpu_memory, prediction
 from dynaseg.run.recipes import start_run
 from helpers import compose_config
 
@@ -53,8 +54,23 @@ def test_every_run_start_applies_its_setting(
     calls: list[bool] = []
     monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: calls.append(True) or True)
     overrides = ["experiment=quickstart", f"extras.cpu_memory_reuse={setting}"]
-    start_run(compose_config("train", overrides, output_dir=tmp_path))
+    start_run(compose_config("train", overrides, output_dir=tmp_path))  # train and eval
     assert calls == applied
+
+    class Loading(Exception):  # noqa: N818 — stops predict where it would load the weights
+        pass
+
+    def load_module(path: object) -> None:
+        raise Loading
+
+    monkeypatch.setattr(prediction, "load_module", load_module)
+    (tmp_path / "x.ckpt").write_bytes(b"")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    overrides = [f"ckpt_path={tmp_path / 'x.ckpt'}", f"inputs={tmp_path / 'a.png'}"]
+    overrides += [f"output_dir={tmp_path / 'pred'}", f"extras.cpu_memory_reuse={setting}"]
+    with pytest.raises(Loading):
+        prediction.predict(compose_config("predict", overrides))
+    assert calls == applied * 2
     assert compose_config("train", [])["extras"]["cpu_memory_reuse"] is True  # the default
     for task, base in (("eval", ["ckpt_path=x.ckpt"]), ("predict", ["ckpt_path=x.ckpt"])):
         assert compose_config(task, base)["extras"]["cpu_memory_reuse"] is True
