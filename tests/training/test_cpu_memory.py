@@ -81,9 +81,9 @@ def test_without_glibc_the_run_says_so_and_goes_on(monkeypatch, caplog) -> None:
     assert cpu_memory.keep_freed_memory() is False
     assert cpu_memory.restore_glibc_defaults() is False
     with caplog.at_level(logging.INFO):
-        assert cpu_memory.apply_cpu_memory_policy(True) is False
+        assert cpu_memory.apply_cpu_memory_policy({"extras": {"cpu_memory_reuse": True}}) is False
     assert "extras.cpu_memory_reuse: the C library is not glibc" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        assert cpu_memory.apply_cpu_memory_policy(False) is False
+        assert cpu_memory.apply_cpu_memory_policy({"extras": {"cpu_memory_reuse": False}}) is False
     assert caplog.text == ""

@@ -57,15 +57,8 @@ VARIANTS = {
         "grad_checkpointing": True,
         "cpu_memory_reuse": True,
     },
-    "current+reuse": {
-        "dynamic_conv": "grouped",
-        "split_bottleneck": False,
-        "lean_loss": False,
-        "recompute_convs": False,
-        "grad_checkpointing": False,
-        "cpu_memory_reuse": True,
-    },
 }
+VARIANTS["current+reuse"] = {**VARIANTS["current"], "cpu_memory_reuse": True}
 
 
 def build_dmnet(variant: dict[str, Any] | None = None):

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -76,10 +78,10 @@ def restore_glibc_defaults() -> bool:
     )
 
 
-def apply_cpu_memory_policy(reuse: bool) -> bool:
-    """The run's ``extras.cpu_memory_reuse``: switch reuse on if asked (and say so where it
-    cannot be). Returns whether reuse is in effect."""
-    if not reuse:
+def apply_cpu_memory_policy(cfg: Mapping[str, Any]) -> bool:
+    """A run's ``extras.cpu_memory_reuse`` (absent: off): switch reuse on if asked, and say so
+    where it cannot be. Returns whether reuse is in effect."""
+    if not (cfg.get("extras") or {}).get("cpu_memory_reuse", False):
         return False
     if keep_freed_memory():
         return True

@@ -334,7 +334,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     if cfg.get("ids_file"):
         paths = keep_listed(paths, cfg.ids_file)
 
-    apply_cpu_memory_policy(cfg.get("extras", {}).get("cpu_memory_reuse", False))
+    apply_cpu_memory_policy(cfg)
     model = load_module(ckpt_path)
     server = (cfg.get("submission") or {}).get("format")
     submission = submission_format(server, model.hparams.num_classes, paths) if server else None

@@ -58,7 +58,7 @@ def start_run(cfg: DictConfig) -> None:
     ``extras.cpu_memory_reuse=false`` (:mod:`dynaseg.run.cpu_memory`), save the composed config in
     the run directory, print it only if asked (``extras.print_config=true``)."""
     silence_upstream_noise()
-    apply_cpu_memory_policy(cfg.get("extras", {}).get("cpu_memory_reuse", False))
+    apply_cpu_memory_policy(cfg)
     if rank_zero_only.rank == 0 and cfg.get("paths", {}).get("output_dir"):
         save_config(cfg, Path(cfg.paths.output_dir))
     if cfg.get("extras", {}).get("print_config"):
